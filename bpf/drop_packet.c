@@ -1,0 +1,185 @@
+/* drop-packet: per-flow packet counters at each stage of the packet path.
+ *
+ * Compiled by BCC with -I<this dir> and these -D values from user space:
+ *   DP_SKB_HEAD, DP_SKB_DATA, DP_SKB_NETWORK_HEADER, DP_SKB_PROTOCOL:
+ *       offsets of struct sk_buff members in the running kernel (from BTF;
+ *       the header tree BCC compiles against may be another kernel's);
+ *   DP_MAX_FLOWS: capacity of the flow table.
+ * Every probe is a stub that calls dp_count(); user space attaches only the
+ * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
+#include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
+#include "drop_packet.h"
+
+#define DP_AF_INET 2
+#define DP_AF_INET6 10
+#define DP_IPPROTO_TCP 6
+#define DP_IPPROTO_UDP 17
+#define DP_ETH_HLEN 14
+
+BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
+BPF_ARRAY(dp_config, struct dp_config, 1);
+
+static __always_inline void *dp_read_ptr(void *base, int offset)
+{
+	void *p = 0;
+	bpf_probe_read_kernel(&p, sizeof(p), base + offset);
+	return p;
+}
+
+/* Fills the key from the IP and transport headers; returns 0 for TCP/UDP over IP. */
+static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *key)
+{
+	__u8 ethertype[2] = {};
+	void *l3, *l4;
+	__u8 ip[40];
+	int later_fragment = 0;
+
+	if (l3_at == DP_L3_AT_NETWORK_HEADER) {
+		__u16 network_header = 0;
+		bpf_probe_read_kernel(&network_header, 2, skb + DP_SKB_NETWORK_HEADER);
+		if (network_header == 0xffff)	/* not set yet */
+			return -1;
+		l3 = dp_read_ptr(skb, DP_SKB_HEAD) + network_header;
+		bpf_probe_read_kernel(ethertype, 2, skb + DP_SKB_PROTOCOL);
+	} else if (l3_at == DP_L3_AT_DATA_ETH) {
+		void *data = dp_read_ptr(skb, DP_SKB_DATA);
+		bpf_probe_read_kernel(ethertype, 2, data + 12);
+		l3 = data + DP_ETH_HLEN;
+	} else {
+		l3 = dp_read_ptr(skb, DP_SKB_DATA);
+		bpf_probe_read_kernel(ethertype, 2, skb + DP_SKB_PROTOCOL);
+	}
+
+	if (ethertype[0] == 0x08 && ethertype[1] == 0x00) {
+		if (bpf_probe_read_kernel(ip, 20, l3))
+			return -1;
+		if ((ip[0] >> 4) != 4)
+			return -1;
+		key->dp_family = DP_AF_INET;
+		key->dp_protocol = ip[9];
+		__builtin_memcpy(key->dp_saddr, &ip[12], 4);
+		__builtin_memcpy(key->dp_daddr, &ip[16], 4);
+		later_fragment = ((ip[6] & 0x1f) | ip[7]) != 0;
+		l4 = l3 + (ip[0] & 0x0f) * 4;
+	} else if (ethertype[0] == 0x86 && ethertype[1] == 0xdd) {
+		if (bpf_probe_read_kernel(ip, 40, l3))
+			return -1;
+		key->dp_family = DP_AF_INET6;
+		key->dp_protocol = ip[6];
+		__builtin_memcpy(key->dp_saddr, &ip[8], 16);
+		__builtin_memcpy(key->dp_daddr, &ip[24], 16);
+		l4 = l3 + 40;
+	} else {
+		return -1;
+	}
+	if (key->dp_protocol != DP_IPPROTO_TCP && key->dp_protocol != DP_IPPROTO_UDP)
+		return -1;
+	if (later_fragment)	/* no transport header: ports stay 0 */
+		return 0;
+	__u8 ports[4];
+	if (bpf_probe_read_kernel(ports, 4, l4))
+		return -1;
+	key->dp_sport = (ports[0] << 8) | ports[1];
+	key->dp_dport = (ports[2] << 8) | ports[3];
+	return 0;
+}
+
+static __always_inline int dp_same_addr(const __u8 *a, const __u8 *b)
+{
+#pragma unroll
+	for (int i = 0; i < 16; i++)
+		if (a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline int dp_filter_pass(const struct dp_config *c, const struct dp_flow_key *key)
+{
+	if (c->dp_saddr_family && (c->dp_saddr_family != key->dp_family ||
+				   !dp_same_addr(c->dp_saddr, key->dp_saddr)))
+		return 0;
+	if (c->dp_daddr_family && (c->dp_daddr_family != key->dp_family ||
+				   !dp_same_addr(c->dp_daddr, key->dp_daddr)))
+		return 0;
+	if (c->dp_sport >= 0 && c->dp_sport != key->dp_sport)
+		return 0;
+	if (c->dp_dport >= 0 && c->dp_dport != key->dp_dport)
+		return 0;
+	return 1;
+}
+
+/* Counts one sighting of skb at stage. */
+static __always_inline int dp_count(void *skb, int stage, int l3_at)
+{
+	struct dp_flow_key key = {};
+	int zero = 0;
+
+	if (!skb || dp_parse(skb, l3_at, &key))
+		return 0;
+	struct dp_config *config = dp_config.lookup(&zero);
+	if (config && config->dp_active && !dp_filter_pass(config, &key))
+		return 0;
+
+	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
+	struct dp_flow_counts *counts = dp_flows.lookup(&key);
+	if (!counts) {
+		struct dp_flow_counts fresh = {};
+		dp_flows.insert(&key, &fresh);
+		counts = dp_flows.lookup(&key);
+		if (!counts)
+			return 0;
+	}
+	counts->dp_packets[stage] += 1;	/* per-CPU value: no atomics needed */
+	return 0;
+}
+
+/* Stubs. Raw tracepoint args are the tracepoint's TP_PROTO arguments. */
+
+int dp_kp_eth_type_trans(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_ETH_RECV, DP_L3_AT_DATA_ETH);
+}
+
+int dp_tp_netif_rx(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_ETH_RECV, DP_L3_AT_DATA);
+}
+
+int dp_kp_napi_gro_receive(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM2(ctx), DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
+}
+
+int dp_tp_napi_gro_receive_entry(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
+}
+
+/* Since 5.x the first argument is struct sk_buff **pskb. */
+int dp_kp_netif_receive_skb_core(struct pt_regs *ctx)
+{
+	return dp_count(dp_read_ptr((void *)PT_REGS_PARM1(ctx), 0), DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+}
+
+int dp_tp_netif_receive_skb(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+}
+
+int dp_kp_tcp_v4_rcv(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_TCP_V4_RCV, DP_L3_AT_NETWORK_HEADER);
+}
+
+int dp_kp_udp_rcv(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_UDP_RCV, DP_L3_AT_NETWORK_HEADER);
+}
+
+/* net_dev_xmit(skb, rc, dev, len): only a successful transmit counts. */
+int dp_tp_net_dev_xmit(struct bpf_raw_tracepoint_args *ctx)
+{
+	if ((int)ctx->args[1] != 0)
+		return 0;
+	return dp_count((void *)ctx->args[0], DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Sets up what is missing, then mounts drop-packet in the background and
+# returns once mnt/mooc/net/drop-packet is ready.
+#   sudo ./mount.sh [MOUNTPOINT]      mount (default: mnt/ beside this script)
+#   sudo ./mount.sh -u [MOUNTPOINT]   unmount; the daemon detaches every hook and exits
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+unmount=0
+if [ "${1:-}" = "-u" ]; then unmount=1; shift; fi
+mnt="$(realpath -m "${1:-$here/mnt}")"
+run="$here/.run"
+state="$run/$(echo "$mnt" | tr / _)"   # one pid and log per mount point
+entry="$mnt/mooc/net/drop-packet"
+
+[ "$(id -u)" -eq 0 ] || { echo "mount.sh: run as root (sudo)" >&2; exit 1; }
+
+daemon_alive() { [ -f "$state.pid" ] && kill -0 "$(cat "$state.pid")" 2>/dev/null; }
+
+wait_daemon_gone() {
+  for _ in $(seq 100); do daemon_alive || return 0; sleep 0.1; done
+  echo "mount.sh: daemon $(cat "$state.pid") still running" >&2; return 1
+}
+
+# A mount whose daemon died answers "Transport endpoint is not connected".
+clear_stale() {
+  if ! stat "$mnt" >/dev/null 2>&1 && mount | grep -q " $mnt "; then
+    echo "mount.sh: clearing stale mount at $mnt"
+    fusermount -uz "$mnt" 2>/dev/null || umount -l "$mnt"
+  fi
+}
+
+if [ "$unmount" = 1 ]; then
+  clear_stale
+  if mountpoint -q "$mnt"; then fusermount -u "$mnt"; fi
+  wait_daemon_gone
+  rm -f "$state.pid"
+  exit 0
+fi
+
+"$here/scripts/setup.sh"
+clear_stale
+if mountpoint -q "$mnt"; then
+  echo "mount.sh: already mounted at $mnt"; exit 0
+fi
+mkdir -p "$mnt" "$run"
+setsid "$here/.venv/bin/python" -m procfs_fuse mount "$mnt" >>"$state.log" 2>&1 < /dev/null &
+echo $! > "$state.pid"
+for _ in $(seq 300); do
+  [ -e "$entry" ] && { echo "mount.sh: $entry ready (log: $state.log)"; exit 0; }
+  daemon_alive || break
+  sleep 0.1
+done
+echo "mount.sh: mount failed; the daemon's log says:" >&2
+tail -n 20 "$state.log" >&2
+exit 1

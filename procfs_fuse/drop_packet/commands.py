@@ -1,0 +1,72 @@
+"""The command language of the drop-packet file. Pure: bytes in, commands out.
+
+One write is one batch; each non-empty line is one command. The whole batch
+is checked before anything runs, so a bad line changes nothing.
+"""
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+
+MAX_WRITE = 4096  # a page, like a /proc write
+
+ACTIONS = ("activate", "deactivate", "clear")
+# command word -> Filters field; the value parser is picked by the suffix
+FILTERS = {"source-addr": "source_addr", "source-port": "source_port",
+           "dest-addr": "dest_addr", "dest-port": "dest_port"}
+
+
+class CommandError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Command:
+    word: str
+    field: Optional[str] = None  # for filters: the Filters field
+    value: object = None         # for filters: the value, None clears it
+
+
+def _parse_port(text):
+    if not text.isdigit() or len(text) > 5 or int(text) > 65535:
+        raise CommandError("bad port %r: want 0..65535" % text)
+    return int(text)
+
+
+def _parse_addr(text):
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise CommandError("bad address %r: want an IPv4 or IPv6 address" % text) from None
+
+
+def parse_line(line):
+    words = line.split()
+    word, args = words[0], words[1:]
+    if word in ACTIONS:
+        if args:
+            raise CommandError("%s takes no argument" % word)
+        return Command(word)
+    if word in FILTERS:
+        if len(args) > 1:
+            raise CommandError("%s takes one argument" % word)
+        value = None  # no argument, or "*" as the report shows it: any
+        if args and args[0] != "*":
+            value = _parse_port(args[0]) if word.endswith("-port") else _parse_addr(args[0])
+        return Command(word, FILTERS[word], value)
+    raise CommandError("unknown command %r (known: %s)" % (word, ", ".join(ACTIONS + tuple(FILTERS))))
+
+
+def parse(data: bytes):
+    """A list of Commands, or CommandError saying what is wrong."""
+    if len(data) > MAX_WRITE:
+        raise CommandError("write of %d bytes is over the %d-byte limit" % (len(data), MAX_WRITE))
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise CommandError("junk bytes: commands are ASCII text") from None
+    if any(not (c.isprintable() or c in "\t\n") for c in text):
+        raise CommandError("junk bytes: control characters in the command")
+    commands = [parse_line(line) for line in text.split("\n") if line.strip()]
+    if not commands:
+        raise CommandError("empty write: no command")
+    return commands

@@ -1,0 +1,104 @@
+"""The drop-packet entry: settings, state (inactive | active) and one lock.
+
+render() and command() are all the file system calls. The tracer is passed
+in (a factory of sessions), so this runs without a kernel in tests.
+"""
+import dataclasses
+import errno
+import logging
+import threading
+
+from . import commands as cmdlang
+from .flows import Filters
+from .report import render
+
+log = logging.getLogger(__name__)
+
+
+class EntryError(Exception):
+    def __init__(self, errno_value, message):
+        super().__init__(message)
+        self.errno = errno_value
+
+
+class DropPacketEntry:
+    def __init__(self, session_factory):
+        """session_factory(filters) -> session with .hooks, .read_flows(),
+        .clear(), .set_filters(filters), .close(); raises on failure with an
+        .errno attribute when it has one."""
+        self._new_session = session_factory
+        self._lock = threading.Lock()
+        self._session = None
+        self._filters = Filters()
+        self._last_error = None
+        self._hooks = None      # of the current or last activation
+        self._kept_flows = {}   # counters kept readable after deactivate
+
+    def render(self) -> bytes:
+        with self._lock:
+            flows = self._session.read_flows() if self._session else self._kept_flows
+            text = render(self._session is not None, self._filters, self._last_error,
+                          self._hooks, flows)
+        return text.encode()
+
+    def command(self, data: bytes):
+        """Run one write's batch; raises EntryError (and keeps the reason for the report)."""
+        with self._lock:
+            try:
+                batch = cmdlang.parse(data)
+            except cmdlang.CommandError as e:
+                self._last_error = str(e)
+                raise EntryError(errno.EINVAL, str(e))
+            before = (self._session, self._filters)
+            try:
+                for command in batch:
+                    self._run(command)
+            except Exception as e:
+                reason = str(e) or type(e).__name__
+                log.warning("command failed: %s", reason)
+                self._rollback(*before)
+                self._last_error = reason
+                raise EntryError(getattr(e, "errno", None) or errno.EIO, reason)
+            self._last_error = None
+
+    def _rollback(self, session_before, filters_before):
+        """After a failed batch: the settings it changed go back; an activation it made is undone."""
+        if self._session is not None and self._session is not session_before:
+            self._deactivate()
+        self._filters = filters_before
+        if self._session is not None:
+            self._session.set_filters(filters_before)
+
+    def _run(self, command):
+        if command.word == "activate":
+            if self._session is None:
+                self._session = self._new_session(self._filters)
+                self._hooks = self._session.hooks
+                self._kept_flows = {}
+        elif command.word == "deactivate":
+            if self._session is not None:
+                self._deactivate()
+        elif command.word == "clear":
+            if self._session is not None:
+                self._session.clear()
+            self._kept_flows = {}
+        else:
+            self._filters = dataclasses.replace(self._filters, **{command.field: command.value})
+            # while active, a new filter starts a new measurement: old flows
+            # would mislead; inactive, the last counters stay readable
+            if self._session is not None:
+                self._session.set_filters(self._filters)
+                self._session.clear()
+
+    def _deactivate(self):
+        session, self._session = self._session, None
+        try:
+            self._kept_flows = session.read_flows()
+        finally:
+            session.close()
+
+    def close(self):
+        """Detach everything (daemon exit)."""
+        with self._lock:
+            if self._session is not None:
+                self._deactivate()

@@ -1,0 +1,38 @@
+"""The Python side of a flow and of the filters: plain values, no kernel."""
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional
+
+PROTOCOL_NAMES = {6: "TCP", 17: "UDP"}
+
+
+@dataclass(frozen=True)
+class Flow:
+    protocol: int
+    saddr: object  # ipaddress.IPv4Address | IPv6Address
+    sport: int
+    daddr: object
+    dport: int
+
+    @property
+    def sort_key(self):
+        return (self.protocol, self.saddr.version, self.saddr.packed, self.sport,
+                self.daddr.packed, self.dport)
+
+
+@dataclass(frozen=True)
+class Filters:
+    source_addr: Optional[object] = None
+    source_port: Optional[int] = None
+    dest_addr: Optional[object] = None
+    dest_port: Optional[int] = None
+
+    @property
+    def any_set(self):
+        return any(v is not None for v in (self.source_addr, self.source_port,
+                                           self.dest_addr, self.dest_port))
+
+
+def address_from_key(family_is_v6, raw16):
+    raw = bytes(raw16)
+    return ipaddress.IPv6Address(raw) if family_is_v6 else ipaddress.IPv4Address(raw[:4])

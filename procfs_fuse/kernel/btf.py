@@ -1,0 +1,144 @@
+"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux).
+
+Only what the tool needs: struct member offsets (descending into anonymous
+structs and unions) and enum values. Header files in the BCC tree are from
+another kernel; these offsets are the running kernel's truth.
+"""
+import struct
+from dataclasses import dataclass
+
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+BTF_MAGIC = 0xEB9F
+
+KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
+KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT = 8, 9, 10, 11
+KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM64 = 13, 14, 15, 17, 18, 19
+
+# Bytes that follow the 12-byte common header, per kind: fixed part, per-vlen part.
+_TRAILER = {
+    KIND_INT: (4, 0), KIND_ARRAY: (12, 0), KIND_STRUCT: (0, 12), KIND_UNION: (0, 12),
+    KIND_ENUM: (0, 8), KIND_FUNC_PROTO: (0, 8), KIND_VAR: (4, 0), KIND_DATASEC: (0, 12),
+    KIND_DECL_TAG: (4, 0), KIND_ENUM64: (0, 12),
+}
+_MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
+
+
+class BTFError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Member:
+    offset: int  # bytes from the start of the outer struct
+    size: int    # bytes
+
+
+@dataclass
+class _Type:
+    kind: int
+    name: str
+    size_or_type: int
+    vlen: int
+    kind_flag: bool
+    body: int  # offset of the trailer in the type section
+
+
+class BTF:
+    def __init__(self, blob: bytes):
+        if len(blob) < 24:
+            raise BTFError("BTF blob too short")
+        magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
+        if magic != BTF_MAGIC:
+            raise BTFError("not BTF (bad magic %#x)" % magic)
+        type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", blob, 8)
+        self._types_blob = blob[hdr_len + type_off: hdr_len + type_off + type_len]
+        self._strings = blob[hdr_len + str_off: hdr_len + str_off + str_len]
+        self._types = [None]  # type id 0 is void
+        self._by_name = {}
+        self._index()
+
+    @classmethod
+    def from_file(cls, path=VMLINUX_BTF):
+        with open(path, "rb") as f:
+            return cls(f.read())
+
+    def _string(self, off):
+        end = self._strings.index(b"\0", off)
+        return self._strings[off:end].decode()
+
+    def _index(self):
+        blob, pos, end = self._types_blob, 0, len(self._types_blob)
+        while pos < end:
+            name_off, info, size_or_type = struct.unpack_from("<III", blob, pos)
+            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
+            fixed, per = _TRAILER.get(kind, (0, 0))
+            t = _Type(kind, "", size_or_type, vlen, bool(info >> 31), pos + 12)
+            if kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64) and name_off:
+                t.name = self._string(name_off)
+                self._by_name.setdefault((kind, t.name), len(self._types))
+            self._types.append(t)
+            pos += 12 + fixed + per * vlen
+
+    def _resolve(self, type_id):
+        """Skip typedefs and qualifiers."""
+        t = self._types[type_id]
+        while t is not None and t.kind in _MODIFIERS:
+            type_id = t.size_or_type
+            t = self._types[type_id]
+        return t
+
+    def _size(self, type_id):
+        t = self._resolve(type_id)
+        if t is None:
+            return 0
+        if t.kind == KIND_PTR:
+            return 8
+        if t.kind == KIND_ARRAY:
+            elem, _index, nelems = struct.unpack_from("<III", self._types_blob, t.body)
+            return self._size(elem) * nelems
+        return t.size_or_type
+
+    def _members(self, t):
+        for i in range(t.vlen):
+            name_off, type_id, offset = struct.unpack_from("<III", self._types_blob, t.body + 12 * i)
+            if t.kind_flag:
+                offset &= 0xFFFFFF
+            yield (self._string(name_off) if name_off else ""), type_id, offset
+
+    def _find_member(self, t, name, base_bits):
+        for member_name, type_id, bit_offset in self._members(t):
+            if member_name == name:
+                return base_bits + bit_offset, type_id
+            if not member_name:  # anonymous struct/union: descend
+                inner = self._resolve(type_id)
+                if inner is not None and inner.kind in (KIND_STRUCT, KIND_UNION):
+                    found = self._find_member(inner, name, base_bits + bit_offset)
+                    if found:
+                        return found
+        return None
+
+    def struct_member(self, struct_name, member) -> Member:
+        type_id = self._by_name.get((KIND_STRUCT, struct_name))
+        if type_id is None:
+            raise BTFError("struct %s not in BTF" % struct_name)
+        found = self._find_member(self._types[type_id], member, 0)
+        if found is None:
+            raise BTFError("struct %s has no member %s" % (struct_name, member))
+        bits, member_type = found
+        if bits % 8:
+            raise BTFError("%s.%s is a bitfield" % (struct_name, member))
+        return Member(bits // 8, self._size(member_type))
+
+    def enum(self, enum_name) -> dict:
+        """Enumerator name -> value."""
+        for kind, per in ((KIND_ENUM, 8), (KIND_ENUM64, 12)):
+            type_id = self._by_name.get((kind, enum_name))
+            if type_id is None:
+                continue
+            t, values = self._types[type_id], {}
+            for i in range(t.vlen):
+                name_off, lo = struct.unpack_from("<II", self._types_blob, t.body + per * i)
+                hi = struct.unpack_from("<I", self._types_blob, t.body + per * i + 8)[0] if per == 12 else 0
+                values[self._string(name_off)] = (hi << 32) | lo
+            return values
+        raise BTFError("enum %s not in BTF" % enum_name)
