@@ -15,16 +15,13 @@ usually through ./mount.sh, which also installs what is missing."""
 
 
 def cmd_mount(args):
-    from fuse import FUSE
-
     from .drop_packet.controller import DropPacketEntry
     from .drop_packet.tracer import BccSession
-    from .fs import ENTRY_PATH, ProcFS
+    from .fs import ENTRY_PATH, serve
 
     entry = DropPacketEntry(BccSession)
     try:
-        FUSE(ProcFS({ENTRY_PATH: entry}), args.mountpoint, foreground=True, raw_fi=True,
-             big_writes=True, max_write=131072, fsname="drop-packet", subtype="drop-packet")
+        serve({ENTRY_PATH: entry}, args.mountpoint)
     finally:
         entry.close()  # unmounted or signalled: leave no hook behind
     return 0

@@ -12,7 +12,7 @@ import stat
 import threading
 import time
 
-from fuse import FuseOSError, Operations
+from fuse import FUSE, FuseOSError, Operations
 
 from .drop_packet.controller import EntryError
 
@@ -92,8 +92,8 @@ class ProcFS(Operations):
 
     def write(self, path, data, offset, fi):
         # Any offset: a script may keep the file open and write batch after
-        # batch. The mount's max_write is far above commands.MAX_WRITE, so the
-        # kernel never splits an acceptable batch into pieces.
+        # batch. serve() sets max_write so that the kernel never splits an
+        # acceptable batch into pieces.
         self._entry(path).command(data)
         return len(data)
 
@@ -105,3 +105,12 @@ class ProcFS(Operations):
         with self._snapshots_lock:
             self._snapshots.pop(fi.fh, None)
         return 0
+
+
+def serve(entries, mountpoint, fsname="drop-packet"):
+    """Mount and serve in the foreground until unmounted or signalled.
+
+    max_write far above commands.MAX_WRITE: a batch always arrives in one write.
+    """
+    FUSE(ProcFS(entries), mountpoint, foreground=True, raw_fi=True, big_writes=True,
+         max_write=131072, fsname=fsname, subtype="drop-packet")

@@ -64,7 +64,8 @@ class DropPacketEntry:
     def _rollback(self, session_before, filters_before):
         """After a failed batch: the settings it changed go back; an activation it made is undone."""
         if self._session is not None and self._session is not session_before:
-            self._deactivate()
+            session, self._session = self._session, None
+            session.close()
         self._filters = filters_before
         if self._session is not None:
             self._session.set_filters(filters_before)

@@ -101,14 +101,15 @@ class BTF:
     def _members(self, t):
         for i in range(t.vlen):
             name_off, type_id, offset = struct.unpack_from("<III", self._types_blob, t.body + 12 * i)
+            bitfield_bits = 0
             if t.kind_flag:
-                offset &= 0xFFFFFF
-            yield (self._string(name_off) if name_off else ""), type_id, offset
+                bitfield_bits, offset = offset >> 24, offset & 0xFFFFFF
+            yield (self._string(name_off) if name_off else ""), type_id, offset, bitfield_bits
 
     def _find_member(self, t, name, base_bits):
-        for member_name, type_id, bit_offset in self._members(t):
+        for member_name, type_id, bit_offset, bitfield_bits in self._members(t):
             if member_name == name:
-                return base_bits + bit_offset, type_id
+                return base_bits + bit_offset, type_id, bitfield_bits
             if not member_name:  # anonymous struct/union: descend
                 inner = self._resolve(type_id)
                 if inner is not None and inner.kind in (KIND_STRUCT, KIND_UNION):
@@ -124,8 +125,8 @@ class BTF:
         found = self._find_member(self._types[type_id], member, 0)
         if found is None:
             raise BTFError("struct %s has no member %s" % (struct_name, member))
-        bits, member_type = found
-        if bits % 8:
+        bits, member_type, bitfield_bits = found
+        if bits % 8 or bitfield_bits:
             raise BTFError("%s.%s is a bitfield" % (struct_name, member))
         return Member(bits // 8, self._size(member_type))
 

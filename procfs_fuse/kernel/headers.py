@@ -53,14 +53,14 @@ def merge_tree(common, arch_dir, cache_dir=CACHE_DIR):
     return target
 
 
-def header_tree(release=None, usr_src="/usr/src", cache_dir=CACHE_DIR):
+def header_tree(release=None, usr_src="/usr/src", cache_dir=CACHE_DIR, kheaders=KHEADERS):
     """(description, BCC_KERNEL_SOURCE value or None when BCC finds it alone)."""
     release = release or os.uname().release
     build = Path("/lib/modules") / release / "build"
     if (build / "include").is_dir():
         return "running kernel's headers at %s" % build, None
-    if os.path.exists(KHEADERS):
-        return "in-kernel headers %s" % KHEADERS, None
+    if os.path.exists(kheaders):
+        return "in-kernel headers %s" % kheaders, None
     pair = find_generic_pair(usr_src)
     if pair is None:
         raise HeadersError("no kernel headers: install linux-headers-amd64 (mount.sh does)")

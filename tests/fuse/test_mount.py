@@ -1,0 +1,128 @@
+"""A real FUSE mount driven from the shell, over a fake tracer."""
+import os
+
+import pytest
+
+from tests.fakes import FAIL_ACTIVATION_PORT, FAIL_READ_PORT
+from tests.mounts import ENTRY, sh, start_fake_daemon, unmount
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def mnt(tmp_path_factory):
+    base = tmp_path_factory.mktemp("fuse")
+    mountpoint = base / "mnt"
+    mountpoint.mkdir()
+    process = start_fake_daemon(mountpoint, base / "daemon.log")
+    yield mountpoint
+    unmount(mountpoint, process)
+    assert process.returncode == 0
+
+
+@pytest.fixture
+def f(mnt):
+    path = mnt / ENTRY
+    sh("echo deactivate > %s; echo clear > %s; /usr/bin/printf 'source-addr\\nsource-port\\ndest-addr\\ndest-port\\n' > %s"
+       % (path, path, path), check=True)
+    return path
+
+
+def test_tree_modes_and_size(mnt, f):
+    assert sh("ls %s" % mnt).stdout.split() == ["mooc"]
+    assert sh("ls %s/mooc/net" % mnt).stdout.split() == ["drop-packet"]
+    assert sh("stat -c '%%A %%U %%G %%s' %s" % f).stdout.strip() == "-rw-r--r-- root root 0"
+    assert sh("stat -c '%%A' %s/mooc/net" % mnt).stdout.strip() == "dr-xr-xr-x"
+    missing = sh("cat %s/mooc/net/nope" % mnt)
+    assert missing.returncode == 1 and "No such file or directory" in missing.stderr
+
+
+def test_cat_shows_settings_first(f):
+    out = sh("cat %s" % f, check=True).stdout
+    assert out.splitlines()[:2] == ["settings:", "  activated: N"]
+
+
+def test_echo_and_echo_n(f):
+    sh("echo activate > %s" % f, check=True)
+    assert sh("sed -n 2p %s" % f).stdout == "  activated: y\n"
+    sh("echo -n deactivate > %s" % f, check=True)
+    assert sh("sed -n 2p %s" % f).stdout == "  activated: N\n"
+
+
+def test_counters_show_after_activate_and_stay_after_deactivate(f):
+    sh("echo activate > %s" % f, check=True)
+    active = sh("cat %s" % f).stdout
+    assert "flows: 1\nprotocol: UDP, Source IP: 198.18.0.1, Source Port: 40000" in active
+    assert "    ETH_RECV: 1000\n" in active and "    TCP_V4_RCV: -\n" in active
+    sh("echo deactivate > %s" % f, check=True)
+    assert "    ETH_RECV: 1000\n" in sh("cat %s" % f).stdout
+
+
+@pytest.mark.parametrize("write", [
+    "echo bogus",
+    "echo 'dest-port 65536'",
+    "echo 'source-addr 198.18.0.300'",
+    "/usr/bin/printf 'activ\\xffate\\n'",
+    "/usr/bin/printf 'clear\\n\\x01\\n'",
+    "head -c 200000 /dev/zero | tr '\\\\0' a",
+    "/usr/bin/printf 'activate\\ndest-port x\\n'",  # one write() holds both lines
+])
+def test_bad_input_is_a_shell_visible_einval_and_changes_nothing(f, write):
+    before = sh("cat %s" % f).stdout
+    result = sh("%s > %s" % (write, f))
+    assert result.returncode == 1
+    assert "write error: Invalid argument" in result.stderr
+    after = sh("cat %s" % f).stdout
+    assert "  last-error: none\n" not in after
+    assert [l for l in after.splitlines() if "last-error" not in l] == \
+        [l for l in before.splitlines() if "last-error" not in l]
+
+
+def test_dd_bs1_and_head_c_see_the_same_bytes_as_cat(f):
+    sh("echo activate > %s" % f, check=True)
+    whole = sh("cat %s" % f).stdout
+    assert sh("dd if=%s bs=1 status=none" % f).stdout == whole
+    assert sh("head -c 37 %s" % f).stdout == whole[:37]
+
+
+def test_one_render_per_open(f):
+    """A reader that started before a change keeps its whole, consistent snapshot."""
+    with open(f, "rb") as reader:
+        first = reader.read(10)
+        sh("echo activate > %s" % f, check=True)
+        rest = reader.read()
+    assert (first + rest).decode().splitlines()[1] == "  activated: N"
+    assert sh("sed -n 2p %s" % f).stdout == "  activated: y\n"
+
+
+def test_append_truncate_and_several_writes_on_one_fd(f):
+    sh("echo activate >> %s" % f, check=True)
+    sh("truncate -s 0 %s" % f, check=True)
+    sh("exec 3>%s; echo 'dest-port 7777' >&3; echo 'source-port 40000' >&3; exec 3>&-" % f, check=True)
+    settings = sh("head -n 7 %s" % f).stdout
+    assert "  activated: y\n" in settings
+    assert "  dest-port: 7777\n" in settings and "  source-port: 40000\n" in settings
+
+
+def test_failed_activation_is_visible_and_leaves_it_inactive(f):
+    # /usr/bin/printf: one write(); bash's builtins write line by line
+    result = sh("/usr/bin/printf 'dest-port %d\\nactivate\\n' > %s" % (FAIL_ACTIVATION_PORT, f))
+    assert "write error: Operation not supported" in result.stderr
+    text = sh("cat %s" % f).stdout
+    assert "  activated: N\n" in text and "  dest-port: *\n" in text
+    assert "  last-error: [Errno 95] injected activation failure\n" in text
+
+
+def test_a_handler_error_is_an_errno_and_the_daemon_keeps_serving(f):
+    sh("/usr/bin/printf 'source-port %d\\nactivate\\n' > %s" % (FAIL_READ_PORT, f), check=True)
+    broken = sh("cat %s" % f)
+    assert broken.returncode == 1 and "Input/output error" in broken.stderr
+    sh("echo source-port > %s" % f, check=True)
+    assert sh("cat %s" % f, check=True).stdout.startswith("settings:\n  activated: y\n")
+
+
+def test_direct_io_reads_past_st_size(f):
+    """st_size is 0, yet a plain read gets the report (direct_io)."""
+    assert os.stat(f).st_size == 0
+    with open(f, "rb") as reader:
+        assert reader.read().startswith(b"settings:\n")

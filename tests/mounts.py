@@ -1,0 +1,73 @@
+"""Mounting and shell helpers shared by the FUSE and kernel tests."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ENTRY = "mooc/net/drop-packet"
+
+
+def sh(command, check=False, timeout=120):
+    """Run a bash command as a user would; returns the CompletedProcess (text)."""
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError("%s failed (%d): %s%s" % (command, result.returncode, result.stdout,
+                                                       result.stderr))
+    return result
+
+
+def wait_for(predicate, what, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def is_mounted(mountpoint):
+    return sh("mountpoint -q %s" % mountpoint).returncode == 0
+
+
+def start_fake_daemon(mountpoint, log_path):
+    """The real file system over a fake tracer, in its own process."""
+    log = open(log_path, "w")
+    process = subprocess.Popen([sys.executable, str(Path(__file__).parent / "fuse" / "fake_daemon.py"),
+                                str(mountpoint)], stdout=log, stderr=subprocess.STDOUT)
+    wait_for(lambda: os.path.exists(os.path.join(mountpoint, ENTRY)) or process.poll() is not None,
+             "the fake daemon's mount")
+    assert process.poll() is None, Path(log_path).read_text()
+    return process
+
+
+def unmount(mountpoint, process=None):
+    if is_mounted(mountpoint):
+        sh("fusermount -u %s" % mountpoint, check=True)
+    if process is not None:
+        process.wait(timeout=30)
+
+
+def parse_report(text):
+    """{'settings': {...}, 'hooks': {...}, 'flows': {header: {stage: int|None}}}."""
+    sections = {"settings": {}, "hooks": {}, "flows": {}}
+    current, flow = None, None
+    for line in text.splitlines():
+        if line in ("settings:", "hooks:"):
+            current = line[:-1]
+        elif line.startswith("flows: "):
+            current = "flows"
+        elif line.startswith("protocol: "):
+            flow = sections["flows"].setdefault(line, {})
+        elif current == "flows":
+            stage, value = line.strip().split(": ")
+            flow[stage] = None if value == "-" else int(value)
+        elif current in ("settings", "hooks") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            sections[current][key] = value
+    return sections
+
+
+def flow_header(protocol, saddr, sport, daddr, dport):
+    return "protocol: %s, Source IP: %s, Source Port: %d, Dest IP: %s, Dest Port: %d" % (
+        protocol, saddr, sport, daddr, dport)

@@ -1,0 +1,98 @@
+"""The entry's state machine, with a fake tracer session."""
+import errno
+
+import pytest
+
+from procfs_fuse.drop_packet.controller import DropPacketEntry, EntryError
+from tests.fakes import FAIL_ACTIVATION_PORT, FAIL_READ_PORT, FLOW, FakeSession
+
+
+@pytest.fixture
+def entry():
+    FakeSession.opened = []
+    return DropPacketEntry(FakeSession)
+
+
+def report(entry):
+    return entry.render().decode()
+
+
+def test_activate_deactivate_and_their_no_ops(entry):
+    entry.command(b"activate\n")
+    entry.command(b"activate\n")  # no-op: still the one session
+    assert len(FakeSession.opened) == 1
+    assert "  activated: y\n" in report(entry)
+    entry.command(b"deactivate\n")
+    entry.command(b"deactivate\n")
+    assert FakeSession.opened[0].closed
+    assert report(entry).startswith("settings:\n  activated: N\n")
+
+
+def test_deactivate_keeps_the_last_counters_and_activate_starts_from_zero(entry):
+    entry.command(b"activate")
+    FakeSession.opened[0].flows[FLOW][0] = 4242
+    entry.command(b"deactivate")
+    assert "    ETH_RECV: 4242\n" in report(entry)
+    entry.command(b"clear")
+    assert "flows: 0\n" in report(entry)
+    entry.command(b"activate")
+    assert FakeSession.opened[1].flows[FLOW][0] == 1000  # a new session, new counters
+
+
+def test_clear_while_active(entry):
+    entry.command(b"activate\nclear\n")
+    assert "flows: 0\n" in report(entry)
+
+
+def test_filters_reach_the_session_and_a_change_restarts_counting(entry):
+    entry.command(b"activate\n")
+    entry.command(b"dest-port 7777\nsource-addr 198.18.0.1\n")
+    session = FakeSession.opened[0]
+    assert session.filters.dest_port == 7777 and str(session.filters.source_addr) == "198.18.0.1"
+    assert session.flows == {}
+    text = report(entry)
+    assert "  dest-port: 7777\n" in text and "  source-addr: 198.18.0.1\n" in text
+    entry.command(b"dest-port\n")
+    assert session.filters.dest_port is None and "  dest-port: *\n" in report(entry)
+
+
+def test_filters_set_while_inactive_apply_at_activation(entry):
+    entry.command(b"source-port 40000\nactivate\n")
+    assert FakeSession.opened[0].filters.source_port == 40000
+
+
+def test_bad_input_is_einval_changes_nothing_and_is_readable(entry):
+    entry.command(b"activate\ndest-port 80\n")
+    before = report(entry)
+    for bad in (b"dest-port 1\nbogus\n", b"source-port 65536", b"\xff\xfe", b"x" * 5000):
+        with pytest.raises(EntryError) as raised:
+            entry.command(bad)
+        assert raised.value.errno == errno.EINVAL
+    after = report(entry)
+    assert "  last-error: write of 5000 bytes is over the 4096-byte limit\n" in after
+    assert after.replace(after.splitlines()[6], before.splitlines()[6]) == before
+    entry.command(b"clear\n")
+    assert "  last-error: none\n" in report(entry)  # a good write clears the error
+
+
+def test_failed_activation_reports_and_rolls_back_the_batch(entry):
+    with pytest.raises(EntryError) as raised:
+        entry.command(b"dest-port %d\nactivate\n" % FAIL_ACTIVATION_PORT)
+    assert raised.value.errno == errno.EOPNOTSUPP
+    text = report(entry)
+    assert "  activated: N\n" in text and "  dest-port: *\n" in text
+    assert "  last-error: [Errno 95] injected activation failure\n" in text
+
+
+def test_a_batch_failing_after_activate_detaches_what_it_attached(entry):
+    entry.command(b"source-port %d\n" % FAIL_READ_PORT)
+    with pytest.raises(EntryError):
+        entry.command(b"activate\ndeactivate\n")  # deactivate reads the counters: raises
+    assert FakeSession.opened[0].closed
+    assert "  activated: N\n" in report(entry)
+
+
+def test_close_detaches(entry):
+    entry.command(b"activate")
+    entry.close()
+    assert FakeSession.opened[0].closed

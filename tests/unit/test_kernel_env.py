@@ -1,0 +1,76 @@
+"""tracefs, kallsyms and header-tree logic on canned files."""
+from pathlib import Path
+
+import pytest
+
+from procfs_fuse.drop_packet.hooks import CANDIDATES
+from procfs_fuse.kernel import headers
+from procfs_fuse.kernel.tracefs import KernelHooks, read_text_symbols
+
+KALLSYMS = """\
+ffffffff81000000 T _stext
+ffffffff81a2b3c0 T eth_type_trans
+ffffffff81a2b400 t __netif_receive_skb_core
+ffffffff82000000 D tcp_v4_rcv_data
+ffffffffc0000000 t veth_xmit\t[veth]
+"""
+
+
+def test_text_symbols_only():
+    assert read_text_symbols(KALLSYMS) == {"_stext", "eth_type_trans", "__netif_receive_skb_core",
+                                           "veth_xmit"}
+
+
+def _fake_kernel(tmp_path, tracepoints, kprobes):
+    tracefs = tmp_path / "tracing"
+    tracefs.mkdir()
+    for tp in tracepoints:
+        (tracefs / "events" / tp.replace(":", "/")).mkdir(parents=True)
+    if kprobes:
+        (tracefs / "kprobe_events").write_text("")
+    kallsyms = tmp_path / "kallsyms"
+    kallsyms.write_text(KALLSYMS)
+    return KernelHooks(tracefs=str(tracefs), kprobe_pmu=str(tmp_path / "none"), kallsyms=str(kallsyms))
+
+
+def test_availability_on_a_kernel_without_kprobes(tmp_path):
+    kernel = _fake_kernel(tmp_path, ["net:netif_rx"], kprobes=False)
+    eth_kprobe, eth_tp = CANDIDATES["ETH_RECV"]
+    assert kernel.why_unavailable(eth_kprobe) == "kprobes not supported"
+    assert kernel.why_unavailable(eth_tp) is None
+    assert kernel.why_unavailable(CANDIDATES["SEND_SKB"][0]) == "no such tracepoint"
+
+
+def test_availability_on_a_kernel_with_kprobes(tmp_path):
+    kernel = _fake_kernel(tmp_path, [], kprobes=True)
+    assert kernel.why_unavailable(CANDIDATES["ETH_RECV"][0]) is None
+    assert kernel.why_unavailable(CANDIDATES["RECV_SKB"][0]) is None
+    assert kernel.why_unavailable(CANDIDATES["TCP_V4_RCV"][0]) == "no such function"
+
+
+def test_generic_headers_newest_pair_merged_into_one_tree(tmp_path):
+    src = tmp_path / "src"
+    for version in ("6.1.0-9", "6.1.0-56"):
+        common = src / ("linux-headers-%s-common" % version)
+        arch = src / ("linux-headers-%s-amd64" % version)
+        (common / "include/linux").mkdir(parents=True)
+        (common / "include/linux/skbuff.h").write_text("common " + version)
+        (common / "Makefile").write_text("common")
+        (arch / "include/generated").mkdir(parents=True)
+        (arch / "include/generated/autoconf.h").write_text("arch")
+        (arch / "Makefile").write_text("arch")
+    (src / "linux-headers-7.0.0-1-common").mkdir()  # no arch part: not a pair
+    description, tree = headers.header_tree(release="no-such-release", usr_src=str(src),
+                                            cache_dir=str(tmp_path / "cache"), kheaders=str(tmp_path / "none"))
+    assert tree.endswith("headers-6.1.0-56-amd64")
+    assert "generic headers" in description
+    tree = Path(tree)
+    assert (tree / "include/linux/skbuff.h").read_text() == "common 6.1.0-56"
+    assert (tree / "include/generated/autoconf.h").read_text() == "arch"
+    assert (tree / "Makefile").read_text() == "arch"  # the architecture part wins
+
+
+def test_no_headers_at_all_says_what_to_install(tmp_path):
+    with pytest.raises(headers.HeadersError, match="linux-headers"):
+        headers.header_tree(release="no-such-release", usr_src=str(tmp_path), cache_dir=str(tmp_path),
+                             kheaders=str(tmp_path / "none"))
