@@ -67,7 +67,7 @@ class BccSession:
         if source:
             os.environ["BCC_KERNEL_SOURCE"] = source
         try:
-            self.bpf = BPF(src_file=str(PROGRAM), cflags=compile_flags(max_flows))
+            self.bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags(max_flows))
         except Exception as e:
             raise ActivationError(errno.EIO, "BPF compile failed: %s" % e)
         try:

@@ -1,0 +1,100 @@
+"""Traffic ends run inside the test namespaces: `ip netns exec NS python peer.py MODE ...`.
+
+  udp-recv PORT N SECONDS           print how many of N datagrams arrived
+  udp-send DST PORT N SPORT         send N 64-byte datagrams from SPORT
+  tcp-serve PORT                    echo one byte per 100-byte message, until EOF
+  tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
+Every mode prints "ready" once its socket is set up.
+"""
+import socket
+import sys
+import time
+
+SO_RCVBUFFORCE = 33  # linux/socket.h; not exported by Python's socket module
+
+
+def ready():
+    print("ready", flush=True)
+
+
+def family_of(address):
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def udp_recv(port, count, seconds):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)  # no drops at the socket
+    s.bind(("::", port))
+    ready()
+    got, deadline = 0, time.monotonic() + seconds
+    while got < count and time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            s.recv(2048)
+            got += 1
+        except socket.timeout:
+            break
+    print(got, flush=True)
+
+
+def udp_send(dst, port, count, sport):
+    s = socket.socket(family_of(dst), socket.SOCK_DGRAM)
+    s.bind(("", sport))
+    ready()
+    for _ in range(count):
+        s.sendto(b"x" * 64, (dst, port))
+
+
+def recv_exactly(conn, size):
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def tcp_serve(port):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(1)
+    ready()
+    conn, _ = s.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    served = 0
+    while recv_exactly(conn, 100) is not None:
+        conn.sendall(b"k")
+        served += 1
+    conn.close()
+    print(served, flush=True)
+
+
+def tcp_pingpong(dst, port, count, sport):
+    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", sport))
+    ready()
+    s.connect((dst, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for _ in range(count):
+        s.sendall(b"p" * 100)
+        assert recv_exactly(s, 1) == b"k"
+    s.close()
+
+
+if __name__ == "__main__":
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "udp-recv":
+        udp_recv(int(args[0]), int(args[1]), float(args[2]))
+    elif mode == "udp-send":
+        udp_send(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "tcp-serve":
+        tcp_serve(int(args[0]))
+    elif mode == "tcp-pingpong":
+        tcp_pingpong(args[0], int(args[1]), int(args[2]), int(args[3]))
+    else:
+        sys.exit("unknown mode " + mode)

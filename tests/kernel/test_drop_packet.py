@@ -1,0 +1,205 @@
+"""Real BPF on the running kernel, real traffic between namespaces, exact counts."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.netns import Hosts
+from tests.mounts import ENTRY, flow_header, is_mounted, parse_report, sh, wait_for
+
+pytestmark = pytest.mark.root
+
+REPO = Path(__file__).resolve().parents[2]
+N = 1000
+
+
+def our_bpf_objects():
+    """Names of loaded BPF programs and maps that are ours (prefix dp_)."""
+    progs = json.loads(sh("bpftool -j prog show", check=True).stdout or "[]")
+    maps = json.loads(sh("bpftool -j map show", check=True).stdout or "[]")
+    return sorted(o.get("name", "") for o in progs + maps if o.get("name", "").startswith("dp_"))
+
+
+def wait_no_bpf_objects():
+    """The kernel frees programs and maps after an RCU grace period: allow it a moment."""
+    wait_for(lambda: our_bpf_objects() == [], "our BPF programs and maps to be freed", seconds=10)
+
+
+@pytest.fixture(scope="module")
+def mnt(tmp_path_factory):
+    mountpoint = tmp_path_factory.mktemp("kernel") / "mnt"
+    sh("%s/mount.sh %s" % (REPO, mountpoint), check=True, timeout=900)
+    yield mountpoint
+    sh("%s/mount.sh -u %s" % (REPO, mountpoint), check=True)
+
+
+@pytest.fixture
+def f(mnt):
+    path = mnt / ENTRY
+    sh("echo deactivate > {0}; echo clear > {0}; for w in source-addr source-port dest-addr dest-port; "
+       "do echo $w > {0}; done".format(path), check=True)
+    wait_no_bpf_objects()
+    yield path
+    sh("echo deactivate > %s" % path, check=True)
+
+
+@pytest.fixture
+def hosts():
+    with Hosts() as h:
+        yield h
+
+
+def write(f, command):
+    sh("echo '%s' > %s" % (command, f), check=True)
+
+
+def report(f):
+    return parse_report(sh("cat %s" % f, check=True).stdout)
+
+
+def expected(rep, counts):
+    """The counts a flow must show: None where this kernel attached nothing."""
+    hooks = rep["hooks"]
+    return {stage: (None if hooks[stage].startswith("unavailable") else n) for stage, n in counts.items()}
+
+
+def send_udp(hosts, count, dport, sport):
+    receiver = hosts.start_peer(hosts.b, "udp-recv", dport, count, 30)
+    hosts.finish(hosts.start_peer(hosts.a, "udp-send", hosts.B_ADDR, dport, count, sport))
+    assert hosts.finish(receiver) == str(count)
+
+
+def test_hooks_fall_back_as_this_kernel_allows(f):
+    write(f, "activate")
+    hooks = report(f)["hooks"]
+    kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
+    for stage, seed in (("ETH_RECV", "eth_type_trans"), ("RECV_SKB", "__netif_receive_skb_core")):
+        assert hooks[stage].startswith("kprobe %s" % seed if kprobes else "tracepoint "), hooks
+    assert hooks["SEND_SKB"] == "tracepoint net:net_dev_xmit"
+    if not kprobes:
+        assert hooks["TCP_V4_RCV"] == "unavailable (kprobe tcp_v4_rcv: kprobes not supported)"
+        assert hooks["ETH_RECV"].startswith("tracepoint net:netif_rx, approximate (kprobe eth_type_trans: ")
+
+
+def test_udp_every_attached_stage_counts_exactly_n(f, hosts):
+    write(f, "activate")
+    send_udp(hosts, N, 7777, 40000)
+    rep = report(f)
+    flow = rep["flows"][flow_header("UDP", hosts.A_ADDR, 40000, hosts.B_ADDR, 7777)]
+    # veth without NAPI hands packets to netif_rx, never to GRO
+    assert flow == expected(rep, {"ETH_RECV": N, "GRO_RECV": 0, "RECV_SKB": N, "TCP_V4_RCV": 0,
+                                  "UDP_RCV": N, "SEND_SKB": N})
+
+
+def test_udp_through_gro_when_veth_uses_napi(f, hosts):
+    # veth takes its NAPI (GRO) path when the receiver has GRO on and the
+    # sender does no TSO; plain UDP is not merged, so each datagram is one skb
+    hosts.run(hosts.b, "ethtool -K %s gro on" % hosts.b_dev)
+    hosts.run(hosts.a, "ethtool -K %s tso off" % hosts.a_dev)
+    write(f, "activate")
+    send_udp(hosts, N, 7777, 40001)
+    rep = report(f)
+    flow = rep["flows"][flow_header("UDP", hosts.A_ADDR, 40001, hosts.B_ADDR, 7777)]
+    assert flow["GRO_RECV"] == N
+    assert flow["RECV_SKB"] == N
+    assert flow["SEND_SKB"] == N
+
+
+def test_tcp_counts_equal_what_netfilter_counted(f, hosts):
+    count = 300
+    a_out = hosts.nft_counter(hosts.a, "output", "ip daddr %s tcp dport 7778" % hosts.B_ADDR)
+    b_in = hosts.nft_counter(hosts.b, "input", "ip saddr %s tcp dport 7778" % hosts.A_ADDR)
+    b_out = hosts.nft_counter(hosts.b, "output", "ip daddr %s tcp sport 7778" % hosts.A_ADDR)
+    a_in = hosts.nft_counter(hosts.a, "input", "ip saddr %s tcp sport 7778" % hosts.B_ADDR)
+    write(f, "activate")
+    server = hosts.start_peer(hosts.b, "tcp-serve", 7778)
+    hosts.finish(hosts.start_peer(hosts.a, "tcp-pingpong", hosts.B_ADDR, 7778, count, 40002))
+    assert hosts.finish(server) == str(count)
+    rep = report(f)
+    forward = rep["flows"][flow_header("TCP", hosts.A_ADDR, 40002, hosts.B_ADDR, 7778)]
+    reverse = rep["flows"][flow_header("TCP", hosts.B_ADDR, 7778, hosts.A_ADDR, 40002)]
+    assert a_out() >= count + 2 and b_out() >= count  # data segments, handshake, replies
+    for flow, sent, received in ((forward, a_out(), b_in()), (reverse, b_out(), a_in())):
+        assert sent == received
+        assert flow == expected(rep, {"ETH_RECV": received, "GRO_RECV": 0, "RECV_SKB": received,
+                                      "TCP_V4_RCV": received, "UDP_RCV": 0, "SEND_SKB": sent})
+
+
+def test_dest_port_filter_in_the_kernel_and_changed_without_recompiling(f, hosts):
+    write(f, "dest-port 7777")
+    write(f, "activate")
+    programs_before = sh("bpftool -j prog show", check=True).stdout
+    send_udp(hosts, 200, 7777, 40003)
+    send_udp(hosts, 300, 7779, 40003)
+    rep = report(f)
+    assert list(rep["flows"]) == [flow_header("UDP", hosts.A_ADDR, 40003, hosts.B_ADDR, 7777)]
+    assert rep["flows"][flow_header("UDP", hosts.A_ADDR, 40003, hosts.B_ADDR, 7777)]["SEND_SKB"] == 200
+
+    write(f, "dest-port 7779")
+    send_udp(hosts, 200, 7777, 40004)
+    send_udp(hosts, 300, 7779, 40004)
+    rep = report(f)
+    assert rep["settings"]["dest-port"] == "7779"
+    assert list(rep["flows"]) == [flow_header("UDP", hosts.A_ADDR, 40004, hosts.B_ADDR, 7779)]
+    assert rep["flows"][flow_header("UDP", hosts.A_ADDR, 40004, hosts.B_ADDR, 7779)]["RECV_SKB"] == 300
+    # same programs: the filter went into the config map
+    ids = lambda text: sorted(p["id"] for p in json.loads(text) if p.get("name", "").startswith("dp_"))
+    assert ids(sh("bpftool -j prog show", check=True).stdout) == ids(programs_before)
+
+
+def test_source_addr_filter(f, hosts):
+    write(f, "source-addr %s" % hosts.B_ADDR)
+    write(f, "activate")
+    send_udp(hosts, 100, 7777, 40005)  # from A: filtered out
+    assert report(f)["flows"] == {}
+
+
+def test_clear_zeroes_and_deactivate_keeps_the_last_counters(f, hosts):
+    write(f, "activate")
+    send_udp(hosts, 50, 7777, 40006)
+    write(f, "clear")
+    assert report(f)["flows"] == {}
+    send_udp(hosts, 70, 7777, 40006)
+    write(f, "deactivate")
+    rep = report(f)
+    assert rep["settings"]["activated"] == "N"
+    assert rep["flows"][flow_header("UDP", hosts.A_ADDR, 40006, hosts.B_ADDR, 7777)]["SEND_SKB"] == 70
+
+
+def test_deactivate_leaves_no_bpf_program_or_map(f):
+    write(f, "activate")
+    loaded = our_bpf_objects()
+    assert "dp_flows" in loaded and "dp_config" in loaded
+    assert sum(1 for name in loaded if name.startswith("dp_tp_") or name.startswith("dp_kp_")) >= 4
+    write(f, "deactivate")
+    wait_no_bpf_objects()
+
+
+def test_unmount_while_active_detaches_everything(tmp_path):
+    mountpoint = tmp_path / "mnt"
+    sh("%s/mount.sh %s" % (REPO, mountpoint), check=True, timeout=900)
+    sh("echo activate > %s/%s" % (mountpoint, ENTRY), check=True)
+    assert our_bpf_objects() != []
+    sh("%s/mount.sh -u %s" % (REPO, mountpoint), check=True)
+    assert not is_mounted(mountpoint)
+    wait_no_bpf_objects()
+
+
+def test_compiled_layout_matches_the_shared_header():
+    """The map value BCC compiled has one counter per stage Python knows."""
+    from bcc import BPF
+
+    from procfs_fuse.drop_packet.stages import PROGRAM, STAGES
+    from procfs_fuse.drop_packet.tracer import compile_flags
+    from procfs_fuse.kernel import headers
+
+    _description, source = headers.header_tree()
+    if source:
+        os.environ["BCC_KERNEL_SOURCE"] = source
+    bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags())
+    try:
+        counts = bpf[b"dp_flows"].sLeaf()
+        assert len(counts.dp_packets) == len(STAGES)
+    finally:
+        bpf.cleanup()
