@@ -1,11 +1,15 @@
-/* drop-packet: per-flow packet counters at each stage of the packet path.
+/* drop-packet: per-flow packet counters at each stage of the packet path,
+ * and per-flow drops by reason and location.
  *
  * Compiled by BCC with -I<this dir> and these -D values from user space:
  *   DP_SKB_HEAD, DP_SKB_DATA, DP_SKB_NETWORK_HEADER, DP_SKB_PROTOCOL:
  *       offsets of struct sk_buff members in the running kernel (from BTF;
  *       the header tree BCC compiles against may be another kernel's);
- *   DP_MAX_FLOWS: capacity of the flow table.
- * Every probe is a stub that calls dp_count(); user space attaches only the
+ *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
+ *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
+ *       (from their tracefs format; -1 for a field this kernel lacks; not
+ *       defined at all when the tracepoint is missing).
+ * Every probe is a stub calling one helper; user space attaches only the
  * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
 #include "drop_packet.h"
@@ -17,6 +21,7 @@
 #define DP_ETH_HLEN 14
 
 BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
+BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
 
 static __always_inline void *dp_read_ptr(void *base, int offset)
@@ -26,7 +31,7 @@ static __always_inline void *dp_read_ptr(void *base, int offset)
 	return p;
 }
 
-/* Fills the key from the IP and transport headers; returns 0 for TCP/UDP over IP. */
+/* Fills the key from the IP and transport headers; 0 if it is an IP packet. */
 static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *key)
 {
 	__u8 ethertype[2] = {};
@@ -51,9 +56,7 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 	}
 
 	if (ethertype[0] == 0x08 && ethertype[1] == 0x00) {
-		if (bpf_probe_read_kernel(ip, 20, l3))
-			return -1;
-		if ((ip[0] >> 4) != 4)
+		if (bpf_probe_read_kernel(ip, 20, l3) || (ip[0] >> 4) != 4)
 			return -1;
 		key->dp_family = DP_AF_INET;
 		key->dp_protocol = ip[9];
@@ -62,7 +65,7 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 		later_fragment = ((ip[6] & 0x1f) | ip[7]) != 0;
 		l4 = l3 + (ip[0] & 0x0f) * 4;
 	} else if (ethertype[0] == 0x86 && ethertype[1] == 0xdd) {
-		if (bpf_probe_read_kernel(ip, 40, l3))
+		if (bpf_probe_read_kernel(ip, 40, l3) || (ip[0] >> 4) != 6)
 			return -1;
 		key->dp_family = DP_AF_INET6;
 		key->dp_protocol = ip[6];
@@ -72,15 +75,14 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 	} else {
 		return -1;
 	}
-	if (key->dp_protocol != DP_IPPROTO_TCP && key->dp_protocol != DP_IPPROTO_UDP)
-		return -1;
-	if (later_fragment)	/* no transport header: ports stay 0 */
-		return 0;
-	__u8 ports[4];
-	if (bpf_probe_read_kernel(ports, 4, l4))
-		return -1;
-	key->dp_sport = (ports[0] << 8) | ports[1];
-	key->dp_dport = (ports[2] << 8) | ports[3];
+	/* ports for TCP and UDP; a later fragment has none */
+	if ((key->dp_protocol == DP_IPPROTO_TCP || key->dp_protocol == DP_IPPROTO_UDP) && !later_fragment) {
+		__u8 ports[4];
+		if (bpf_probe_read_kernel(ports, 4, l4))
+			return -1;
+		key->dp_sport = (ports[0] << 8) | ports[1];
+		key->dp_dport = (ports[2] << 8) | ports[3];
+	}
 	return 0;
 }
 
@@ -93,8 +95,14 @@ static __always_inline int dp_same_addr(const __u8 *a, const __u8 *b)
 	return 1;
 }
 
-static __always_inline int dp_filter_pass(const struct dp_config *c, const struct dp_flow_key *key)
+/* 1 if the flow passes the filters in dp_config. */
+static __always_inline int dp_wanted(const struct dp_flow_key *key)
 {
+	int zero = 0;
+	struct dp_config *c = dp_config.lookup(&zero);
+
+	if (!c || !c->dp_active)
+		return 1;
 	if (c->dp_saddr_family && (c->dp_saddr_family != key->dp_family ||
 				   !dp_same_addr(c->dp_saddr, key->dp_saddr)))
 		return 0;
@@ -108,29 +116,34 @@ static __always_inline int dp_filter_pass(const struct dp_config *c, const struc
 	return 1;
 }
 
+static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
+{
+	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
+	struct dp_flow_counts *counts = dp_flows.lookup(key);
+	if (!counts) {
+		struct dp_flow_counts fresh = {};
+		dp_flows.insert(key, &fresh);
+		counts = dp_flows.lookup(key);
+		if (!counts)
+			return;
+	}
+	counts->dp_packets[stage] += 1;	/* per-CPU value: no atomics needed */
+}
+
 /* Counts one sighting of skb at stage. */
 static __always_inline int dp_count(void *skb, int stage, int l3_at)
 {
 	struct dp_flow_key key = {};
-	int zero = 0;
 
-	if (!skb || dp_parse(skb, l3_at, &key))
-		return 0;
-	struct dp_config *config = dp_config.lookup(&zero);
-	if (config && config->dp_active && !dp_filter_pass(config, &key))
-		return 0;
-
-	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
-	struct dp_flow_counts *counts = dp_flows.lookup(&key);
-	if (!counts) {
-		struct dp_flow_counts fresh = {};
-		dp_flows.insert(&key, &fresh);
-		counts = dp_flows.lookup(&key);
-		if (!counts)
-			return 0;
-	}
-	counts->dp_packets[stage] += 1;	/* per-CPU value: no atomics needed */
+	if (skb && dp_parse(skb, l3_at, &key) == 0 && dp_wanted(&key))
+		dp_bump(&key, stage);
 	return 0;
+}
+
+static __always_inline void dp_ctx_read(void *ctx, int offset, void *dst, int size)
+{
+	if (offset >= 0)
+		bpf_probe_read_kernel(dst, size, ctx + offset);
 }
 
 /* Stubs. Raw tracepoint args are the tracepoint's TP_PROTO arguments. */
@@ -176,6 +189,27 @@ int dp_kp_udp_rcv(struct pt_regs *ctx)
 	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_UDP_RCV, DP_L3_AT_NETWORK_HEADER);
 }
 
+int dp_kp_tcp_v6_rcv(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_TCP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
+}
+
+int dp_kp_udpv6_rcv(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_UDP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
+}
+
+/* dev_queue_xmit(skb) and __dev_queue_xmit(skb, sb_dev) */
+int dp_kp_dev_queue_xmit(struct pt_regs *ctx)
+{
+	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
+}
+
+int dp_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
+}
+
 /* net_dev_xmit(skb, rc, dev, len): only a successful transmit counts. */
 int dp_tp_net_dev_xmit(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -183,3 +217,61 @@ int dp_tp_net_dev_xmit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	return dp_count((void *)ctx->args[0], DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
 }
+
+#ifdef DP_RETRANS_SPORT
+/* The skb is still in the write queue, without IP header: the flow comes from
+ * the record's address fields. */
+int dp_tp_tcp_retransmit_skb(void *ctx)
+{
+	struct dp_flow_key key = {};
+	__u16 family = DP_AF_INET;
+
+	dp_ctx_read(ctx, DP_RETRANS_FAMILY, &family, 2);
+	dp_ctx_read(ctx, DP_RETRANS_SPORT, &key.dp_sport, 2);
+	dp_ctx_read(ctx, DP_RETRANS_DPORT, &key.dp_dport, 2);
+	if (family == DP_AF_INET6) {
+		dp_ctx_read(ctx, DP_RETRANS_SADDR_V6, key.dp_saddr, 16);
+		dp_ctx_read(ctx, DP_RETRANS_DADDR_V6, key.dp_daddr, 16);
+	} else {
+		dp_ctx_read(ctx, DP_RETRANS_SADDR, key.dp_saddr, 4);
+		dp_ctx_read(ctx, DP_RETRANS_DADDR, key.dp_daddr, 4);
+	}
+	key.dp_family = family;
+	key.dp_protocol = DP_IPPROTO_TCP;
+	if (dp_wanted(&key))
+		dp_bump(&key, DP_STAGE_RETRANS);
+	return 0;
+}
+#endif
+
+#ifdef DP_KFREE_SKB_SKBADDR
+/* A drop: counted on its flow, and by (flow, reason, location). A packet that
+ * cannot be parsed is counted with an empty flow: unattributed, not lost. */
+int dp_tp_kfree_skb(void *ctx)
+{
+	struct dp_drop_key drop = {};
+	void *skb = 0;
+
+	dp_ctx_read(ctx, DP_KFREE_SKB_SKBADDR, &skb, sizeof(skb));
+	if (skb && dp_parse(skb, DP_L3_AT_NETWORK_HEADER, &drop.dp_flow) == 0) {
+		if (!dp_wanted(&drop.dp_flow))
+			return 0;
+		dp_bump(&drop.dp_flow, DP_STAGE_DROPPED);
+	} else {
+		__builtin_memset(&drop.dp_flow, 0, sizeof(drop.dp_flow));
+	}
+	dp_ctx_read(ctx, DP_KFREE_SKB_LOCATION, &drop.dp_location, 8);
+	dp_ctx_read(ctx, DP_KFREE_SKB_REASON, &drop.dp_reason, 4);
+
+	__u64 *count = dp_drops.lookup(&drop);
+	if (!count) {
+		__u64 zero = 0;
+		dp_drops.insert(&drop, &zero);
+		count = dp_drops.lookup(&drop);
+		if (!count)
+			return 0;
+	}
+	*count += 1;
+	return 0;
+}
+#endif

@@ -5,15 +5,21 @@
 #ifndef DROP_PACKET_H
 #define DROP_PACKET_H
 
-/* Stages in the order a packet meets them; the report prints them in this order. */
+/* Per-flow counters, in report order: the receive path, the send path, then
+ * events that are not path stages. The report prints them in this order. */
 enum dp_stage {
 	DP_STAGE_ETH_RECV = 0,
 	DP_STAGE_GRO_RECV = 1,
 	DP_STAGE_RECV_SKB = 2,
 	DP_STAGE_TCP_V4_RCV = 3,
 	DP_STAGE_UDP_RCV = 4,
-	DP_STAGE_SEND_SKB = 5,
-	DP_NR_STAGES = 6,
+	DP_STAGE_TCP_V6_RCV = 5,
+	DP_STAGE_UDP_V6_RCV = 6,
+	DP_STAGE_QUEUE_XMIT = 7,
+	DP_STAGE_SEND_SKB = 8,
+	DP_STAGE_RETRANS = 9,	/* TCP retransmissions */
+	DP_STAGE_DROPPED = 10,	/* freed as a drop; details in dp_drops */
+	DP_NR_STAGES = 11,
 };
 
 /* Where the IP header is when a hook fires. */
@@ -23,15 +29,25 @@ enum dp_l3_at {
 	DP_L3_AT_NETWORK_HEADER = 2,	/* skb->head + skb->network_header (set by then) */
 };
 
-/* A directional flow. IPv4 addresses use the first 4 bytes. Ports in host order. */
+/* A directional flow. IPv4 addresses use the first 4 bytes. Ports in host
+ * order, 0 for protocols without ports. dp_family 0: a packet that could not
+ * be parsed (non-IP, truncated), counted only in dp_drops as unattributed. */
 struct dp_flow_key {
 	__u8 dp_saddr[16];
 	__u8 dp_daddr[16];
 	__u16 dp_sport;
 	__u16 dp_dport;
 	__u8 dp_family;		/* AF_INET or AF_INET6 */
-	__u8 dp_protocol;	/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 dp_protocol;	/* IP protocol number */
 	__u8 dp_pad[2];
+};
+
+/* One (flow, drop reason, drop location) of skb:kfree_skb. */
+struct dp_drop_key {
+	struct dp_flow_key dp_flow;
+	__u64 dp_location;	/* kernel address; user space symbolizes it */
+	__u32 dp_reason;	/* enum skb_drop_reason of the running kernel */
+	__u32 dp_pad;
 };
 
 struct dp_flow_counts {

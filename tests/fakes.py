@@ -2,7 +2,7 @@
 import errno
 import ipaddress
 
-from procfs_fuse.drop_packet.flows import Flow
+from procfs_fuse.drop_packet.flows import Flow, Snapshot
 from procfs_fuse.drop_packet.hooks import CANDIDATES, StageHook
 from procfs_fuse.drop_packet.stages import STAGES
 
@@ -20,15 +20,15 @@ class FakeSession:
             raise OSError(errno.EOPNOTSUPP, "injected activation failure")
         self.filters = filters
         self.closed = False
-        # every stage on its first candidate, but TCP_V4_RCV unavailable
-        self.hooks = [StageHook(s, None if s == "TCP_V4_RCV" else CANDIDATES[s][0]) for s in STAGES]
+        # every stage on its first candidate, but UDP_RCV unavailable
+        self.hooks = [StageHook(s, None if s == "UDP_RCV" else CANDIDATES[s][0]) for s in STAGES]
         self.flows = {FLOW: [1000 + i for i in range(len(STAGES))]}
         FakeSession.opened.append(self)
 
-    def read_flows(self):
+    def read(self):
         if self.filters.source_port == FAIL_READ_PORT:
             raise RuntimeError("injected read failure")
-        return {flow: list(counts) for flow, counts in self.flows.items()}
+        return Snapshot({flow: list(counts) for flow, counts in self.flows.items()}, ())
 
     def clear(self):
         self.flows = {}

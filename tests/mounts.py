@@ -49,23 +49,41 @@ def unmount(mountpoint, process=None):
 
 
 def parse_report(text):
-    """{'settings': {...}, 'hooks': {...}, 'flows': {header: {stage: int|None}}}."""
-    sections = {"settings": {}, "hooks": {}, "flows": {}}
-    current, flow = None, None
+    """{'settings': {k: v}, 'hooks': {stage: text},
+        'flows': {header: {'stages': {stage: int|None}, 'drops': {"REASON at loc": n}, 'verdict': str}},
+        'drops': {'total': int|None, 'unattributed': int, 'lines': {"REASON at loc": n}}}."""
+    report = {"settings": {}, "hooks": {}, "flows": {}, "drops": {"lines": {}}}
+    section, flow = None, None
     for line in text.splitlines():
         if line in ("settings:", "hooks:"):
-            current = line[:-1]
+            section = line[:-1]
         elif line.startswith("flows: "):
-            current = "flows"
+            section = "flows"
+        elif line.startswith("drops: "):
+            section = "drops"
+            total = line.split(": ")[1]
+            report["drops"]["total"] = None if total == "-" else int(total)
         elif line.startswith("protocol: "):
-            flow = sections["flows"].setdefault(line, {})
-        elif current == "flows":
+            flow = report["flows"].setdefault(line, {"stages": {}, "drops": {}, "verdict": None})
+        elif section == "flows" and line.startswith("    verdict: "):
+            flow["verdict"] = line[len("    verdict: "):]
+        elif section == "flows" and line.startswith("        "):
+            reason, rest = line.strip().split(": ")
+            count, location = rest.split(" at ")
+            flow["drops"]["%s at %s" % (reason, location)] = int(count)
+        elif section == "flows":
             stage, value = line.strip().split(": ")
-            flow[stage] = None if value == "-" else int(value)
-        elif current in ("settings", "hooks") and ": " in line:
+            flow["stages"][stage] = None if value == "-" else int(value)
+        elif section == "drops" and line.startswith("  unattributed: "):
+            report["drops"]["unattributed"] = int(line.split(": ")[1])
+        elif section == "drops":
+            reason, rest = line.strip().split(": ")
+            count, location = rest.split(" at ")
+            report["drops"]["lines"]["%s at %s" % (reason, location)] = int(count)
+        elif section in ("settings", "hooks") and ": " in line:
             key, value = line.strip().split(": ", 1)
-            sections[current][key] = value
-    return sections
+            report[section][key] = value
+    return report
 
 
 def flow_header(protocol, saddr, sport, daddr, dport):

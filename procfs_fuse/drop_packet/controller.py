@@ -9,7 +9,7 @@ import logging
 import threading
 
 from . import commands as cmdlang
-from .flows import Filters
+from .flows import Filters, Snapshot
 from .report import render
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ class EntryError(Exception):
 
 class DropPacketEntry:
     def __init__(self, session_factory):
-        """session_factory(filters) -> session with .hooks, .read_flows(),
+        """session_factory(filters) -> session with .hooks, .read() -> Snapshot,
         .clear(), .set_filters(filters), .close(); raises on failure with an
         .errno attribute when it has one."""
         self._new_session = session_factory
@@ -32,13 +32,13 @@ class DropPacketEntry:
         self._filters = Filters()
         self._last_error = None
         self._hooks = None      # of the current or last activation
-        self._kept_flows = {}   # counters kept readable after deactivate
+        self._kept = Snapshot()  # counters kept readable after deactivate
 
     def render(self) -> bytes:
         with self._lock:
-            flows = self._session.read_flows() if self._session else self._kept_flows
+            snapshot = self._session.read() if self._session else self._kept
             text = render(self._session is not None, self._filters, self._last_error,
-                          self._hooks, flows)
+                          self._hooks, snapshot)
         return text.encode()
 
     def command(self, data: bytes):
@@ -75,14 +75,14 @@ class DropPacketEntry:
             if self._session is None:
                 self._session = self._new_session(self._filters)
                 self._hooks = self._session.hooks
-                self._kept_flows = {}
+                self._kept = Snapshot()
         elif command.word == "deactivate":
             if self._session is not None:
                 self._deactivate()
         elif command.word == "clear":
             if self._session is not None:
                 self._session.clear()
-            self._kept_flows = {}
+            self._kept = Snapshot()
         else:
             self._filters = dataclasses.replace(self._filters, **{command.field: command.value})
             # while active, a new filter starts a new measurement: old flows
@@ -94,7 +94,7 @@ class DropPacketEntry:
     def _deactivate(self):
         session, self._session = self._session, None
         try:
-            self._kept_flows = session.read_flows()
+            self._kept = session.read()
         finally:
             session.close()
 

@@ -1,9 +1,10 @@
 """The Python side of a flow and of the filters: plain values, no kernel."""
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
-PROTOCOL_NAMES = {6: "TCP", 17: "UDP"}
+PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
+PORTED_PROTOCOLS = (6, 17)
 
 
 @dataclass(frozen=True)
@@ -36,3 +37,18 @@ class Filters:
 def address_from_key(family_is_v6, raw16):
     raw = bytes(raw16)
     return ipaddress.IPv6Address(raw) if family_is_v6 else ipaddress.IPv4Address(raw[:4])
+
+
+@dataclass(frozen=True)
+class Drop:
+    flow: Optional[Flow]  # None: the packet could not be parsed (unattributed)
+    reason: str
+    location: str         # "function+0xoff"
+    count: int
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read of the kernel's tables gives."""
+    flows: dict = field(default_factory=dict)  # {Flow: [count per stage]}
+    drops: tuple = ()                          # (Drop, ...)

@@ -17,6 +17,8 @@ class Candidate:
     target: str    # kernel function, or "category:event"
     function: str  # the stub in bpf/drop_packet.c
     approximate: bool = False  # fires near, not in, the seed's function
+    record: bool = False  # a tracepoint stub that reads the event record (offsets from
+                          # its tracefs format), not the raw tracepoint's arguments
 
     def describe(self):
         return "%s %s" % (self.kind, self.target)
@@ -48,8 +50,26 @@ CANDIDATES = {
     "UDP_RCV": (
         Candidate(KPROBE, "udp_rcv", "dp_kp_udp_rcv"),
     ),
+    "TCP_V6_RCV": (
+        Candidate(KPROBE, "tcp_v6_rcv", "dp_kp_tcp_v6_rcv"),
+    ),
+    "UDP_V6_RCV": (
+        Candidate(KPROBE, "udpv6_rcv", "dp_kp_udpv6_rcv"),
+    ),
+    "QUEUE_XMIT": (
+        Candidate(KPROBE, "dev_queue_xmit", "dp_kp_dev_queue_xmit"),
+        # since 5.19 dev_queue_xmit is an inline wrapper of __dev_queue_xmit
+        Candidate(KPROBE, "__dev_queue_xmit", "dp_kp_dev_queue_xmit"),
+        Candidate(TRACEPOINT, "net:net_dev_queue", "dp_tp_net_dev_queue"),
+    ),
     "SEND_SKB": (
         Candidate(TRACEPOINT, "net:net_dev_xmit", "dp_tp_net_dev_xmit"),
+    ),
+    "RETRANS": (
+        Candidate(TRACEPOINT, "tcp:tcp_retransmit_skb", "dp_tp_tcp_retransmit_skb", record=True),
+    ),
+    "DROPPED": (
+        Candidate(TRACEPOINT, "skb:kfree_skb", "dp_tp_kfree_skb", record=True),
     ),
 }
 

@@ -1,17 +1,68 @@
 """What `cat` prints. Pure: a state in, text out. The layout is a contract
 with users' scripts: add lines, never rename or reorder the existing ones."""
+from collections import Counter, defaultdict
+
 from .commands import FILTERS
-from .flows import PROTOCOL_NAMES
+from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
+from .reasons import hint
 from .stages import STAGES
+
+TCP, UDP = 6, 17
+# Stages that only some flows can reach: stage -> (IP version or None, protocol).
+STAGE_SCOPE = {"TCP_V4_RCV": (4, TCP), "UDP_RCV": (4, UDP), "TCP_V6_RCV": (6, TCP),
+               "UDP_V6_RCV": (6, UDP), "RETRANS": (None, TCP)}
+# The order a packet meets the stages when both ends are on this host.
+PATH_ORDER = ("QUEUE_XMIT", "SEND_SKB", "ETH_RECV", "GRO_RECV", "RECV_SKB",
+              "TCP_V4_RCV", "UDP_RCV", "TCP_V6_RCV", "UDP_V6_RCV")
+DROPPED = "DROPPED"
 
 
 def _setting(value):
     return "*" if value is None else str(value)
 
 
-def render(active, filters, last_error, hooks, flows):
+def _applies(stage, flow):
+    version, protocol = STAGE_SCOPE.get(stage, (None, None))
+    return (version is None or version == flow.saddr.version) and (protocol is None or protocol == flow.protocol)
+
+
+def flow_header(flow):
+    name = PROTOCOL_NAMES.get(flow.protocol, str(flow.protocol))
+    if flow.protocol in PORTED_PROTOCOLS:
+        return "protocol: %s, Source IP: %s, Source Port: %d, Dest IP: %s, Dest Port: %d" % (
+            name, flow.saddr, flow.sport, flow.daddr, flow.dport)
+    return "protocol: %s, Source IP: %s, Dest IP: %s" % (name, flow.saddr, flow.daddr)
+
+
+def _by_count(items):
+    """(reason, location) -> count, most first; ties by name for a stable order."""
+    return sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def verdict(counts, drops, drops_traced):
+    """One line a newcomer can act on. counts: {stage: n} of the attached path
+    stages; drops: Counter of (reason, location) for the flow."""
+    if not drops_traced:
+        return "unknown: drops are not traced on this kernel"
+    dropped = sum(drops.values())
+    if not dropped:
+        return "no drops seen"
+    path = [(stage, counts[stage]) for stage in PATH_ORDER if stage in counts]
+    seen = max((n for _, n in path), default=0)
+    after = [stage for stage, n in path if n == seen and seen]
+    (reason, location), _n = _by_count(drops)[0]
+    text = "%d of %d lost%s: %s at %s" % (dropped, max(seen, dropped),
+                                         " after %s" % after[-1] if after else "", reason, location)
+    if len(drops) > 1:
+        text += " and %d more" % (len(drops) - 1)
+    if hint(reason):
+        text += " (%s)" % hint(reason)
+    return text
+
+
+def render(active, filters, last_error, hooks, snapshot):
     """hooks: [StageHook] of the current or last activation, or None;
-    flows: {Flow: [count per stage]}."""
+    snapshot: the flows and drops to show."""
     lines = ["settings:", "  activated: %s" % ("y" if active else "N")]
     lines += ["  %s: %s" % (word, _setting(getattr(filters, field))) for word, field in FILTERS.items()]
     lines.append("  last-error: %s" % (last_error or "none"))
@@ -21,13 +72,31 @@ def render(active, filters, last_error, hooks, flows):
     else:
         lines += ["  %s: %s" % (h.stage, h.describe()) for h in hooks]
     attached = {h.stage for h in hooks or () if h.chosen}
-    lines.append("flows: %d" % len(flows))
-    for flow in sorted(flows, key=lambda f: f.sort_key):
-        lines.append("protocol: %s, Source IP: %s, Source Port: %d, Dest IP: %s, Dest Port: %d" % (
-            PROTOCOL_NAMES.get(flow.protocol, str(flow.protocol)), flow.saddr, flow.sport,
-            flow.daddr, flow.dport))
-        counts = flows[flow]
-        # "-" for a stage nothing counted: not measured is not zero
-        lines += ["    %s: %s" % (stage, counts[i] if stage in attached else "-")
-                  for i, stage in enumerate(STAGES)]
+    drops_traced = DROPPED in attached
+
+    drops_by_flow = defaultdict(Counter)
+    for drop in snapshot.drops:
+        drops_by_flow[drop.flow][(drop.reason, drop.location)] += drop.count
+
+    lines.append("flows: %d" % len(snapshot.flows))
+    for flow in sorted(snapshot.flows, key=lambda f: f.sort_key):
+        lines.append(flow_header(flow))
+        counts = dict(zip(STAGES, snapshot.flows[flow]))
+        for stage in STAGES:
+            if _applies(stage, flow):
+                # "-": not measured on this kernel, which is not 0
+                lines.append("    %s: %s" % (stage, counts[stage] if stage in attached else "-"))
+            if stage == DROPPED:
+                lines += ["        %s: %d at %s" % (reason, n, location)
+                          for (reason, location), n in _by_count(drops_by_flow[flow])]
+        measured = {s: n for s, n in counts.items() if s in attached and _applies(s, flow)}
+        lines.append("    verdict: " + verdict(measured, drops_by_flow[flow], drops_traced))
+
+    # host-wide, like dropwatch's summary: every flow, and what could not be parsed
+    everywhere = Counter()
+    for per_flow in drops_by_flow.values():
+        everywhere.update(per_flow)
+    lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
+    lines.append("  unattributed: %d" % sum(drops_by_flow[None].values()))
+    lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in _by_count(everywhere)]
     return "\n".join(lines) + "\n"

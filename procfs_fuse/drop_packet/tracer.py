@@ -8,13 +8,16 @@ import socket
 
 from ..kernel import headers, tracefs
 from ..kernel.btf import BTF
+from ..kernel.ksyms import KernelSymbols
 from . import hooks as hookplan
-from .flows import Flow, address_from_key
+from . import reasons
+from .flows import Drop, Flow, Snapshot, address_from_key
 from .stages import BPF_DIR, PROGRAM, STAGES
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FLOWS = 16384
+DEFAULT_MAX_DROPS = 4096
 
 # -D name -> (struct sk_buff member, its size in bytes): what dp_parse reads.
 SKB_MEMBERS = {
@@ -43,9 +46,43 @@ def skb_cflags(btf):
     return flags
 
 
-def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None):
+# Tracepoints whose stubs read the event record: macro prefix, fields the stub
+# needs, fields it can do without (-1). Offsets come from the tracefs format.
+RECORD_FIELDS = {
+    "skb:kfree_skb": ("DP_KFREE_SKB", ("skbaddr", "location"), ("reason",)),
+    "tcp:tcp_retransmit_skb": ("DP_RETRANS", ("sport", "dport", "saddr", "daddr"),
+                               ("family", "saddr_v6", "daddr_v6")),
+}
+
+
+def record_cflags(formats):
+    """-D flags with record field offsets; formats: {event: format text or None}.
+    An event that is missing or lacks a needed field gets none: its stub is not compiled."""
+    flags = []
+    for event, (prefix, needed, optional) in RECORD_FIELDS.items():
+        fields = tracefs.parse_fields(formats.get(event) or "")
+        if not all(name in fields for name in needed):
+            continue
+        for name in needed + optional:
+            flags.append("-D%s_%s=%d" % (prefix, name.upper(), fields.get(name, (-1, 0))[0]))
+    return flags
+
+
+def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=None, formats=None):
     btf = btf or BTF.from_file()
-    return ["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows] + skb_cflags(btf)
+    if formats is None:
+        formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
+    return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops]
+            + skb_cflags(btf) + record_cflags(formats))
+
+
+def flow_from_key(key):
+    """The Flow of a dp_flow_key, or None for an unattributed packet (family 0)."""
+    if key.dp_family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    v6 = key.dp_family == socket.AF_INET6
+    return Flow(key.dp_protocol, address_from_key(v6, key.dp_saddr), key.dp_sport,
+                address_from_key(v6, key.dp_daddr), key.dp_dport)
 
 
 def _import_bcc():
@@ -66,8 +103,13 @@ class BccSession:
         _description, source = headers.header_tree()
         if source:
             os.environ["BCC_KERNEL_SOURCE"] = source
+        btf = BTF.from_file()
+        formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
+        self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
+        self._symbols = KernelSymbols()
         try:
-            self.bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags(max_flows))
+            self.bpf = BPF(src_file=str(PROGRAM).encode(),
+                           cflags=compile_flags(max_flows, btf=btf, formats=formats))
         except Exception as e:
             raise ActivationError(errno.EIO, "BPF compile failed: %s" % e)
         try:
@@ -84,6 +126,8 @@ class BccSession:
         try:
             if candidate.kind == hookplan.KPROBE:
                 self.bpf.attach_kprobe(event=candidate.target, fn_name=candidate.function)
+            elif candidate.record:
+                self.bpf.attach_tracepoint(tp=candidate.target, fn_name=candidate.function)
             else:
                 self.bpf.attach_raw_tracepoint(tp=candidate.target.split(":")[1],
                                                fn_name=candidate.function)
@@ -105,22 +149,27 @@ class BccSession:
         config.dp_active = int(filters.any_set)
         table[ctypes.c_int(0)] = config
 
-    def read_flows(self):
-        """{Flow: [count per stage]}, summed over CPUs."""
+    def read(self):
+        """A Snapshot of both tables, summed over CPUs."""
         flows = {}
         for key, per_cpu in self.bpf["dp_flows"].items():
             counts = [0] * len(STAGES)
             for cpu_value in per_cpu:
                 for i in range(len(STAGES)):
                     counts[i] += cpu_value.dp_packets[i]
-            v6 = key.dp_family == socket.AF_INET6
-            flow = Flow(key.dp_protocol, address_from_key(v6, key.dp_saddr), key.dp_sport,
-                        address_from_key(v6, key.dp_daddr), key.dp_dport)
-            flows[flow] = counts
-        return flows
+            flow = flow_from_key(key)
+            if flow is not None:
+                flows[flow] = counts
+        drops = []
+        for key, per_cpu in self.bpf["dp_drops"].items():
+            drops.append(Drop(flow_from_key(key.dp_flow),
+                              reasons.reason_name(self._reason_names, key.dp_reason),
+                              self._symbols.symbolize(key.dp_location), sum(per_cpu)))
+        return Snapshot(flows, tuple(drops))
 
     def clear(self):
         self.bpf["dp_flows"].clear()
+        self.bpf["dp_drops"].clear()
 
     def close(self):
         bpf, self.bpf = getattr(self, "bpf", None), None

@@ -1,6 +1,9 @@
 """tracefs: make sure it is mounted, and tell which hooks this kernel offers."""
 import os
+import re
 import subprocess
+
+from .ksyms import text_symbols
 
 TRACEFS = "/sys/kernel/tracing"
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
@@ -12,16 +15,6 @@ def ensure_mounted(root=TRACEFS):
         subprocess.run(["mount", "-t", "tracefs", "nodev", root], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return root
-
-
-def read_text_symbols(kallsyms_text):
-    """Names of functions (text symbols) in /proc/kallsyms text."""
-    names = set()
-    for line in kallsyms_text.splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and parts[1] in "tT":
-            names.add(parts[2])
-    return names
 
 
 class KernelHooks:
@@ -41,7 +34,7 @@ class KernelHooks:
     def symbols(self):
         if self._symbols is None:
             with open(self._kallsyms) as f:
-                self._symbols = read_text_symbols(f.read())
+                self._symbols = {name for _address, name in text_symbols(f.read())}
         return self._symbols
 
     def why_unavailable(self, candidate):
@@ -54,3 +47,40 @@ class KernelHooks:
         if not self.tracepoint_exists(candidate.target):
             return "no such tracepoint"
         return None
+
+
+def event_format(name, root=TRACEFS):
+    """The text of events/CATEGORY/EVENT/format, or None if the event is missing."""
+    category, event = name.split(":")
+    try:
+        with open(os.path.join(root, "events", category, event, "format")) as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+_FIELD = re.compile(r"field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);")
+
+
+def parse_fields(format_text):
+    """{field name: (offset, size)} of an event format; common_* fields left out."""
+    fields = {}
+    for m in _FIELD.finditer(format_text):
+        name = re.sub(r"\[.*\]$", "", m.group("decl").split()[-1])
+        if not name.startswith("common_"):
+            fields[name] = (int(m.group("offset")), int(m.group("size")))
+    return fields
+
+
+def parse_symbolic(format_text, field):
+    """{value: name} of `__print_symbolic(REC->field, { 2, "NAME" }, ...)` in the print fmt."""
+    start = format_text.find("__print_symbolic(REC->%s," % field)
+    if start < 0:
+        return {}
+    depth, end = 0, start
+    for end in range(start, len(format_text)):  # to the matching parenthesis
+        depth += {"(": 1, ")": -1}.get(format_text[end], 0)
+        if depth == 0 and format_text[end] == ")":
+            break
+    pairs = re.findall(r'\{\s*(-?\d+)\s*,\s*"([^"]*)"\s*\}', format_text[start:end])
+    return {int(value): name for value, name in pairs}

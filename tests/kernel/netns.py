@@ -1,8 +1,10 @@
 """Two test hosts, A and B, in network namespaces joined by a veth pair.
 
-Addresses come from the benchmarking range 198.18.0.0/15 (and 2001:db8::/32
-for IPv6); everything is torn down on exit.
+Addresses come from the benchmarking ranges 198.18.0.0/15 and 2001:2::/48;
+neighbours are static, so no ARP or ND packet races the test traffic.
+Everything is torn down on exit.
 """
+import itertools
 import os
 import subprocess
 import sys
@@ -15,20 +17,38 @@ PEER = str(Path(__file__).parent / "peer.py")
 
 class Hosts:
     A_ADDR, B_ADDR = "198.18.0.1", "198.18.0.2"
+    A_ADDR6, B_ADDR6 = "2001:2::1", "2001:2::2"
+    A_MAC, B_MAC = "02:00:c6:12:00:01", "02:00:c6:12:00:02"
 
     def __init__(self):
         tag = os.getpid() % 100000
         self.a, self.b = "dpt-a-%d" % tag, "dpt-b-%d" % tag
         self.a_dev, self.b_dev = "dpta%d" % tag, "dptb%d" % tag
+        self._tables = itertools.count()
 
     def __enter__(self):
-        sh("ip netns add {a} && ip netns add {b} && "
-           "ip link add {ad} netns {a} type veth peer name {bd} netns {b} && "
-           "ip -n {a} addr add {aa}/24 dev {ad} && ip -n {b} addr add {ba}/24 dev {bd} && "
-           "ip -n {a} link set lo up && ip -n {b} link set lo up && "
-           "ip -n {a} link set {ad} up && ip -n {b} link set {bd} up".format(
-               a=self.a, b=self.b, ad=self.a_dev, bd=self.b_dev, aa=self.A_ADDR, ba=self.B_ADDR),
-           check=True)
+        a, b, ad, bd = self.a, self.b, self.a_dev, self.b_dev
+        commands = [
+            "ip netns add %s" % a, "ip netns add %s" % b,
+            "ip link add %s netns %s address %s type veth peer name %s netns %s address %s"
+            % (ad, a, self.A_MAC, bd, b, self.B_MAC),
+        ]
+        for ns, dev, addr, addr6, peer, peer6, peer_mac in (
+                (a, ad, self.A_ADDR, self.A_ADDR6, self.B_ADDR, self.B_ADDR6, self.B_MAC),
+                (b, bd, self.B_ADDR, self.B_ADDR6, self.A_ADDR, self.A_ADDR6, self.A_MAC)):
+            commands += [
+                "ip -n %s addr add %s/24 dev %s" % (ns, addr, dev),
+                "ip -n %s addr add %s/64 dev %s nodad" % (ns, addr6, dev),
+                "ip -n %s link set lo up" % ns,
+                "ip -n %s link set %s up" % (ns, dev),
+                "ip -n %s neigh replace %s lladdr %s dev %s nud permanent" % (ns, peer, peer_mac, dev),
+                "ip -n %s neigh replace %s lladdr %s dev %s nud permanent" % (ns, peer6, peer_mac, dev),
+            ]
+        try:
+            sh(" && ".join(commands), check=True)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
@@ -41,24 +61,26 @@ class Hosts:
     def start_peer(self, ns, *args):
         """peer.py in a namespace; returns once its socket is ready."""
         process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, PEER] + [str(a) for a in args],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)
         line = process.stdout.readline()
         assert line == "ready\n", (line, process.stderr.read())
         return process
 
     @staticmethod
-    def finish(process, timeout=60):
-        """Wait for a peer; its last printed line."""
-        out, err = process.communicate(timeout=timeout)
+    def finish(process, timeout=60, say=None):
+        """Wait for a peer (telling it `say` on stdin first); its last printed line."""
+        out, err = process.communicate(input=say, timeout=timeout)
         assert process.returncode == 0, err
         lines = out.split()
         return lines[-1] if lines else ""
 
-    def nft_counter(self, ns, hook, rule):
-        """Packets counted by one nft rule in a fresh table of that namespace."""
-        table = "dpt_%s" % hook
+    def nft_rule(self, ns, hook, match, verdict=""):
+        """Adds `match counter verdict` in a fresh table of that namespace;
+        returns a function that reads the rule's packet counter."""
+        table = "dpt%d" % next(self._tables)
         self.run(ns, "nft add table inet %s" % table)
         self.run(ns, "nft add chain inet %s c '{ type filter hook %s priority 0; }'" % (table, hook))
-        self.run(ns, "nft add rule inet %s c %s counter" % (table, rule))
+        self.run(ns, "nft add rule inet %s c %s counter %s" % (table, match, verdict))
         return lambda: int(self.run(ns, "nft list chain inet %s c" % table).stdout.split(
             "counter packets ")[1].split()[0])

@@ -1,9 +1,12 @@
 """Traffic ends run inside the test namespaces: `ip netns exec NS python peer.py MODE ...`.
 
-  udp-recv PORT N SECONDS           print how many of N datagrams arrived
+  udp-recv PORT N IDLE              print how many datagrams arrived (stops at N, or IDLE s of quiet)
+  udp-hold PORT                     a tiny receive buffer, never read until a line on stdin;
+                                    then print how many datagrams were queued
   udp-send DST PORT N SPORT         send N 64-byte datagrams from SPORT
   tcp-serve PORT                    echo one byte per 100-byte message, until EOF
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
+  tcp-refused DST PORT N SPORT      N connects that must be refused
 Every mode prints "ready" once its socket is set up.
 """
 import socket
@@ -21,21 +24,43 @@ def family_of(address):
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
-def udp_recv(port, count, seconds):
+def udp_socket(port, rcvbuf):
     s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)  # no drops at the socket
+    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
     s.bind(("::", port))
-    ready()
-    got, deadline = 0, time.monotonic() + seconds
-    while got < count and time.monotonic() < deadline:
-        s.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
+    return s
+
+
+def drain(s, idle):
+    got = 0
+    if idle:
+        s.settimeout(idle)
+    try:
+        while True:
             s.recv(2048)
             got += 1
-        except socket.timeout:
+            yield got
+    except (socket.timeout, BlockingIOError):
+        return
+
+
+def udp_recv(port, count, idle):
+    s = udp_socket(port, 16 << 20)  # no drops at the socket
+    ready()
+    got = 0
+    for got in drain(s, idle):
+        if got == count:
             break
     print(got, flush=True)
+
+
+def udp_hold(port):
+    s = udp_socket(port, 1)  # the kernel raises it to its minimum
+    ready()
+    sys.stdin.readline()
+    s.setblocking(False)
+    print(sum(1 for _ in drain(s, 0)), flush=True)
 
 
 def udp_send(dst, port, count, sport):
@@ -86,15 +111,33 @@ def tcp_pingpong(dst, port, count, sport):
     s.close()
 
 
+def tcp_refused(dst, port, count, sport):
+    ready()
+    for _ in range(count):
+        s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("", sport))
+        try:
+            s.connect((dst, port))
+            sys.exit("connect to a closed port succeeded")
+        except ConnectionRefusedError:
+            pass
+        s.close()
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-recv":
         udp_recv(int(args[0]), int(args[1]), float(args[2]))
+    elif mode == "udp-hold":
+        udp_hold(int(args[0]))
     elif mode == "udp-send":
         udp_send(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-serve":
         tcp_serve(int(args[0]))
     elif mode == "tcp-pingpong":
         tcp_pingpong(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "tcp-refused":
+        tcp_refused(args[0], int(args[1]), int(args[2]), int(args[3]))
     else:
         sys.exit("unknown mode " + mode)

@@ -11,7 +11,8 @@ STUB_STAGES = dict(re.findall(r"^int (dp_\w+)\([^)]*\)\n\{.*?DP_STAGE_(\w+)", C_
 
 
 def test_stages_come_from_the_shared_header():
-    assert STAGES == ("ETH_RECV", "GRO_RECV", "RECV_SKB", "TCP_V4_RCV", "UDP_RCV", "SEND_SKB")
+    assert STAGES == ("ETH_RECV", "GRO_RECV", "RECV_SKB", "TCP_V4_RCV", "UDP_RCV", "TCP_V6_RCV",
+                      "UDP_V6_RCV", "QUEUE_XMIT", "SEND_SKB", "RETRANS", "DROPPED")
     assert STAGES == parse_stages(SHARED_HEADER.read_text())
 
 
@@ -40,7 +41,8 @@ def test_every_stub_is_some_candidate():
 
 def test_plan_prefers_kprobes_when_the_kernel_has_them():
     hooks = plan(lambda c: None)
-    assert [h.chosen.kind for h in hooks] == [KPROBE] * 5 + [TRACEPOINT]
+    assert [h.chosen.kind for h in hooks] == [KPROBE] * 8 + [TRACEPOINT] * 3
+    assert hooks[7].describe() == "kprobe dev_queue_xmit"
     assert all(not h.skipped for h in hooks)
     assert hooks[0].describe() == "kprobe eth_type_trans"
 

@@ -5,7 +5,8 @@ import pytest
 
 from procfs_fuse.drop_packet.hooks import CANDIDATES
 from procfs_fuse.kernel import headers
-from procfs_fuse.kernel.tracefs import KernelHooks, read_text_symbols
+from procfs_fuse.kernel.ksyms import Symbolizer, text_symbols
+from procfs_fuse.kernel.tracefs import KernelHooks
 
 KALLSYMS = """\
 ffffffff81000000 T _stext
@@ -17,8 +18,21 @@ ffffffffc0000000 t veth_xmit\t[veth]
 
 
 def test_text_symbols_only():
-    assert read_text_symbols(KALLSYMS) == {"_stext", "eth_type_trans", "__netif_receive_skb_core",
-                                           "veth_xmit"}
+    assert {name for _, name in text_symbols(KALLSYMS)} == {
+        "_stext", "eth_type_trans", "__netif_receive_skb_core", "veth_xmit"}
+
+
+def test_symbolize_as_function_plus_offset():
+    symbolizer = Symbolizer(KALLSYMS)
+    assert symbolizer.symbolize(0xffffffff81a2b3c0) == "eth_type_trans+0x0"
+    assert symbolizer.symbolize(0xffffffff81a2b4c4) == "__netif_receive_skb_core+0xc4"
+    assert symbolizer.symbolize(0xffffffffc0000010) == "veth_xmit+0x10"
+    assert symbolizer.symbolize(0x1000) == "0x1000"
+
+
+def test_hidden_addresses_symbolize_as_numbers():
+    hidden = "0000000000000000 T eth_type_trans\n"
+    assert Symbolizer(hidden).symbolize(0xffffffff81a2b3c4) == "0xffffffff81a2b3c4"
 
 
 def _fake_kernel(tmp_path, tracepoints, kprobes):

@@ -1,0 +1,53 @@
+"""Kernel address -> "function+0xoff", from /proc/kallsyms."""
+import bisect
+
+KALLSYMS = "/proc/kallsyms"
+MODULES = "/proc/modules"
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def text_symbols(kallsyms_text):
+    """[(address, name)] of the functions (text symbols) in /proc/kallsyms text."""
+    symbols = []
+    for line in kallsyms_text.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in "tT":
+            symbols.append((int(parts[0], 16), parts[2]))
+    return symbols
+
+
+class Symbolizer:
+    def __init__(self, kallsyms_text):
+        # address 0: addresses hidden (kptr_restrict), useless for lookups
+        symbols = sorted(s for s in text_symbols(kallsyms_text) if s[0])
+        self._addresses = [a for a, _ in symbols]
+        self._names = [n for _, n in symbols]
+
+    def symbolize(self, address):
+        i = bisect.bisect_right(self._addresses, address) - 1
+        if i < 0 or not address:
+            return "0x%x" % address
+        return "%s+0x%x" % (self._names[i], address - self._addresses[i])
+
+
+class KernelSymbols:
+    """A Symbolizer of the running kernel, read again when modules change."""
+
+    def __init__(self, kallsyms=KALLSYMS, modules=MODULES):
+        self._kallsyms, self._modules = kallsyms, modules
+        self._seen_modules = None
+        self._symbolizer = None
+
+    def symbolize(self, address):
+        modules = _read(self._modules)
+        if self._symbolizer is None or modules != self._seen_modules:
+            self._symbolizer = Symbolizer(_read(self._kallsyms))
+            self._seen_modules = modules
+        return self._symbolizer.symbolize(address)

@@ -1,0 +1,109 @@
+"""Event formats and drop-reason names from canned tracefs text of two kernels."""
+import struct
+
+from procfs_fuse.drop_packet.reasons import reason_name, reason_names
+from procfs_fuse.drop_packet.tracer import record_cflags
+from procfs_fuse.kernel.btf import BTF
+from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
+from tests.unit.test_btf import BlobBuilder
+
+# Kernel 6.18, as this machine prints it (list shortened).
+KFREE_SKB_6_18 = """name: kfree_skb
+ID: 1542
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:void * location;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:void * rx_sk;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:unsigned short protocol;\toffset:32;\tsize:2;\tsigned:0;
+\tfield:enum skb_drop_reason reason;\toffset:36;\tsize:4;\tsigned:0;
+
+print fmt: "skbaddr=%p rx_sk=%p protocol=%u location=%pS reason: %s", REC->skbaddr, REC->rx_sk, \
+REC->protocol, REC->location, __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 3, "NO_SOCKET" }, \
+{ 4, "SOCKET_CLOSE" }, { 5, "SOCKET_FILTER" }, { 6, "SOCKET_RCVBUFF" }, { 9, "PKT_TOO_SMALL" }, \
+{ 10, "TCP_CSUM" }, { 11, "UDP_CSUM" }, { 12, "NETFILTER_DROP" }, { 13, "OTHERHOST" })
+"""
+
+# Kernel 6.1: no rx_sk, other offsets, other numbers for the same names.
+KFREE_SKB_6_1 = """name: kfree_skb
+ID: 1400
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:void * location;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned short protocol;\toffset:24;\tsize:2;\tsigned:0;
+\tfield:enum skb_drop_reason reason;\toffset:28;\tsize:4;\tsigned:0;
+
+print fmt: "skbaddr=%p protocol=%u location=%p reason: %s", REC->skbaddr, REC->protocol, \
+REC->location, __print_symbolic(REC->reason, { 1, "CONSUMED" }, { 2, "NOT_SPECIFIED" }, \
+{ 3, "NO_SOCKET" }, { 4, "PKT_TOO_SMALL" }, { 5, "TCP_CSUM" }, { 6, "SOCKET_FILTER" }, \
+{ 7, "UDP_CSUM" }, { 8, "NETFILTER_DROP" }, { 9, "OTHERHOST" })
+"""
+
+# Before 5.17: no reason at all.
+KFREE_SKB_5_10 = """format:
+\tfield:void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:void * location;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:unsigned short protocol;\toffset:24;\tsize:2;\tsigned:0;
+
+print fmt: "skbaddr=%p protocol=%u location=%p", REC->skbaddr, REC->protocol, REC->location
+"""
+
+RETRANSMIT_6_18 = """format:
+\tfield:const void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:int state;\toffset:24;\tsize:4;\tsigned:1;
+\tfield:__u16 sport;\toffset:28;\tsize:2;\tsigned:0;
+\tfield:__u16 dport;\toffset:30;\tsize:2;\tsigned:0;
+\tfield:__u16 family;\toffset:32;\tsize:2;\tsigned:0;
+\tfield:__u8 saddr[4];\toffset:34;\tsize:4;\tsigned:0;
+\tfield:__u8 daddr[4];\toffset:38;\tsize:4;\tsigned:0;
+\tfield:__u8 saddr_v6[16];\toffset:42;\tsize:16;\tsigned:0;
+\tfield:__u8 daddr_v6[16];\toffset:58;\tsize:16;\tsigned:0;
+"""
+
+
+def test_fields_of_two_kernels():
+    assert parse_fields(KFREE_SKB_6_18) == {"skbaddr": (8, 8), "location": (16, 8), "rx_sk": (24, 8),
+                                            "protocol": (32, 2), "reason": (36, 4)}
+    assert parse_fields(KFREE_SKB_6_1)["reason"] == (28, 4)
+    assert parse_fields(RETRANSMIT_6_18)["saddr_v6"] == (42, 16)
+
+
+def test_reason_numbers_differ_names_agree():
+    new, old = reason_names(KFREE_SKB_6_18), reason_names(KFREE_SKB_6_1)
+    assert new[12] == "NETFILTER_DROP" and old[8] == "NETFILTER_DROP"
+    assert new[6] == "SOCKET_RCVBUFF" and 6 not in old.values()
+    common = set(new.values()) & set(old.values())
+    assert {"NOT_SPECIFIED", "NO_SOCKET", "PKT_TOO_SMALL", "TCP_CSUM", "UDP_CSUM", "NETFILTER_DROP",
+            "OTHERHOST", "SOCKET_FILTER"} <= common
+    assert {name: n for n, name in new.items()}["TCP_CSUM"] == 10
+    assert {name: n for n, name in old.items()}["TCP_CSUM"] == 5
+
+
+def test_reason_names_fall_back_to_btf_then_to_numbers():
+    b = BlobBuilder()
+    b.add(6, "skb_drop_reason", 4, vlen=3, trailer=struct.pack(
+        "<IiIiIi", b.name("SKB_NOT_DROPPED_YET"), 0, b.name("SKB_DROP_REASON_NO_SOCKET"), 3,
+        b.name("SKB_DROP_REASON_NETFILTER_DROP"), 12))
+    names = reason_names(KFREE_SKB_5_10, BTF(b.blob()))
+    assert names == {3: "NO_SOCKET", 12: "NETFILTER_DROP"}
+    assert reason_name(names, 99) == "REASON_99"
+    assert parse_symbolic(KFREE_SKB_5_10, "reason") == {}
+
+
+def test_record_offsets_become_compile_flags():
+    flags = record_cflags({"skb:kfree_skb": KFREE_SKB_6_1, "tcp:tcp_retransmit_skb": RETRANSMIT_6_18})
+    assert flags == ["-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=28",
+                     "-DDP_RETRANS_SPORT=28", "-DDP_RETRANS_DPORT=30", "-DDP_RETRANS_SADDR=34",
+                     "-DDP_RETRANS_DADDR=38", "-DDP_RETRANS_FAMILY=32", "-DDP_RETRANS_SADDR_V6=42",
+                     "-DDP_RETRANS_DADDR_V6=58"]
+    # no reason field: -1, the stub reads none; a missing event: no flags, no stub
+    assert record_cflags({"skb:kfree_skb": KFREE_SKB_5_10, "tcp:tcp_retransmit_skb": None}) == [
+        "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=-1"]
