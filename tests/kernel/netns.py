@@ -81,6 +81,6 @@ class Hosts:
         table = "dpt%d" % next(self._tables)
         self.run(ns, "nft add table inet %s" % table)
         self.run(ns, "nft add chain inet %s c '{ type filter hook %s priority 0; }'" % (table, hook))
-        self.run(ns, "nft add rule inet %s c %s counter %s" % (table, match, verdict))
+        self.run(ns, "nft add rule inet %s c '%s counter %s'" % (table, match, verdict))
         return lambda: int(self.run(ns, "nft list chain inet %s c" % table).stdout.split(
             "counter packets ")[1].split()[0])

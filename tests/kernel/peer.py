@@ -7,11 +7,11 @@
   tcp-serve PORT                    echo one byte per 100-byte message, until EOF
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
+  raw-send DEV DST_MAC N            N Ethernet frames of an ethertype no stack handles
 Every mode prints "ready" once its socket is set up.
 """
 import socket
 import sys
-import time
 
 SO_RCVBUFFORCE = 33  # linux/socket.h; not exported by Python's socket module
 
@@ -125,6 +125,16 @@ def tcp_refused(dst, port, count, sport):
         s.close()
 
 
+def raw_send(dev, dst_mac, count):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((dev, 0))
+    ready()
+    src = s.getsockname()[4]
+    frame = bytes.fromhex(dst_mac.replace(":", "")) + src + b"\x88\xb5" + b"\0" * 46  # 0x88b5: local experimental
+    for _ in range(count):
+        s.send(frame)
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-recv":
@@ -139,5 +149,7 @@ if __name__ == "__main__":
         tcp_pingpong(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-refused":
         tcp_refused(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "raw-send":
+        raw_send(args[0], args[1], int(args[2]))
     else:
         sys.exit("unknown mode " + mode)

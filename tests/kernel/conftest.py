@@ -1,0 +1,73 @@
+"""Fixtures of the kernel tests: one real mount (mount.sh) for the session,
+the drop-packet file reset before each test, and two fresh test hosts."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.kernel.netns import Hosts
+from tests.mounts import ENTRY, parse_report, sh, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+N = 1000
+
+
+def our_bpf_objects():
+    """Names of loaded BPF programs and maps that are ours (prefix dp_)."""
+    progs = json.loads(sh("bpftool -j prog show", check=True).stdout or "[]")
+    maps = json.loads(sh("bpftool -j map show", check=True).stdout or "[]")
+    return sorted(o.get("name", "") for o in progs + maps if o.get("name", "").startswith("dp_"))
+
+
+def wait_no_bpf_objects():
+    """The kernel frees programs and maps after an RCU grace period: allow it a moment."""
+    wait_for(lambda: our_bpf_objects() == [], "our BPF programs and maps to be freed", seconds=10)
+
+
+@pytest.fixture(scope="session")
+def mnt(tmp_path_factory):
+    mountpoint = tmp_path_factory.mktemp("kernel") / "mnt"
+    sh("%s/mount.sh %s" % (REPO, mountpoint), check=True, timeout=900)
+    yield mountpoint
+    sh("%s/mount.sh -u %s" % (REPO, mountpoint), check=True)
+
+
+@pytest.fixture
+def f(mnt):
+    path = mnt / ENTRY
+    sh("echo deactivate > {0}; echo clear > {0}; for w in source-addr source-port dest-addr dest-port; "
+       "do echo $w > {0}; done".format(path), check=True)
+    wait_no_bpf_objects()
+    yield path
+    sh("echo deactivate > %s" % path, check=True)
+
+
+@pytest.fixture
+def hosts():
+    with Hosts() as h:
+        yield h
+
+
+def write(f, command):
+    sh("echo '%s' > %s" % (command, f), check=True)
+
+
+def report(f):
+    return parse_report(sh("cat %s" % f, check=True).stdout)
+
+
+def expected(rep, counts):
+    """The stage lines a flow must show: None where this kernel attached nothing."""
+    hooks = rep["hooks"]
+    return {stage: (None if hooks[stage].startswith("unavailable") else n) for stage, n in counts.items()}
+
+
+def send_udp(hosts, count, dport, sport, dst=None, expect_received=None):
+    """count datagrams from A to B; checks how many the application got."""
+    receiver = hosts.start_peer(hosts.b, "udp-recv", dport, count, 2)
+    hosts.finish(hosts.start_peer(hosts.a, "udp-send", dst or hosts.B_ADDR, dport, count, sport))
+    received = int(hosts.finish(receiver))
+    assert received == (count if expect_received is None else expect_received)
+    return received
+
+

@@ -1,0 +1,106 @@
+"""Where and why packets die: drops made on purpose in the test hosts, found
+with the exact count, reason and place."""
+import pytest
+
+from tests.kernel.conftest import report, send_udp, write
+from tests.mounts import flow_header
+
+pytestmark = pytest.mark.root
+
+
+def only_drops(flow, reason):
+    """{location: count} of the flow's drops; asserts they all have that reason (or prefix)."""
+    by_location = {}
+    for where, count in flow["drops"].items():
+        name, location = where.split(" at ")
+        assert name.startswith(reason), flow
+        by_location[location] = count
+    return by_location
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+def test_firewall_drops_every_fourth_datagram(f, hosts, family):
+    total = 2000
+    src, dst = (hosts.A_ADDR, hosts.B_ADDR) if family == "ipv4" else (hosts.A_ADDR6, hosts.B_ADDR6)
+    dropped_by_rule = hosts.nft_rule(hosts.b, "input", "udp dport 7780 numgen inc mod 4 == 0", "drop")
+    write(f, "activate")
+    received = send_udp(hosts, total, 7780, 40010, dst=dst, expect_received=total * 3 // 4)
+    rep = report(f)
+    flow = rep["flows"][flow_header("UDP", src, 40010, dst, 7780)]
+    assert dropped_by_rule() == total // 4
+    assert flow["stages"]["RECV_SKB"] == flow["stages"]["SEND_SKB"] == total
+    assert flow["stages"]["DROPPED"] == total // 4 == total - received
+    (location, count), = only_drops(flow, "NETFILTER_DROP").items()
+    assert count == total // 4
+    assert location.split("+0x")[0] in ("nf_hook_slow", "nft_do_chain"), location
+    assert flow["verdict"] == ("500 of 2000 lost after RECV_SKB: NETFILTER_DROP at %s "
+                               "(a firewall rule drops them; see nft list ruleset / iptables -L)" % location)
+    assert rep["drops"]["lines"]["NETFILTER_DROP at %s" % location] >= total // 4
+
+
+def test_tcp_to_a_closed_port_is_no_socket_in_the_tcp_receive_path(f, hosts):
+    write(f, "activate")
+    hosts.finish(hosts.start_peer(hosts.a, "tcp-refused", hosts.B_ADDR, 7781, 5, 40020))
+    flow = report(f)["flows"][flow_header("TCP", hosts.A_ADDR, 40020, hosts.B_ADDR, 7781)]
+    assert flow["stages"]["DROPPED"] == 5 == flow["stages"]["RECV_SKB"]
+    (location, count), = only_drops(flow, "NO_SOCKET").items()
+    assert count == 5 and location.startswith("tcp_v4_rcv+0x"), location
+    assert flow["verdict"].startswith("5 of 5 lost after RECV_SKB: NO_SOCKET at tcp_v4_rcv+0x")
+
+
+def test_a_full_receive_buffer_drops_what_was_not_queued(f, hosts):
+    total = 300
+    holder = hosts.start_peer(hosts.b, "udp-hold", 7783)
+    write(f, "activate")
+    hosts.finish(hosts.start_peer(hosts.a, "udp-send", hosts.B_ADDR, 7783, total, 40030))
+    queued = int(hosts.finish(holder, say="go\n"))
+    assert 0 < queued < total
+    flow = report(f)["flows"][flow_header("UDP", hosts.A_ADDR, 40030, hosts.B_ADDR, 7783)]
+    assert flow["stages"]["DROPPED"] == total - queued
+    assert sum(only_drops(flow, "SOCKET_RCVBUFF").values()) == total - queued
+    assert "SOCKET_RCVBUFF" in flow["verdict"] and "receive buffer is full" in flow["verdict"]
+
+
+def test_a_tiny_qdisc_drops_between_queue_xmit_and_send_skb(f, hosts):
+    total = 500
+    hosts.run(hosts.a, "tc qdisc add dev %s root tbf rate 1mbit burst 2kb limit 3kb" % hosts.a_dev)
+    write(f, "activate")
+    receiver = hosts.start_peer(hosts.b, "udp-recv", 7784, total, 2)
+    hosts.finish(hosts.start_peer(hosts.a, "udp-send", hosts.B_ADDR, 7784, total, 40040))
+    received = int(hosts.finish(receiver))
+    flow = report(f)["flows"][flow_header("UDP", hosts.A_ADDR, 40040, hosts.B_ADDR, 7784)]
+    stages = flow["stages"]
+    assert 0 < received < total
+    assert stages["QUEUE_XMIT"] == total
+    assert stages["SEND_SKB"] == stages["RECV_SKB"] == received
+    assert stages["DROPPED"] == total - received == sum(only_drops(flow, "QDISC_").values())
+    assert flow["verdict"].startswith("%d of %d lost after QUEUE_XMIT: QDISC_" % (total - received, total))
+
+
+def test_dropped_tcp_segments_are_retransmitted(f, hosts):
+    rounds = 50
+    # every 10th data segment to the server dies (pure ACKs are shorter than 100 bytes)
+    dropped_by_rule = hosts.nft_rule(hosts.b, "input", "tcp dport 7782 meta length > 100 numgen inc mod 10 == 0",
+                                     "drop")
+    write(f, "activate")
+    server = hosts.start_peer(hosts.b, "tcp-serve", 7782)
+    hosts.finish(hosts.start_peer(hosts.a, "tcp-pingpong", hosts.B_ADDR, 7782, rounds, 40050), timeout=120)
+    assert hosts.finish(server) == str(rounds)
+    flow = report(f)["flows"][flow_header("TCP", hosts.A_ADDR, 40050, hosts.B_ADDR, 7782)]
+    assert dropped_by_rule() >= rounds // 10
+    assert sum(only_drops(flow, "NETFILTER_DROP").values()) == dropped_by_rule()
+    assert flow["stages"]["RETRANS"] >= dropped_by_rule()
+
+
+def test_unparsable_drops_count_as_unattributed(f, hosts):
+    """A drop the tool cannot put on a flow is still counted, host-wide."""
+    frames = 40
+    write(f, "activate")
+    before = report(f)["drops"]
+    hosts.finish(hosts.start_peer(hosts.a, "raw-send", hosts.a_dev, hosts.B_MAC, frames))
+    after = report(f)["drops"]
+    assert after["unattributed"] - before["unattributed"] == frames
+    unhandled = {where: n - before["lines"].get(where, 0) for where, n in after["lines"].items()
+                 if where.startswith("UNHANDLED_PROTO at ")}
+    assert sum(unhandled.values()) == frames, after
+    assert after["total"] == sum(after["lines"].values())
