@@ -75,3 +75,10 @@ def test_a_failed_attach_moves_on_to_the_next_candidate():
     hooks = plan(attach)
     assert hooks[0].chosen.target == "net:netif_rx"
     assert tried[:2] == ["eth_type_trans", "net:netif_rx"]
+
+
+def test_report_orders_name_only_real_stages():
+    from procfs_fuse.drop_packet.report import PATH_ORDER, STAGE_SCOPE
+    assert set(STAGE_SCOPE) <= set(STAGES)
+    # every stage a packet passes is in the path order; the event counters are not
+    assert set(PATH_ORDER) == set(STAGES) - {"RETRANS", "DROPPED"}
