@@ -23,6 +23,7 @@
 BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
 BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
+BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
 
 static __always_inline void *dp_read_ptr(void *base, int offset)
 {
@@ -116,13 +117,21 @@ static __always_inline int dp_wanted(const struct dp_flow_key *key)
 	return 1;
 }
 
+static __always_inline void dp_note_insert(int table)
+{
+	__u64 *n = dp_inserted.lookup(&table);
+	if (n)
+		*n += 1;
+}
+
 static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
 {
 	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
 	struct dp_flow_counts *counts = dp_flows.lookup(key);
 	if (!counts) {
 		struct dp_flow_counts fresh = {};
-		dp_flows.insert(key, &fresh);
+		if (dp_flows.insert(key, &fresh) == 0)
+			dp_note_insert(DP_TABLE_FLOWS);
 		counts = dp_flows.lookup(key);
 		if (!counts)
 			return;
@@ -266,7 +275,8 @@ int dp_tp_kfree_skb(void *ctx)
 	__u64 *count = dp_drops.lookup(&drop);
 	if (!count) {
 		__u64 zero = 0;
-		dp_drops.insert(&drop, &zero);
+		if (dp_drops.insert(&drop, &zero) == 0)
+			dp_note_insert(DP_TABLE_DROPS);
 		count = dp_drops.lookup(&drop);
 		if (!count)
 			return 0;

@@ -22,6 +22,14 @@ enum dp_stage {
 	DP_NR_STAGES = 11,
 };
 
+/* Slots of dp_inserted: how many entries each table ever took. Evicted =
+ * inserted - held, as nothing else deletes (clear resets both). */
+enum dp_table {
+	DP_TABLE_FLOWS = 0,
+	DP_TABLE_DROPS = 1,
+	DP_NR_TABLES = 2,
+};
+
 /* Where the IP header is when a hook fires. */
 enum dp_l3_at {
 	DP_L3_AT_DATA = 0,		/* skb->data (after eth_type_trans pulled the MAC header) */

@@ -2,7 +2,7 @@
 import errno
 import ipaddress
 
-from procfs_fuse.drop_packet.flows import Flow, Snapshot
+from procfs_fuse.drop_packet.flows import Flow, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import CANDIDATES, StageHook
 from procfs_fuse.drop_packet.stages import STAGES
 
@@ -15,10 +15,11 @@ FLOW = Flow(17, ipaddress.ip_address("198.18.0.1"), 40000, ipaddress.ip_address(
 class FakeSession:
     opened = []
 
-    def __init__(self, filters):
+    def __init__(self, filters, max_flows):
         if filters.dest_port == FAIL_ACTIVATION_PORT:
             raise OSError(errno.EOPNOTSUPP, "injected activation failure")
         self.filters = filters
+        self.max_flows = max_flows
         self.closed = False
         # every stage on its first candidate, but UDP_RCV unavailable
         self.hooks = [StageHook(s, None if s == "UDP_RCV" else CANDIDATES[s][0]) for s in STAGES]
@@ -28,7 +29,8 @@ class FakeSession:
     def read(self):
         if self.filters.source_port == FAIL_READ_PORT:
             raise RuntimeError("injected read failure")
-        return Snapshot({flow: list(counts) for flow, counts in self.flows.items()}, ())
+        return Snapshot({flow: list(counts) for flow, counts in self.flows.items()}, (),
+                        (TableUse("flows", len(self.flows), self.max_flows, 0),))
 
     def clear(self):
         self.flows = {}

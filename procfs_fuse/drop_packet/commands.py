@@ -7,12 +7,15 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Optional
 
+from .flows import MAX_MAX_FLOWS
+
 MAX_WRITE = 4096  # a page, like a /proc write
 
 ACTIONS = ("activate", "deactivate", "clear")
 # command word -> Filters field; the value parser is picked by the suffix
 FILTERS = {"source-addr": "source_addr", "source-port": "source_port",
            "dest-addr": "dest_addr", "dest-port": "dest_port"}
+MAX_FLOWS = "max-flows"
 
 
 class CommandError(ValueError):
@@ -23,12 +26,18 @@ class CommandError(ValueError):
 class Command:
     word: str
     field: Optional[str] = None  # for filters: the Filters field
-    value: object = None         # for filters: the value, None clears it
+    value: object = None         # for filters and max-flows: the value; None: the default
 
 
 def _parse_port(text):
     if not text.isdigit() or len(text) > 5 or int(text) > 65535:
         raise CommandError("bad port %r: want 0..65535" % text)
+    return int(text)
+
+
+def _parse_capacity(text):
+    if not text.isdigit() or len(text) > 7 or not 1 <= int(text) <= MAX_MAX_FLOWS:
+        raise CommandError("bad capacity %r: want 1..%d" % (text, MAX_MAX_FLOWS))
     return int(text)
 
 
@@ -46,14 +55,17 @@ def parse_line(line):
         if args:
             raise CommandError("%s takes no argument" % word)
         return Command(word)
-    if word in FILTERS:
+    if word in FILTERS or word == MAX_FLOWS:
         if len(args) > 1:
             raise CommandError("%s takes one argument" % word)
+        if word == MAX_FLOWS:
+            return Command(word, None, _parse_capacity(args[0]) if args else None)
         value = None  # no argument, or "*" as the report shows it: any
         if args and args[0] != "*":
             value = _parse_port(args[0]) if word.endswith("-port") else _parse_addr(args[0])
         return Command(word, FILTERS[word], value)
-    raise CommandError("unknown command %r (known: %s)" % (word, ", ".join(ACTIONS + tuple(FILTERS))))
+    known = ACTIONS + tuple(FILTERS) + (MAX_FLOWS,)
+    raise CommandError("unknown command %r (known: %s)" % (word, ", ".join(known)))
 
 
 def parse(data: bytes):

@@ -9,7 +9,7 @@ import logging
 import threading
 
 from . import commands as cmdlang
-from .flows import Filters, Snapshot
+from .flows import DEFAULT_MAX_FLOWS, Filters, Snapshot
 from .report import render
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,14 @@ class EntryError(Exception):
 
 class DropPacketEntry:
     def __init__(self, session_factory):
-        """session_factory(filters) -> session with .hooks, .read() -> Snapshot,
+        """session_factory(filters, max_flows) -> session with .hooks, .read() -> Snapshot,
         .clear(), .set_filters(filters), .close(); raises on failure with an
         .errno attribute when it has one."""
         self._new_session = session_factory
         self._lock = threading.Lock()
         self._session = None
         self._filters = Filters()
+        self._max_flows = DEFAULT_MAX_FLOWS
         self._last_error = None
         self._hooks = None      # of the current or last activation
         self._kept = Snapshot()  # counters kept readable after deactivate
@@ -37,8 +38,8 @@ class DropPacketEntry:
     def render(self) -> bytes:
         with self._lock:
             snapshot = self._session.read() if self._session else self._kept
-            text = render(self._session is not None, self._filters, self._last_error,
-                          self._hooks, snapshot)
+            text = render(self._session is not None, self._filters, self._max_flows,
+                          self._last_error, self._hooks, snapshot)
         return text.encode()
 
     def command(self, data: bytes):
@@ -49,7 +50,7 @@ class DropPacketEntry:
             except cmdlang.CommandError as e:
                 self._last_error = str(e)
                 raise EntryError(errno.EINVAL, str(e))
-            before = (self._session, self._filters)
+            before = (self._session, self._filters, self._max_flows)
             try:
                 for command in batch:
                     self._run(command)
@@ -61,21 +62,20 @@ class DropPacketEntry:
                 raise EntryError(getattr(e, "errno", None) or errno.EIO, reason)
             self._last_error = None
 
-    def _rollback(self, session_before, filters_before):
+    def _rollback(self, session_before, filters_before, max_flows_before):
         """After a failed batch: the settings it changed go back; an activation it made is undone."""
         if self._session is not None and self._session is not session_before:
             session, self._session = self._session, None
             session.close()
         self._filters = filters_before
+        self._max_flows = max_flows_before
         if self._session is not None:
             self._session.set_filters(filters_before)
 
     def _run(self, command):
         if command.word == "activate":
             if self._session is None:
-                self._session = self._new_session(self._filters)
-                self._hooks = self._session.hooks
-                self._kept = Snapshot()
+                self._activate()
         elif command.word == "deactivate":
             if self._session is not None:
                 self._deactivate()
@@ -83,6 +83,11 @@ class DropPacketEntry:
             if self._session is not None:
                 self._session.clear()
             self._kept = Snapshot()
+        elif command.word == cmdlang.MAX_FLOWS:
+            self._max_flows = command.value or DEFAULT_MAX_FLOWS
+            if self._session is not None:  # a map's size is fixed: build a new one
+                self._deactivate()
+                self._activate()
         else:
             self._filters = dataclasses.replace(self._filters, **{command.field: command.value})
             # while active, a new filter starts a new measurement: old flows
@@ -90,6 +95,11 @@ class DropPacketEntry:
             if self._session is not None:
                 self._session.set_filters(self._filters)
                 self._session.clear()
+
+    def _activate(self):
+        self._session = self._new_session(self._filters, self._max_flows)
+        self._hooks = self._session.hooks
+        self._kept = Snapshot()
 
     def _deactivate(self):
         session, self._session = self._session, None

@@ -3,6 +3,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional
 
+DEFAULT_MAX_FLOWS = 16384
+MAX_MAX_FLOWS = 1 << 20   # a million flows: about 0.2 GB of kernel memory on 2 CPUs
 PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 PORTED_PROTOCOLS = (6, 17)
 
@@ -48,7 +50,16 @@ class Drop:
 
 
 @dataclass(frozen=True)
+class TableUse:
+    name: str
+    held: int
+    capacity: int
+    evicted: int  # least recently used entries pushed out to make room
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What one read of the kernel's tables gives."""
     flows: dict = field(default_factory=dict)  # {Flow: [count per stage]}
     drops: tuple = ()                          # (Drop, ...)
+    tables: tuple = ()                         # (TableUse, ...)

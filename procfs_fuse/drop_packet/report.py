@@ -2,7 +2,7 @@
 with users' scripts: add lines, never rename or reorder the existing ones."""
 from collections import Counter, defaultdict
 
-from .commands import FILTERS
+from .commands import FILTERS, MAX_FLOWS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
 from .reasons import hint
 from .stages import STAGES
@@ -60,11 +60,12 @@ def verdict(counts, drops, drops_traced):
     return text
 
 
-def render(active, filters, last_error, hooks, snapshot):
+def render(active, filters, max_flows, last_error, hooks, snapshot):
     """hooks: [StageHook] of the current or last activation, or None;
-    snapshot: the flows and drops to show."""
+    snapshot: the flows, drops and table use to show."""
     lines = ["settings:", "  activated: %s" % ("y" if active else "N")]
     lines += ["  %s: %s" % (word, _setting(getattr(filters, field))) for word, field in FILTERS.items()]
+    lines.append("  %s: %d" % (MAX_FLOWS, max_flows))
     lines.append("  last-error: %s" % (last_error or "none"))
     lines.append("hooks:")
     if hooks is None:
@@ -78,6 +79,10 @@ def render(active, filters, last_error, hooks, snapshot):
     for drop in snapshot.drops:
         drops_by_flow[drop.flow][(drop.reason, drop.location)] += drop.count
 
+    lines.append("tables:")
+    lines += ["  %s: %d of %d, evicted %d" % (t.name, t.held, t.capacity, t.evicted) for t in snapshot.tables]
+    if not snapshot.tables:
+        lines.append("  (none)")
     lines.append("flows: %d" % len(snapshot.flows))
     for flow in sorted(snapshot.flows, key=lambda f: f.sort_key):
         lines.append(flow_header(flow))

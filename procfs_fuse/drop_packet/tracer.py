@@ -11,12 +11,11 @@ from ..kernel.btf import BTF
 from ..kernel.ksyms import KernelSymbols
 from . import hooks as hookplan
 from . import reasons
-from .flows import Drop, Flow, Snapshot, address_from_key
+from .flows import DEFAULT_MAX_FLOWS, Drop, Flow, Snapshot, TableUse, address_from_key
 from .stages import BPF_DIR, PROGRAM, STAGES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_FLOWS = 16384
 DEFAULT_MAX_DROPS = 4096
 
 # -D name -> (struct sk_buff member, its size in bytes): what dp_parse reads.
@@ -97,6 +96,7 @@ class BccSession:
     """One activation: compiled program, attached hooks, maps."""
 
     def __init__(self, filters, max_flows=DEFAULT_MAX_FLOWS):
+        self.max_flows = max_flows
         BPF = _import_bcc()
         tracefs.ensure_mounted()
         kernel = tracefs.KernelHooks()
@@ -152,24 +152,38 @@ class BccSession:
     def read(self):
         """A Snapshot of both tables, summed over CPUs."""
         flows = {}
-        for key, per_cpu in self.bpf["dp_flows"].items():
-            counts = [0] * len(STAGES)
-            for cpu_value in per_cpu:
-                for i in range(len(STAGES)):
-                    counts[i] += cpu_value.dp_packets[i]
+        for key, per_cpu in self._entries("dp_flows"):
             flow = flow_from_key(key)
             if flow is not None:
-                flows[flow] = counts
-        drops = []
-        for key, per_cpu in self.bpf["dp_drops"].items():
-            drops.append(Drop(flow_from_key(key.dp_flow),
-                              reasons.reason_name(self._reason_names, key.dp_reason),
-                              self._symbols.symbolize(key.dp_location), sum(per_cpu)))
-        return Snapshot(flows, tuple(drops))
+                flows[flow] = [sum(cpu.dp_packets[i] for cpu in per_cpu) for i in range(len(STAGES))]
+        drops = tuple(Drop(flow_from_key(key.dp_flow), reasons.reason_name(self._reason_names, key.dp_reason),
+                           self._symbols.symbolize(key.dp_location), sum(per_cpu))
+                      for key, per_cpu in self._entries("dp_drops"))
+        inserted = self.bpf["dp_inserted"]
+        tables = []
+        for slot, (name, table, held) in enumerate((("flows", "dp_flows", len(flows)),
+                                                     ("drops", "dp_drops", len(drops)))):
+            total = sum(inserted[ctypes.c_int(slot)])
+            tables.append(TableUse(name, held, self.bpf[table].max_entries, max(0, total - held)))
+        return Snapshot(flows, drops, tuple(tables))
+
+    def _entries(self, name):
+        """All (key, per-CPU values) of a table, in batches: one syscall per batch, not per key."""
+        table = self.bpf[name]
+        try:
+            return list(table.items_lookup_batch())
+        except Exception:  # kernels without batch operations on this map type
+            return list(table.items())
 
     def clear(self):
-        self.bpf["dp_flows"].clear()
-        self.bpf["dp_drops"].clear()
+        for name in ("dp_flows", "dp_drops"):
+            table = self.bpf[name]
+            try:
+                list(table.items_lookup_and_delete_batch())
+            except Exception:  # no batch operations: one key at a time
+                for key in list(table.keys()):
+                    table.pop(key, None)  # LRU may have evicted it meanwhile
+        self.bpf["dp_inserted"].clear()
 
     def close(self):
         bpf, self.bpf = getattr(self, "bpf", None), None

@@ -23,6 +23,11 @@ def test_filter_without_value_clears_it(line):
     assert command.value is None
 
 
+def test_max_flows():
+    assert parse(b"max-flows 1\nmax-flows 1048576\nmax-flows\n") == [
+        Command("max-flows", None, 1), Command("max-flows", None, 1048576), Command("max-flows")]
+
+
 def test_batch_lines_blank_lines_and_spaces():
     assert [c.word for c in parse(b"\n  clear  \n\n\tactivate\n")] == ["clear", "activate"]
 
@@ -38,6 +43,9 @@ def test_batch_lines_blank_lines_and_spaces():
     (b"source-port 0x50\n", "bad port"),
     (b"dest-port 000000080\n", "bad port"),
     (b"dest-port 1 2\n", "takes one argument"),
+    (b"max-flows 0\n", "bad capacity"),
+    (b"max-flows 1048577\n", "bad capacity"),
+    (b"max-flows many\n", "bad capacity"),
     (b"activate\xff\n", "junk bytes"),
     (b"activ\x00ate\n", "junk bytes"),
     (b"clear\x1b[0m\n", "junk bytes"),

@@ -1,7 +1,7 @@
 import ipaddress
 from collections import Counter
 
-from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Snapshot
+from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import CANDIDATES, StageHook
 from procfs_fuse.drop_packet.reasons import HINT_PREFIXES, HINTS
 from procfs_fuse.drop_packet.report import render, verdict
@@ -26,16 +26,19 @@ def counts(**by_stage):
 
 
 def test_inactive_never_attached():
-    assert render(False, Filters(), None, None, Snapshot()) == (
+    assert render(False, Filters(), 16384, None, None, Snapshot()) == (
         "settings:\n"
         "  activated: N\n"
         "  source-addr: *\n"
         "  source-port: *\n"
         "  dest-addr: *\n"
         "  dest-port: *\n"
+        "  max-flows: 16384\n"
         "  last-error: none\n"
         "hooks:\n"
         "  (never attached)\n"
+        "tables:\n"
+        "  (none)\n"
         "flows: 0\n"
         "drops: 0\n"
         "  unattributed: 0\n")
@@ -53,8 +56,9 @@ def test_active_with_flows_drops_filters_and_error():
     drops = (Drop(udp, "NETFILTER_DROP", "nft_do_chain+0x4c4", 500),
              Drop(None, "NOT_SPECIFIED", "skb_release+0x10", 3))
     filters = Filters(dest_addr=B, source_port=40000)
-    text = render(True, filters, "bad port '70000': want 0..65535", hooks_without_kprobes(),
-                  Snapshot(flows, drops))
+    tables = (TableUse("flows", 3, 100, 7), TableUse("drops", 2, 4096, 0))
+    text = render(True, filters, 100, "bad port '70000': want 0..65535", hooks_without_kprobes(),
+                  Snapshot(flows, drops, tables))
     assert text == (
         "settings:\n"
         "  activated: y\n"
@@ -62,6 +66,7 @@ def test_active_with_flows_drops_filters_and_error():
         "  source-port: 40000\n"
         "  dest-addr: 198.18.0.2\n"
         "  dest-port: *\n"
+        "  max-flows: 100\n"
         "  last-error: bad port '70000': want 0..65535\n"
         "hooks:\n"
         "  ETH_RECV: tracepoint net:netif_rx, approximate (kprobe eth_type_trans: kprobes not supported)\n"
@@ -76,6 +81,9 @@ def test_active_with_flows_drops_filters_and_error():
         "  SEND_SKB: tracepoint net:net_dev_xmit\n"
         "  RETRANS: tracepoint tcp:tcp_retransmit_skb\n"
         "  DROPPED: tracepoint skb:kfree_skb\n"
+        "tables:\n"
+        "  flows: 3 of 100, evicted 7\n"
+        "  drops: 2 of 4096, evicted 0\n"
         "flows: 3\n"
         "protocol: ICMP, Source IP: 198.18.0.2, Dest IP: 198.18.0.1\n"
         "    ETH_RECV: 1\n"
