@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then mounts drop-packet in the background and
 # returns once mnt/mooc/net/drop-packet is ready.
-#   sudo ./mount.sh [MOUNTPOINT]      mount (default: mnt/ beside this script)
+#   sudo ./mount.sh [--allow-other [--private]] [MOUNTPOINT]
+#        mount (default: mnt/ beside this script); only root may use it, unless
+#        --allow-other: then others may read the report (not with --private), never write
 #   sudo ./mount.sh -u [MOUNTPOINT]   unmount; the daemon detaches every hook and exits
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
 unmount=0
-if [ "${1:-}" = "-u" ]; then unmount=1; shift; fi
+daemon_options=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -u) unmount=1 ;;
+    --allow-other|--private) daemon_options+=("$1") ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    -*) echo "mount.sh: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+  shift
+done
 mnt="$(realpath -m "${1:-$here/mnt}")"
 run="$here/.run"
 state="$run/$(echo "$mnt" | tr / _)"   # one pid and log per mount point
@@ -44,7 +56,7 @@ if mountpoint -q "$mnt"; then
   echo "mount.sh: already mounted at $mnt"; exit 0
 fi
 mkdir -p "$mnt" "$run"
-setsid "$here/.venv/bin/python" -m procfs_fuse mount "$mnt" >>"$state.log" 2>&1 < /dev/null &
+MALLOC_ARENA_MAX=2 setsid "$here/.venv/bin/python" -m procfs_fuse mount "${daemon_options[@]}" "$mnt" >>"$state.log" 2>&1 < /dev/null &
 echo $! > "$state.pid"
 for _ in $(seq 300); do
   [ -e "$entry" ] && { echo "mount.sh: $entry ready (log: $state.log)"; exit 0; }

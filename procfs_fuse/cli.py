@@ -6,6 +6,7 @@ import sys
 
 EPILOG = """examples:
   python -m procfs_fuse mount mnt           # serve mnt/mooc/net/drop-packet (foreground)
+  python -m procfs_fuse mount --allow-other mnt   # others may read, only root writes
   python -m procfs_fuse doctor              # what this kernel offers, and the hook plan
   python -m procfs_fuse bpf-source          # the BPF C and flags BCC compiles
 then:
@@ -21,7 +22,7 @@ def cmd_mount(args):
 
     entry = DropPacketEntry(BccSession)
     try:
-        serve({ENTRY_PATH: entry}, args.mountpoint)
+        serve({ENTRY_PATH: entry}, args.mountpoint, allow_other=args.allow_other, private=args.private)
     finally:
         entry.close()  # unmounted or signalled: leave no hook behind
     return 0
@@ -59,6 +60,10 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
     mount = sub.add_parser("mount", help="mount and serve until unmounted or signalled")
     mount.add_argument("mountpoint")
+    mount.add_argument("--allow-other", action="store_true",
+                       help="let other users in: they may read the report, never write")
+    mount.add_argument("--private", action="store_true",
+                       help="with --allow-other: the report too is for root only (mode 0600)")
     mount.set_defaults(run=cmd_mount)
     sub.add_parser("doctor", help="check BPF, BTF, tracefs, kprobes, headers, BCC, FUSE").set_defaults(
         run=cmd_doctor)

@@ -12,7 +12,7 @@ import stat
 import threading
 import time
 
-from fuse import FUSE, FuseOSError, Operations
+from fuse import FUSE, FuseOSError, Operations, fuse_get_context
 
 from .drop_packet.controller import EntryError
 
@@ -32,10 +32,18 @@ def _directories(file_paths):
     return tree
 
 
+def _require_root():
+    """Writes load BPF programs: root only, even where the mount lets others in."""
+    uid, _gid, _pid = fuse_get_context()
+    if uid != 0:
+        raise FuseOSError(errno.EACCES)
+
+
 class ProcFS(Operations):
-    def __init__(self, entries):
+    def __init__(self, entries, file_mode=0o644):
         """entries: {path: object with render() -> bytes and command(bytes)}."""
         self._entries = entries
+        self._file_mode = file_mode
         self._dirs = _directories(entries)
         self._snapshots = {}
         self._handles = itertools.count(1)
@@ -66,7 +74,7 @@ class ProcFS(Operations):
         if path in self._dirs:
             return dict(times, st_mode=stat.S_IFDIR | 0o555, st_nlink=2)
         self._entry(path)
-        return dict(times, st_mode=stat.S_IFREG | 0o644, st_nlink=1, st_size=0)
+        return dict(times, st_mode=stat.S_IFREG | self._file_mode, st_nlink=1, st_size=0)
 
     def readdir(self, path, fh):
         if path not in self._dirs:
@@ -94,11 +102,14 @@ class ProcFS(Operations):
         # Any offset: a script may keep the file open and write batch after
         # batch. serve() sets max_write so that the kernel never splits an
         # acceptable batch into pieces.
-        self._entry(path).command(data)
+        entry = self._entry(path)
+        _require_root()
+        entry.command(data)
         return len(data)
 
     def truncate(self, path, length, fh=None):
         self._entry(path)
+        _require_root()
         return 0  # so `echo x > file` works, as on /proc
 
     def release(self, path, fi):
@@ -107,10 +118,14 @@ class ProcFS(Operations):
         return 0
 
 
-def serve(entries, mountpoint, fsname="drop-packet"):
+def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=False):
     """Mount and serve in the foreground until unmounted or signalled.
 
-    max_write far above commands.MAX_WRITE: a batch always arrives in one write.
+    Only root may use the mount unless allow_other; then the kernel checks the
+    file modes (default_permissions): others may read the report (not with
+    private) and never write. max_write far above commands.MAX_WRITE: a batch
+    always arrives in one write.
     """
-    FUSE(ProcFS(entries), mountpoint, foreground=True, raw_fi=True, big_writes=True,
-         max_write=131072, fsname=fsname, subtype="drop-packet")
+    access = dict(allow_other=True, default_permissions=True) if allow_other else {}
+    FUSE(ProcFS(entries, file_mode=0o600 if private else 0o644), mountpoint, foreground=True,
+         raw_fi=True, big_writes=True, max_write=131072, fsname=fsname, subtype="drop-packet", **access)

@@ -41,7 +41,7 @@ fi
 # from /usr/bin/python3 and sees its site-packages.
 probe="import bcc, fuse"
 extra=""
-if [ "$mode" = "--test" ]; then probe="$probe, pytest"; extra="[test]"; fi
+if [ "$mode" = "--test" ]; then probe="$probe, pytest, hypothesis"; extra="[test]"; fi
 if ! "$venv/bin/python" -c "$probe" 2>/dev/null; then
   echo "setup: virtualenv $venv"
   /usr/bin/python3 -m venv --system-site-packages "$venv"

@@ -49,13 +49,13 @@ def unmount(mountpoint, process=None):
 
 
 def parse_report(text):
-    """{'settings': {k: v}, 'hooks': {stage: text},
+    """{'settings': {k: v}, 'hooks': {stage: text}, 'tables': {name: (held, capacity, evicted)},
         'flows': {header: {'stages': {stage: int|None}, 'drops': {"REASON at loc": n}, 'verdict': str}},
         'drops': {'total': int|None, 'unattributed': int, 'lines': {"REASON at loc": n}}}."""
-    report = {"settings": {}, "hooks": {}, "flows": {}, "drops": {"lines": {}}}
+    report = {"settings": {}, "hooks": {}, "tables": {}, "flows": {}, "drops": {"lines": {}}}
     section, flow = None, None
     for line in text.splitlines():
-        if line in ("settings:", "hooks:"):
+        if line in ("settings:", "hooks:", "tables:"):
             section = line[:-1]
         elif line.startswith("flows: "):
             section = "flows"
@@ -80,6 +80,10 @@ def parse_report(text):
             reason, rest = line.strip().split(": ")
             count, location = rest.split(" at ")
             report["drops"]["lines"]["%s at %s" % (reason, location)] = int(count)
+        elif section == "tables" and ": " in line:
+            name, use = line.strip().split(": ")
+            held, _of, capacity, _evicted, evicted = use.replace(",", "").split()
+            report["tables"][name] = (int(held), int(capacity), int(evicted))
         elif section in ("settings", "hooks") and ": " in line:
             key, value = line.strip().split(": ", 1)
             report[section][key] = value

@@ -1,4 +1,5 @@
-"""The real daemon's file system over a fake tracer: `python fake_daemon.py MOUNTPOINT`."""
+"""The real daemon's file system over a fake tracer:
+`python fake_daemon.py MOUNTPOINT [--allow-other] [--private]`."""
 import logging
 import sys
 from pathlib import Path
@@ -11,4 +12,5 @@ from tests.fakes import FakeSession  # noqa: E402
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
-    serve({ENTRY_PATH: DropPacketEntry(FakeSession)}, sys.argv[1], fsname="drop-packet-test")
+    serve({ENTRY_PATH: DropPacketEntry(FakeSession)}, sys.argv[1], fsname="drop-packet-test",
+          allow_other="--allow-other" in sys.argv, private="--private" in sys.argv)

@@ -1,10 +1,13 @@
 """A real FUSE mount driven from the shell, over a fake tracer."""
+import errno
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from tests.fakes import FAIL_ACTIVATION_PORT, FAIL_READ_PORT
 from tests.mounts import ENTRY, sh, start_fake_daemon, unmount
+from tests.unit.test_properties import batches_without_injection
 
 pytestmark = pytest.mark.root
 
@@ -126,3 +129,17 @@ def test_direct_io_reads_past_st_size(f):
     assert os.stat(f).st_size == 0
     with open(f, "rb") as reader:
         assert reader.read().startswith(b"settings:\n")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches_without_injection)
+def test_a_sample_of_any_bytes_through_the_mount_is_success_or_einval(f, data):
+    before = sh("head -n 7 %s" % f).stdout  # the settings, without last-error
+    fd = os.open(f, os.O_WRONLY)
+    try:
+        assert os.write(fd, data) == len(data)
+    except OSError as e:
+        assert e.errno == errno.EINVAL
+        assert sh("head -n 7 %s" % f).stdout == before
+    finally:
+        os.close(fd)

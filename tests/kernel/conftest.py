@@ -24,12 +24,24 @@ def wait_no_bpf_objects():
     wait_for(lambda: our_bpf_objects() == [], "our BPF programs and maps to be freed", seconds=10)
 
 
+def daemon_files(mountpoint):
+    """mount.sh's pid and log files for a mount point."""
+    state = REPO / ".run" / str(Path(mountpoint).resolve()).replace("/", "_")
+    return Path(str(state) + ".pid"), Path(str(state) + ".log")
+
+
+def daemon_pid(mountpoint):
+    return int(daemon_files(mountpoint)[0].read_text())
+
+
 @pytest.fixture(scope="session")
 def mnt(tmp_path_factory):
     mountpoint = tmp_path_factory.mktemp("kernel") / "mnt"
     sh("%s/mount.sh %s" % (REPO, mountpoint), check=True, timeout=900)
     yield mountpoint
     sh("%s/mount.sh -u %s" % (REPO, mountpoint), check=True)
+    log = daemon_files(mountpoint)[1].read_text()
+    assert "Traceback" not in log, log  # a normal run logs no traceback
 
 
 @pytest.fixture

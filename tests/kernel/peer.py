@@ -8,6 +8,7 @@
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
   raw-send DEV DST_MAC N            N Ethernet frames of an ethertype no stack handles
+  udp-flood DST N                   one datagram to each of N distinct flows (ports vary)
 Every mode prints "ready" once its socket is set up.
 """
 import socket
@@ -135,6 +136,13 @@ def raw_send(dev, dst_mac, count):
         s.send(frame)
 
 
+def udp_flood(dst, count):
+    senders = [socket.socket(family_of(dst), socket.SOCK_DGRAM) for _ in range((count + 49999) // 50000)]
+    ready()
+    for i in range(count):
+        senders[i // 50000].sendto(b"f", (dst, 10000 + i % 50000))
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "udp-recv":
@@ -149,6 +157,8 @@ if __name__ == "__main__":
         tcp_pingpong(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-refused":
         tcp_refused(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "udp-flood":
+        udp_flood(args[0], int(args[1]))
     elif mode == "raw-send":
         raw_send(args[0], args[1], int(args[2]))
     else:
