@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Cost of watching: what drop-packet costs the traffic it watches.
+
+Run as root from a checkout set up by mount.sh or test.sh:
+    sudo .venv/bin/python benchmarks/overhead.py [--rounds 5] [--seconds 3]
+
+Two network namespaces joined by veth (tests/kernel/netns.py), iperf3 between
+them. In interleaved rounds it measures TCP bulk throughput and UDP 64-byte
+packets/s for: no hooks (baseline); the floor (empty BPF programs on exactly
+the attach points an activation uses, from the hook plan); active with no
+filter; active with a filter that excludes the measured traffic; and bpftrace
+counting on the same tracepoints, where bpftrace is installed. Then the time
+of an activation and of `cat` with 10,000 flows. Medians, and ratios to the
+baseline and the floor. It exits non-zero only when the set-up fails: this is
+a measurement, not a test.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from procfs_fuse.drop_packet import hooks as hookplan  # noqa: E402
+from procfs_fuse.kernel import headers, tracefs  # noqa: E402
+from tests.kernel.netns import Hosts  # noqa: E402
+from tests.mounts import ENTRY, sh  # noqa: E402
+
+IPERF_PORT = 5201
+FLOOR_C = r"""
+#include <uapi/linux/ptrace.h>
+int dp_floor_raw(struct bpf_raw_tracepoint_args *ctx) { return 0; }
+int dp_floor_record(void *ctx) { return 0; }
+int dp_floor_kprobe(struct pt_regs *ctx) { return 0; }
+"""
+
+
+def planned_hooks():
+    tracefs.ensure_mounted()
+    return [h.chosen for h in hookplan.plan(tracefs.KernelHooks().why_unavailable) if h.chosen]
+
+
+class Floor:
+    """Empty programs on the attach points an activation would use."""
+
+    def __enter__(self):
+        from bcc import BPF
+        _description, source = headers.header_tree()
+        if source:
+            os.environ["BCC_KERNEL_SOURCE"] = source
+        self.bpf = BPF(text=FLOOR_C)
+        for c in planned_hooks():
+            if c.kind == hookplan.KPROBE:
+                self.bpf.attach_kprobe(event=c.target, fn_name=b"dp_floor_kprobe")
+            elif c.record:
+                self.bpf.attach_tracepoint(tp=c.target, fn_name=b"dp_floor_record")
+            else:
+                self.bpf.attach_raw_tracepoint(tp=c.target.split(":")[1].encode(), fn_name=b"dp_floor_raw")
+        return self
+
+    def __exit__(self, *exc):
+        self.bpf.cleanup()
+
+
+class Bpftrace:
+    """The minimal peer: bpftrace counting the same tracepoints."""
+
+    def __enter__(self):
+        probes = ", ".join("tracepoint:%s" % c.target if c.kind == hookplan.TRACEPOINT else "kprobe:%s" % c.target
+                           for c in planned_hooks())
+        self.process = subprocess.Popen(["bpftrace", "-B", "line", "-e", "%s { @[probe] = count(); }" % probes],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.process.stdout.readline()
+        if not line.startswith("Attaching"):
+            self.process.kill()
+            raise RuntimeError("bpftrace did not attach: %r" % line)
+        time.sleep(1)  # it prints before the last probe is attached
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+class Mounted:
+    """The real product: mount.sh, then commands through the file."""
+
+    def __init__(self, commands):
+        self.commands = commands
+
+    def __enter__(self):
+        for command in self.commands:
+            write(command)
+        return self
+
+    def __exit__(self, *exc):
+        write("deactivate")
+        for word in ("dest-port", "max-flows"):
+            write(word)
+
+
+class Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+ENTRY_FILE = None
+
+
+def write(command):
+    with open(ENTRY_FILE, "w") as f:
+        f.write(command + "\n")
+
+
+def iperf(hosts, seconds, udp):
+    args = "-c %s -p %d -t %d -J" % (hosts.B_ADDR, IPERF_PORT, seconds)
+    if udp:
+        args += " -u -b 0 -l 64"
+    result = json.loads(hosts.run(hosts.a, "iperf3 " + args).stdout)
+    if udp:
+        total = result["end"]["sum"]
+        return (total["packets"] - total["lost_packets"]) / total["seconds"]
+    return result["end"]["sum_received"]["bits_per_second"]
+
+
+def timed(action):
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def main():
+    global ENTRY_FILE
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("run as root")
+    if not subprocess.run(["which", "iperf3"], capture_output=True).returncode == 0:
+        subprocess.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3", shell=True, check=True)
+    have_bpftrace = subprocess.run(["which", "bpftrace"], capture_output=True).returncode == 0
+
+    base = Path(tempfile.mkdtemp(prefix="dp-bench-"))
+    mountpoint = base / "mnt"
+    sh("%s/mount.sh %s" % (REPO, mountpoint), check=True, timeout=900)
+    ENTRY_FILE = mountpoint / ENTRY
+    configs = {"baseline": Nothing, "floor": Floor,
+               "active": lambda: Mounted(["activate"]),
+               "active, filtered out": lambda: Mounted(["dest-port 1", "activate"])}
+    if have_bpftrace:
+        configs["bpftrace"] = Bpftrace
+    results = {name: {"tcp": [], "udp": []} for name in configs}
+    try:
+        with Hosts() as hosts:
+            server = subprocess.Popen(["ip", "netns", "exec", hosts.b, "iperf3", "-s", "-p", str(IPERF_PORT)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+            try:
+                for round_number in range(args.rounds):
+                    order = list(configs)
+                    order = order[round_number % len(order):] + order[:round_number % len(order)]
+                    for name in order:
+                        with configs[name]():
+                            results[name]["tcp"].append(iperf(hosts, args.seconds, udp=False))
+                            results[name]["udp"].append(iperf(hosts, args.seconds, udp=True))
+                    print("round %d of %d done" % (round_number + 1, args.rounds), file=sys.stderr)
+
+                activations = []
+                for _ in range(args.rounds):
+                    activations.append(timed(lambda: write("activate")))
+                    write("deactivate")
+                write("max-flows 20000")
+                write("activate")
+                hosts.finish(hosts.start_peer(hosts.a, "udp-flood", hosts.B_ADDR, 10000), timeout=120)
+                cats = [timed(lambda: ENTRY_FILE.read_bytes()) for _ in range(args.rounds)]
+                flows = ENTRY_FILE.read_text().count("\nprotocol: ")
+                write("deactivate")
+                write("max-flows")
+            finally:
+                server.terminate()
+    finally:
+        sh("%s/mount.sh -u %s" % (REPO, mountpoint))
+
+    median = {name: {kind: statistics.median(v) for kind, v in r.items()} for name, r in results.items()}
+    base_tcp, base_udp = median["baseline"]["tcp"], median["baseline"]["udp"]
+    floor_tcp, floor_udp = median["floor"]["tcp"], median["floor"]["udp"]
+    print("machine: %s, %d CPUs, kernel %s; %d rounds of %d s, medians"
+          % (os.uname().machine, os.cpu_count(), os.uname().release, args.rounds, args.seconds))
+    print("%-22s %10s %7s %7s %10s %7s %7s" % ("", "TCP Gb/s", "/base", "/floor", "UDP kpps", "/base", "/floor"))
+    for name, m in median.items():
+        print("%-22s %10.2f %7.3f %7.3f %10.1f %7.3f %7.3f" % (
+            name, m["tcp"] / 1e9, m["tcp"] / base_tcp, m["tcp"] / floor_tcp,
+            m["udp"] / 1e3, m["udp"] / base_udp, m["udp"] / floor_udp))
+    print("activation: %.2f s (median of %d)" % (statistics.median(activations), len(activations)))
+    print("cat with %d flows: %.0f ms (median of %d)" % (flows, statistics.median(cats) * 1000, len(cats)))
+    goals = [
+        ("active/floor TCP >= 0.97", median["active"]["tcp"] / floor_tcp >= 0.97),
+        ("active/floor UDP >= 0.97", median["active"]["udp"] / floor_udp >= 0.97),
+        ("active/baseline TCP >= 0.95", median["active"]["tcp"] / base_tcp >= 0.95),
+        ("active/baseline UDP >= 0.85", median["active"]["udp"] / base_udp >= 0.85),
+        ("filtered/floor TCP >= 0.99", median["active, filtered out"]["tcp"] / floor_tcp >= 0.99),
+        ("filtered/floor UDP >= 0.99", median["active, filtered out"]["udp"] / floor_udp >= 0.99),
+        ("activation <= 2 s", statistics.median(activations) <= 2),
+        ("cat with 10,000 flows <= 100 ms", statistics.median(cats) <= 0.1),
+    ]
+    for goal, met in goals:
+        print("goal %-34s %s" % (goal, "met" if met else "NOT met"))
+
+
+if __name__ == "__main__":
+    main()
