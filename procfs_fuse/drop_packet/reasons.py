@@ -49,10 +49,16 @@ def hint(reason):
     return None
 
 
+# What a drop is called on kernels whose kfree_skb has no reason field (before 5.17).
+NO_REASON = "NO_REASON_BEFORE_5.17"
+
+
 def reason_names(kfree_skb_format=None, btf=None):
     """{number: name} of the running kernel's drop reasons: from the kfree_skb
     event's print format, else from the BTF enum skb_drop_reason."""
     if kfree_skb_format:
+        if "reason" not in tracefs.parse_fields(kfree_skb_format):
+            return {0: NO_REASON}
         names = tracefs.parse_symbolic(kfree_skb_format, "reason")
         if names:
             return names

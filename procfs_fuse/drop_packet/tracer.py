@@ -12,7 +12,7 @@ from ..kernel.ksyms import KernelSymbols
 from . import hooks as hookplan
 from . import reasons
 from .flows import DEFAULT_MAX_FLOWS, Drop, Flow, Snapshot, TableUse, address_from_key
-from .stages import BPF_DIR, PROGRAM, STAGES
+from .stages import BPF_DIR, PROGRAM
 
 log = logging.getLogger(__name__)
 
@@ -155,9 +155,10 @@ class BccSession:
         for key, per_cpu in self._entries("dp_flows"):
             flow = flow_from_key(key)
             if flow is not None:
-                flows[flow] = [sum(cpu.dp_packets[i] for cpu in per_cpu) for i in range(len(STAGES))]
+                flows[flow] = [sum(column) for column in zip(*(cpu.dp_packets for cpu in per_cpu))]
+        symbols = self._symbols.current()
         drops = tuple(Drop(flow_from_key(key.dp_flow), reasons.reason_name(self._reason_names, key.dp_reason),
-                           self._symbols.symbolize(key.dp_location), sum(per_cpu))
+                           symbols.symbolize(key.dp_location), sum(per_cpu))
                       for key, per_cpu in self._entries("dp_drops"))
         inserted = self.bpf["dp_inserted"]
         tables = []

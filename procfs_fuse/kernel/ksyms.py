@@ -38,16 +38,17 @@ class Symbolizer:
 
 
 class KernelSymbols:
-    """A Symbolizer of the running kernel, read again when modules change."""
+    """The running kernel's symbols, read again only when modules changed."""
 
     def __init__(self, kallsyms=KALLSYMS, modules=MODULES):
         self._kallsyms, self._modules = kallsyms, modules
         self._seen_modules = None
         self._symbolizer = None
 
-    def symbolize(self, address):
+    def current(self):
+        """A Symbolizer for now: take one per report, not one per address."""
         modules = _read(self._modules)
         if self._symbolizer is None or modules != self._seen_modules:
             self._symbolizer = Symbolizer(_read(self._kallsyms))
             self._seen_modules = modules
-        return self._symbolizer.symbolize(address)
+        return self._symbolizer

@@ -5,7 +5,7 @@ import pytest
 
 from procfs_fuse.drop_packet.hooks import CANDIDATES
 from procfs_fuse.kernel import headers
-from procfs_fuse.kernel.ksyms import Symbolizer, text_symbols
+from procfs_fuse.kernel.ksyms import KernelSymbols, Symbolizer, text_symbols
 from procfs_fuse.kernel.tracefs import KernelHooks
 
 KALLSYMS = """\
@@ -88,3 +88,15 @@ def test_no_headers_at_all_says_what_to_install(tmp_path):
     with pytest.raises(headers.HeadersError, match="linux-headers"):
         headers.header_tree(release="no-such-release", usr_src=str(tmp_path), cache_dir=str(tmp_path),
                              kheaders=str(tmp_path / "none"))
+
+
+def test_kernel_symbols_read_again_only_when_modules_change(tmp_path):
+    kallsyms, modules = tmp_path / "kallsyms", tmp_path / "modules"
+    kallsyms.write_text(KALLSYMS)
+    modules.write_text("veth 40960 0 - Live 0x0\n")
+    symbols = KernelSymbols(kallsyms=str(kallsyms), modules=str(modules))
+    first = symbols.current()
+    assert symbols.current() is first
+    kallsyms.write_text(KALLSYMS + "ffffffffc1000000 t nft_do_chain\t[nf_tables]\n")
+    modules.write_text("veth 40960 0 - Live 0x0\nnf_tables 1 0 - Live 0x0\n")
+    assert symbols.current().symbolize(0xffffffffc1000010) == "nft_do_chain+0x10"

@@ -92,10 +92,14 @@ def test_reason_names_fall_back_to_btf_then_to_numbers():
     b.add(6, "skb_drop_reason", 4, vlen=3, trailer=struct.pack(
         "<IiIiIi", b.name("SKB_NOT_DROPPED_YET"), 0, b.name("SKB_DROP_REASON_NO_SOCKET"), 3,
         b.name("SKB_DROP_REASON_NETFILTER_DROP"), 12))
-    names = reason_names(KFREE_SKB_5_10, BTF(b.blob()))
+    names = reason_names(None, BTF(b.blob()))
     assert names == {3: "NO_SOCKET", 12: "NETFILTER_DROP"}
     assert reason_name(names, 99) == "REASON_99"
     assert parse_symbolic(KFREE_SKB_5_10, "reason") == {}
+
+
+def test_a_kernel_without_drop_reasons_says_so():
+    assert reason_name(reason_names(KFREE_SKB_5_10), 0) == "NO_REASON_BEFORE_5.17"
 
 
 def test_record_offsets_become_compile_flags():
