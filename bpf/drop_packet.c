@@ -4,7 +4,8 @@
  * Compiled by BCC with -I<this dir> and these -D values from user space:
  *   DP_SKB_HEAD, DP_SKB_DATA, DP_SKB_NETWORK_HEADER, DP_SKB_PROTOCOL:
  *       offsets of struct sk_buff members in the running kernel (from BTF;
- *       the header tree BCC compiles against may be another kernel's);
+ *       the header tree BCC compiles against may be another kernel's), and
+ *       DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN: the bytes that span them;
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
@@ -32,55 +33,71 @@ static __always_inline void *dp_read_ptr(void *base, int offset)
 	return p;
 }
 
+/* The sk_buff members dp_parse needs lie close together: one read of the
+ * window that spans them (bounds from BTF) instead of one read each. */
+#define DP_SKB_AT(win, member) ((win) + (member) - DP_SKB_WINDOW_START)
+
 /* Fills the key from the IP and transport headers; 0 if it is an IP packet. */
 static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *key)
 {
-	__u8 ethertype[2] = {};
-	void *l3, *l4;
-	__u8 ip[40];
-	int later_fragment = 0;
+	__u8 win[DP_SKB_WINDOW_LEN];
+	__u8 ethertype[2];
+	void *l3, *data;
+	__u8 ip[44];	/* an IPv6 header and the ports, or an IPv4 header and the ports */
+	int l4_offset, later_fragment = 0;
 
+	if (bpf_probe_read_kernel(win, sizeof(win), skb + DP_SKB_WINDOW_START))
+		return -1;
+	__builtin_memcpy(&data, DP_SKB_AT(win, DP_SKB_DATA), sizeof(data));
+	__builtin_memcpy(ethertype, DP_SKB_AT(win, DP_SKB_PROTOCOL), 2);
 	if (l3_at == DP_L3_AT_NETWORK_HEADER) {
-		__u16 network_header = 0;
-		bpf_probe_read_kernel(&network_header, 2, skb + DP_SKB_NETWORK_HEADER);
+		void *head;
+		__u16 network_header;
+		__builtin_memcpy(&head, DP_SKB_AT(win, DP_SKB_HEAD), sizeof(head));
+		__builtin_memcpy(&network_header, DP_SKB_AT(win, DP_SKB_NETWORK_HEADER), 2);
 		if (network_header == 0xffff)	/* not set yet */
 			return -1;
-		l3 = dp_read_ptr(skb, DP_SKB_HEAD) + network_header;
-		bpf_probe_read_kernel(ethertype, 2, skb + DP_SKB_PROTOCOL);
+		l3 = head + network_header;
 	} else if (l3_at == DP_L3_AT_DATA_ETH) {
-		void *data = dp_read_ptr(skb, DP_SKB_DATA);
 		bpf_probe_read_kernel(ethertype, 2, data + 12);
 		l3 = data + DP_ETH_HLEN;
 	} else {
-		l3 = dp_read_ptr(skb, DP_SKB_DATA);
-		bpf_probe_read_kernel(ethertype, 2, skb + DP_SKB_PROTOCOL);
+		l3 = data;
 	}
 
 	if (ethertype[0] == 0x08 && ethertype[1] == 0x00) {
-		if (bpf_probe_read_kernel(ip, 20, l3) || (ip[0] >> 4) != 4)
+		/* header and ports in one read when there are no IP options */
+		if (bpf_probe_read_kernel(ip, 24, l3) && bpf_probe_read_kernel(ip, 20, l3))
+			return -1;
+		if ((ip[0] >> 4) != 4)
 			return -1;
 		key->dp_family = DP_AF_INET;
 		key->dp_protocol = ip[9];
 		__builtin_memcpy(key->dp_saddr, &ip[12], 4);
 		__builtin_memcpy(key->dp_daddr, &ip[16], 4);
 		later_fragment = ((ip[6] & 0x1f) | ip[7]) != 0;
-		l4 = l3 + (ip[0] & 0x0f) * 4;
+		l4_offset = (ip[0] & 0x0f) * 4;
 	} else if (ethertype[0] == 0x86 && ethertype[1] == 0xdd) {
-		if (bpf_probe_read_kernel(ip, 40, l3) || (ip[0] >> 4) != 6)
+		if (bpf_probe_read_kernel(ip, 44, l3) && bpf_probe_read_kernel(ip, 40, l3))
+			return -1;
+		if ((ip[0] >> 4) != 6)
 			return -1;
 		key->dp_family = DP_AF_INET6;
 		key->dp_protocol = ip[6];
 		__builtin_memcpy(key->dp_saddr, &ip[8], 16);
 		__builtin_memcpy(key->dp_daddr, &ip[24], 16);
-		l4 = l3 + 40;
+		l4_offset = 40;
 	} else {
 		return -1;
 	}
 	/* ports for TCP and UDP; a later fragment has none */
 	if ((key->dp_protocol == DP_IPPROTO_TCP || key->dp_protocol == DP_IPPROTO_UDP) && !later_fragment) {
-		__u8 ports[4];
-		if (bpf_probe_read_kernel(ports, 4, l4))
-			return -1;
+		__u8 *ports = l4_offset == 20 ? &ip[20] : &ip[40];
+		if (l4_offset != 20 && l4_offset != 40) {	/* IPv4 options: read the ports apart */
+			if (bpf_probe_read_kernel(ip, 4, l3 + l4_offset))
+				return -1;
+			ports = ip;
+		}
 		key->dp_sport = (ports[0] << 8) | ports[1];
 		key->dp_dport = (ports[2] << 8) | ports[3];
 	}

@@ -33,16 +33,24 @@ class ActivationError(Exception):
         self.errno = errno_value
 
 
+MAX_SKB_WINDOW = 128  # bytes dp_parse reads from an sk_buff at once, on its stack
+
+
 def skb_cflags(btf):
-    """-D flags with the running kernel's sk_buff offsets; checks the sizes."""
-    flags = []
+    """-D flags with the running kernel's sk_buff offsets and the window that
+    spans them; checks the sizes."""
+    flags, spans = [], []
     for macro, (member, size) in SKB_MEMBERS.items():
         found = btf.struct_member("sk_buff", member)
         if found.size != size:
             raise ActivationError(errno.EOPNOTSUPP, "sk_buff.%s is %d bytes, expected %d"
                                   % (member, found.size, size))
         flags.append("-D%s=%d" % (macro, found.offset))
-    return flags
+        spans.append((found.offset, found.offset + size))
+    start, end = min(a for a, _ in spans), max(b for _, b in spans)
+    if end - start > MAX_SKB_WINDOW:
+        raise ActivationError(errno.EOPNOTSUPP, "sk_buff members %d bytes apart" % (end - start))
+    return flags + ["-DDP_SKB_WINDOW_START=%d" % start, "-DDP_SKB_WINDOW_LEN=%d" % (end - start)]
 
 
 # Tracepoints whose stubs read the event record: macro prefix, fields the stub

@@ -1,9 +1,11 @@
 """Event formats and drop-reason names from canned tracefs text of two kernels."""
 import struct
 
+import pytest
+
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
-from procfs_fuse.drop_packet.tracer import record_cflags
-from procfs_fuse.kernel.btf import BTF
+from procfs_fuse.drop_packet.tracer import ActivationError, record_cflags, skb_cflags
+from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
 
@@ -111,3 +113,22 @@ def test_record_offsets_become_compile_flags():
     # no reason field: -1, the stub reads none; a missing event: no flags, no stub
     assert record_cflags({"skb:kfree_skb": KFREE_SKB_5_10, "tcp:tcp_retransmit_skb": None}) == [
         "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=-1"]
+
+
+class FakeBTF:
+    def __init__(self, members):
+        self.members = members
+
+    def struct_member(self, struct_name, member):
+        return Member(*self.members[member])
+
+
+def test_skb_offsets_and_the_window_that_spans_them():
+    kernel_6_18 = {"head": (192, 8), "data": (200, 8), "network_header": (180, 2), "protocol": (176, 2)}
+    assert skb_cflags(FakeBTF(kernel_6_18)) == [
+        "-DDP_SKB_HEAD=192", "-DDP_SKB_DATA=200", "-DDP_SKB_NETWORK_HEADER=180", "-DDP_SKB_PROTOCOL=176",
+        "-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
+    with pytest.raises(ActivationError, match="network_header is 4 bytes"):
+        skb_cflags(FakeBTF(dict(kernel_6_18, network_header=(180, 4))))
+    with pytest.raises(ActivationError, match="apart"):
+        skb_cflags(FakeBTF(dict(kernel_6_18, protocol=(16, 2))))
