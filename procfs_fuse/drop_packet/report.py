@@ -84,24 +84,27 @@ def render(active, filters, max_flows, last_error, hooks, snapshot):
     if not snapshot.tables:
         lines.append("  (none)")
     lines.append("flows: %d" % len(snapshot.flows))
+    shown = {}  # (IP version, protocol) -> [(index, stage)] the flow can reach
     for flow in sorted(snapshot.flows, key=lambda f: f.sort_key):
         lines.append(flow_header(flow))
-        counts = dict(zip(STAGES, snapshot.flows[flow]))
-        for stage in STAGES:
-            if _applies(stage, flow):
-                # "-": not measured on this kernel, which is not 0
-                lines.append("    %s: %s" % (stage, counts[stage] if stage in attached else "-"))
+        kind = (flow.saddr.version, flow.protocol)
+        if kind not in shown:
+            shown[kind] = [(i, stage) for i, stage in enumerate(STAGES) if _applies(stage, flow)]
+        counts, flow_drops = snapshot.flows[flow], drops_by_flow.get(flow, Counter())
+        for i, stage in shown[kind]:
+            # "-": not measured on this kernel, which is not 0
+            lines.append("    %s: %s" % (stage, counts[i] if stage in attached else "-"))
             if stage == DROPPED:
                 lines += ["        %s: %d at %s" % (reason, n, location)
-                          for (reason, location), n in _by_count(drops_by_flow[flow])]
-        measured = {s: n for s, n in counts.items() if s in attached and _applies(s, flow)}
-        lines.append("    verdict: " + verdict(measured, drops_by_flow[flow], drops_traced))
+                          for (reason, location), n in _by_count(flow_drops)]
+        measured = {stage: counts[i] for i, stage in shown[kind] if stage in attached}
+        lines.append("    verdict: " + verdict(measured, flow_drops, drops_traced))
 
     # host-wide, like dropwatch's summary: every flow, and what could not be parsed
     everywhere = Counter()
     for per_flow in drops_by_flow.values():
         everywhere.update(per_flow)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
-    lines.append("  unattributed: %d" % sum(drops_by_flow[None].values()))
+    lines.append("  unattributed: %d" % sum(drops_by_flow.get(None, Counter()).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in _by_count(everywhere)]
     return "\n".join(lines) + "\n"
