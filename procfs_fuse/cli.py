@@ -37,7 +37,7 @@ def cmd_doctor(_args):
         good, text = check()
         # kprobes are optional: their absence only selects fallbacks
         ok = ok and (good or name == "kprobes")
-        print("%-8s %s  %s" % (name + ":", "ok  " if good else "MISSING", text))
+        print("%-9s %-8s %s" % (name + ":", "ok" if good else "MISSING", text))
     print("hook plan:")
     kernel = tracefs.KernelHooks()
     for hook in hooks.plan(kernel.why_unavailable):
