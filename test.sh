@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # Sets up what is missing (as mount.sh does, plus test tools), then runs every
-# test layer: unit (no root), FUSE (real mount, fake tracer), kernel (real BPF,
-# namespaces). Usage: sudo ./test.sh [pytest args]
-set -euo pipefail
+# test, in two lanes:
+#   1. this machine's kernel: unit (no root), FUSE (real mount, fake tracer),
+#      kernel (real BPF, namespaces);
+#   2. Debian's stock kernel (kprobes on) under QEMU: the kernel accounting tests.
+# Usage: sudo ./test.sh            both lanes
+#        sudo ./test.sh PYTEST_ARGS   lane 1 only, with those arguments
+set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-"$here/scripts/setup.sh" --test
+"$here/scripts/setup.sh" --test || exit 1
 cd "$here"
-exec "$here/.venv/bin/python" -m pytest -v -rs -p no:cacheprovider "${@:-tests}"
+if [ $# -gt 0 ]; then
+  exec "$here/.venv/bin/python" -m pytest -v -rs -p no:cacheprovider "$@"
+fi
+echo "=== lane 1: this machine's kernel ($(uname -r))"
+"$here/.venv/bin/python" -m pytest -v -rs -p no:cacheprovider tests
+host=$?
+echo "=== lane 2: Debian's stock kernel under QEMU"
+"$here/.venv/bin/python" tests/qemu/lane.py
+guest=$?
+echo "=== lane 1 exit $host, lane 2 exit $guest"
+[ "$host" = 0 ] && [ "$guest" = 0 ]

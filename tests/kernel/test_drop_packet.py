@@ -14,8 +14,12 @@ def test_hooks_fall_back_as_this_kernel_allows(f):
     write(f, "activate")
     hooks = report(f)["hooks"]
     kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
-    for stage, seed in (("ETH_RECV", "eth_type_trans"), ("RECV_SKB", "__netif_receive_skb_core")):
-        assert hooks[stage].startswith("kprobe %s" % seed if kprobes else "tracepoint "), hooks
+    if kprobes:  # the seed's kprobe, or (where the compiler renamed it) the tracepoint in it
+        assert hooks["ETH_RECV"] == "kprobe eth_type_trans"
+        assert hooks["RECV_SKB"] in ("kprobe __netif_receive_skb_core", "tracepoint net:netif_receive_skb "
+                                     "(kprobe __netif_receive_skb_core: no such function)"), hooks
+    else:
+        assert hooks["ETH_RECV"].startswith("tracepoint ") and hooks["RECV_SKB"].startswith("tracepoint ")
     assert hooks["SEND_SKB"] == "tracepoint net:net_dev_xmit"
     assert hooks["DROPPED"] == "tracepoint skb:kfree_skb"
     assert hooks["RETRANS"] == "tracepoint tcp:tcp_retransmit_skb"
@@ -64,9 +68,10 @@ def test_tcp_counts_equal_what_netfilter_counted(f, hosts):
     assert a_out() >= count + 2 and b_out() >= count  # data segments, handshake, replies
     for flow, sent, received in ((forward, a_out(), b_in()), (reverse, b_out(), a_in())):
         assert sent == received
-        # nothing lost; closing a socket may free its own queued copies as QUEUE_PURGE
-        purged = sum(n for where, n in flow["drops"].items() if where.startswith("QUEUE_PURGE at "))
-        assert purged == sum(flow["drops"].values()) <= 1
+        # nothing lost; closing a socket may free its own queued copy (QUEUE_PURGE,
+        # NOT_SPECIFIED before 6.4) in sk_stream_kill_queues
+        purged = sum(n for where, n in flow["drops"].items() if " at sk_stream_kill_queues+" in where)
+        assert purged == sum(flow["drops"].values()) <= 1, flow["drops"]
         assert flow["stages"] == expected(rep, {
             "ETH_RECV": received, "GRO_RECV": 0, "RECV_SKB": received, "TCP_V4_RCV": received,
             "QUEUE_XMIT": sent, "SEND_SKB": sent, "RETRANS": 0, "DROPPED": purged})

@@ -45,7 +45,9 @@ def test_tcp_to_a_closed_port_is_no_socket_in_the_tcp_receive_path(f, hosts):
     assert flow["stages"]["DROPPED"] == 5 == flow["stages"]["RECV_SKB"]
     (location, count), = only_drops(flow, "NO_SOCKET").items()
     assert count == 5 and location.startswith("tcp_v4_rcv+0x"), location
-    assert flow["verdict"].startswith("5 of 5 lost after RECV_SKB: NO_SOCKET at tcp_v4_rcv+0x")
+    # the last stage that saw them: tcp_v4_rcv itself where it can be hooked
+    last = "TCP_V4_RCV" if flow["stages"]["TCP_V4_RCV"] is not None else "RECV_SKB"
+    assert flow["verdict"].startswith("5 of 5 lost after %s: NO_SOCKET at tcp_v4_rcv+0x" % last)
 
 
 def test_a_full_receive_buffer_drops_what_was_not_queued(f, hosts):
@@ -99,7 +101,7 @@ def test_unparsable_drops_count_as_unattributed(f, hosts):
     before = report(f)["drops"]
     hosts.finish(hosts.start_peer(hosts.a, "raw-send", hosts.a_dev, hosts.B_MAC, frames))
     after = report(f)["drops"]
-    assert after["unattributed"] - before["unattributed"] == frames
+    assert after["unattributed"] - before["unattributed"] >= frames  # the host may add its own
     unhandled = {where: n - before["lines"].get(where, 0) for where, n in after["lines"].items()
                  if where.startswith("UNHANDLED_PROTO at ")}
     assert sum(unhandled.values()) == frames, after

@@ -1,0 +1,25 @@
+#!/bin/bash
+# Runs inside the guest kernel: the project's kernel tests, then a marker line
+# with their exit code for the host to read, then power off.
+repo="$1"
+select=()  # dp_k=EXPR on the kernel command line: pytest -k EXPR
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in dp_k=*) select=(-k "${arg#dp_k=}") ;; esac
+done
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+mkdir -p /run/netns
+modprobe fuse  # no udev or systemd here to create /dev/fuse
+ip link set lo up
+hostname dp-guest
+echo "guest kernel: $(uname -r), kprobes: $([ -e /sys/bus/event_source/devices/kprobe ] && echo yes || echo no)"
+cd "$repo"
+.venv/bin/python -m procfs_fuse doctor
+DROP_PACKET_NO_SKIP=1 .venv/bin/python -m pytest -p no:cacheprovider -rs -q \
+  "${select[@]}" tests/kernel/test_drop_packet.py tests/kernel/test_drops.py
+echo "DP-GUEST-RC=$?"
+echo o > /proc/sysrq-trigger
+sleep 60  # PID 1 must not exit before the power-off
