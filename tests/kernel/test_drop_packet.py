@@ -10,23 +10,27 @@ from tests.mounts import ENTRY, flow_header, is_mounted, sh
 
 pytestmark = pytest.mark.root
 
+
 def test_hooks_fall_back_as_this_kernel_allows(f):
     write(f, "activate")
     hooks = report(f)["hooks"]
     kprobes = os.path.exists("/sys/bus/event_source/devices/kprobe")
     if kprobes:  # the seed's kprobe, or (where the compiler renamed it) the tracepoint in it
-        assert hooks["ETH_RECV"] == "kprobe eth_type_trans"
+        for stage, function in (("ETH_RECV", "eth_type_trans"), ("GRO_RECV", "napi_gro_receive"),
+                                ("TCP_V4_RCV", "tcp_v4_rcv"), ("UDP_RCV", "udp_rcv"),
+                                ("TCP_V6_RCV", "tcp_v6_rcv"), ("UDP_V6_RCV", "udpv6_rcv")):
+            assert hooks[stage] == "kprobe " + function, hooks
+        assert hooks["QUEUE_XMIT"].startswith(("kprobe dev_queue_xmit", "kprobe __dev_queue_xmit")), hooks
         assert hooks["RECV_SKB"] in ("kprobe __netif_receive_skb_core", "tracepoint net:netif_receive_skb "
                                      "(kprobe __netif_receive_skb_core: no such function)"), hooks
     else:
-        assert hooks["ETH_RECV"].startswith("tracepoint ") and hooks["RECV_SKB"].startswith("tracepoint ")
-    assert hooks["SEND_SKB"] == "tracepoint net:net_dev_xmit"
-    assert hooks["DROPPED"] == "tracepoint skb:kfree_skb"
-    assert hooks["RETRANS"] == "tracepoint tcp:tcp_retransmit_skb"
-    if not kprobes:
+        assert hooks["RECV_SKB"].startswith("tracepoint net:netif_receive_skb (kprobe ")
         assert hooks["TCP_V4_RCV"] == "unavailable (kprobe tcp_v4_rcv: kprobes not supported)"
         assert hooks["ETH_RECV"].startswith("tracepoint net:netif_rx, approximate (kprobe eth_type_trans: ")
         assert hooks["QUEUE_XMIT"].startswith("tracepoint net:net_dev_queue (kprobe dev_queue_xmit: ")
+    assert hooks["SEND_SKB"] == "tracepoint net:net_dev_xmit"
+    assert hooks["DROPPED"] == "tracepoint skb:kfree_skb"
+    assert hooks["RETRANS"] == "tracepoint tcp:tcp_retransmit_skb"
 
 
 def test_udp_every_attached_stage_counts_exactly_n(f, hosts):

@@ -6,8 +6,9 @@ select=()  # dp_k=EXPR on the kernel command line: pytest -k EXPR
 for arg in $(cat /proc/cmdline); do
   case "$arg" in dp_k=*) select=(-k "${arg#dp_k=}") ;; esac
 done
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
+# / is already writable (a tmpfs overlay): no tmpfs over /tmp, where the
+# repository itself may be; a fresh /run unless the repository is there
+case "$repo" in /run/*) ;; *) mount -t tmpfs tmpfs /run ;; esac
 mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null

@@ -99,7 +99,7 @@ def main():
         "qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", "4096", "-nographic", "-no-reboot",
         "-kernel", "/boot/vmlinuz-%s" % version, "-initrd", str(initrd),
         "-append", "console=ttyS0 panic=-1 quiet dp_repo=%s%s" % (REPO, select),
-        "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on",
+        "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
     ]
     guest = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
