@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 DEFAULT_MAX_FLOWS = 16384
-MAX_MAX_FLOWS = 1 << 20   # a million flows: about 0.2 GB of kernel memory on 2 CPUs
+MAX_MAX_FLOWS = 1 << 20   # a million flows: about 0.3 GB of kernel memory on 2 CPUs
 PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 PORTED_PROTOCOLS = (6, 17)
 
