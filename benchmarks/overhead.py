@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from procfs_fuse.drop_packet import hooks as hookplan  # noqa: E402
+from procfs_fuse.drop_packet.tracer import attach  # noqa: E402
 from procfs_fuse.kernel import headers, tracefs  # noqa: E402
 from tests.kernel.netns import Hosts  # noqa: E402
 from tests.mounts import ENTRY, sh  # noqa: E402
@@ -51,17 +52,12 @@ class Floor:
 
     def __enter__(self):
         from bcc import BPF
-        _description, source = headers.header_tree()
-        if source:
-            os.environ["BCC_KERNEL_SOURCE"] = source
+        headers.point_bcc_at_headers()
         self.bpf = BPF(text=FLOOR_C)
         for c in planned_hooks():
-            if c.kind == hookplan.KPROBE:
-                self.bpf.attach_kprobe(event=c.target, fn_name=b"dp_floor_kprobe")
-            elif c.record:
-                self.bpf.attach_tracepoint(tp=c.target, fn_name=b"dp_floor_record")
-            else:
-                self.bpf.attach_raw_tracepoint(tp=c.target.split(":")[1].encode(), fn_name=b"dp_floor_raw")
+            empty = "dp_floor_kprobe" if c.kind == hookplan.KPROBE else (
+                "dp_floor_record" if c.record else "dp_floor_raw")
+            attach(self.bpf, c, empty)
         return self
 
     def __exit__(self, *exc):

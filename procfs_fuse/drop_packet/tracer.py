@@ -3,7 +3,6 @@ read and clear the flow map, update filters, detach."""
 import ctypes
 import errno
 import logging
-import os
 import socket
 
 from ..kernel import headers, tracefs
@@ -92,6 +91,17 @@ def flow_from_key(key):
                 address_from_key(v6, key.dp_daddr), key.dp_dport)
 
 
+def attach(bpf, candidate, function=None):
+    """Attaches function (default: the candidate's stub) the way the candidate says."""
+    function = (function or candidate.function).encode()
+    if candidate.kind == hookplan.KPROBE:
+        bpf.attach_kprobe(event=candidate.target.encode(), fn_name=function)
+    elif candidate.record:
+        bpf.attach_tracepoint(tp=candidate.target.encode(), fn_name=function)
+    else:
+        bpf.attach_raw_tracepoint(tp=candidate.target.split(":")[1].encode(), fn_name=function)
+
+
 def _import_bcc():
     try:
         from bcc import BPF  # Debian's python3-bpfcc; never PyPI's "bcc"
@@ -108,9 +118,7 @@ class BccSession:
         BPF = _import_bcc()
         tracefs.ensure_mounted()
         kernel = tracefs.KernelHooks()
-        _description, source = headers.header_tree()
-        if source:
-            os.environ["BCC_KERNEL_SOURCE"] = source
+        headers.point_bcc_at_headers()
         btf = BTF.from_file()
         formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
         self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
@@ -132,13 +140,7 @@ class BccSession:
 
     def _attach(self, candidate):
         try:
-            if candidate.kind == hookplan.KPROBE:
-                self.bpf.attach_kprobe(event=candidate.target, fn_name=candidate.function)
-            elif candidate.record:
-                self.bpf.attach_tracepoint(tp=candidate.target, fn_name=candidate.function)
-            else:
-                self.bpf.attach_raw_tracepoint(tp=candidate.target.split(":")[1],
-                                               fn_name=candidate.function)
+            attach(self.bpf, candidate)
         except Exception as e:  # BCC raises plain Exception on attach failure
             log.warning("attach %s failed: %s", candidate.describe(), e)
             return "attach failed: %s" % e

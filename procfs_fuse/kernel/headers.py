@@ -66,3 +66,12 @@ def header_tree(release=None, usr_src="/usr/src", cache_dir=CACHE_DIR, kheaders=
         raise HeadersError("no kernel headers: install linux-headers-amd64 (mount.sh does)")
     tree = merge_tree(*pair, cache_dir=cache_dir)
     return "generic headers %s (layouts from BTF)" % tree, str(tree)
+
+
+def point_bcc_at_headers():
+    """Tells BCC's compiler (BCC_KERNEL_SOURCE) where the tree is, when it cannot find it
+    alone; returns the tree's description."""
+    description, source = header_tree()
+    if source:
+        os.environ["BCC_KERNEL_SOURCE"] = source
+    return description

@@ -155,9 +155,7 @@ def test_compiled_layout_matches_the_shared_header():
     from procfs_fuse.drop_packet.tracer import compile_flags
     from procfs_fuse.kernel import headers
 
-    _description, source = headers.header_tree()
-    if source:
-        os.environ["BCC_KERNEL_SOURCE"] = source
+    headers.point_bcc_at_headers()
     bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags())
     try:
         counts = bpf[b"dp_flows"].sLeaf()
