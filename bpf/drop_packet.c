@@ -6,6 +6,8 @@
  *       offsets of struct sk_buff members in the running kernel (from BTF;
  *       the header tree BCC compiles against may be another kernel's), and
  *       DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN: the bytes that span them;
+ *   DP_DIRECT_READ, DP_KFUNC_PLACEHOLDER: set when the kernel lets a program
+ *       load kernel memory directly (see dp_read);
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
@@ -22,14 +24,37 @@
 #define DP_ETH_HLEN 14
 
 BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
+BPF_PERCPU_ARRAY(dp_slots, struct dp_slot, 1 << DP_SLOT_BITS);
 BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
 BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
 
+#ifdef DP_DIRECT_READ
+/* bpf_rdonly_cast(p, 0) makes p a read-only pointer the program may load
+ * from: each load is one instruction (a faulting one reads 0), where
+ * bpf_probe_read_kernel is a helper call of some 20 ns. BCC cannot emit a
+ * kfunc call, so this is compiled as a call to a placeholder helper number
+ * that user space turns into the kfunc call before loading
+ * (procfs_fuse/kernel/kfunc.py). */
+static void *(*dp_rdonly_cast)(const void *p, __u32 btf_id) = (void *)DP_KFUNC_PLACEHOLDER;
+
+/* size: a constant multiple of 4 */
+static __always_inline int dp_read(void *dst, int size, const void *src)
+{
+	const __u32 *from = dp_rdonly_cast(src, 0);
+#pragma unroll
+	for (int i = 0; i < size / 4; i++)
+		((__u32 *)dst)[i] = from[i];
+	return 0;
+}
+#else
+#define dp_read(dst, size, src) bpf_probe_read_kernel((dst), (size), (src))
+#endif
+
 static __always_inline void *dp_read_ptr(void *base, int offset)
 {
 	void *p = 0;
-	bpf_probe_read_kernel(&p, sizeof(p), base + offset);
+	dp_read(&p, sizeof(p), base + offset);
 	return p;
 }
 
@@ -40,13 +65,13 @@ static __always_inline void *dp_read_ptr(void *base, int offset)
 /* Fills the key from the IP and transport headers; 0 if it is an IP packet. */
 static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *key)
 {
-	__u8 win[DP_SKB_WINDOW_LEN];
-	__u8 ethertype[2];
+	__u8 win[DP_SKB_WINDOW_LEN] __attribute__((aligned(8)));
+	__u8 ethertype[4] __attribute__((aligned(4)));
 	void *l3, *data;
-	__u8 ip[44];	/* an IPv6 header and the ports, or an IPv4 header and the ports */
+	__u8 ip[44] __attribute__((aligned(8)));	/* an IPv6 header and the ports, or an IPv4 header and the ports */
 	int l4_offset, later_fragment = 0;
 
-	if (bpf_probe_read_kernel(win, sizeof(win), skb + DP_SKB_WINDOW_START))
+	if (dp_read(win, sizeof(win), skb + DP_SKB_WINDOW_START))
 		return -1;
 	__builtin_memcpy(&data, DP_SKB_AT(win, DP_SKB_DATA), sizeof(data));
 	__builtin_memcpy(ethertype, DP_SKB_AT(win, DP_SKB_PROTOCOL), 2);
@@ -59,7 +84,7 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 			return -1;
 		l3 = head + network_header;
 	} else if (l3_at == DP_L3_AT_DATA_ETH) {
-		bpf_probe_read_kernel(ethertype, 2, data + 12);
+		dp_read(ethertype, 4, data + 12);
 		l3 = data + DP_ETH_HLEN;
 	} else {
 		l3 = data;
@@ -67,7 +92,7 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 
 	if (ethertype[0] == 0x08 && ethertype[1] == 0x00) {
 		/* header and ports in one read when there are no IP options */
-		if (bpf_probe_read_kernel(ip, 24, l3) && bpf_probe_read_kernel(ip, 20, l3))
+		if (dp_read(ip, 24, l3) && dp_read(ip, 20, l3))
 			return -1;
 		if ((ip[0] >> 4) != 4)
 			return -1;
@@ -78,7 +103,7 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 		later_fragment = ((ip[6] & 0x1f) | ip[7]) != 0;
 		l4_offset = (ip[0] & 0x0f) * 4;
 	} else if (ethertype[0] == 0x86 && ethertype[1] == 0xdd) {
-		if (bpf_probe_read_kernel(ip, 44, l3) && bpf_probe_read_kernel(ip, 40, l3))
+		if (dp_read(ip, 44, l3) && dp_read(ip, 40, l3))
 			return -1;
 		if ((ip[0] >> 4) != 6)
 			return -1;
@@ -94,7 +119,7 @@ static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *ke
 	if ((key->dp_protocol == DP_IPPROTO_TCP || key->dp_protocol == DP_IPPROTO_UDP) && !later_fragment) {
 		__u8 *ports = l4_offset == 20 ? &ip[20] : &ip[40];
 		if (l4_offset != 20 && l4_offset != 40) {	/* IPv4 options: read the ports apart */
-			if (bpf_probe_read_kernel(ip, 4, l3 + l4_offset))
+			if (dp_read(ip, 4, l3 + l4_offset))
 				return -1;
 			ports = ip;
 		}
@@ -141,8 +166,41 @@ static __always_inline void dp_note_insert(int table)
 		*n += 1;
 }
 
+static __always_inline int dp_same_key(const struct dp_flow_key *a, const struct dp_flow_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+#pragma unroll
+	for (int i = 0; i < sizeof(*a) / 8; i++)
+		if (x[i] != y[i])
+			return 0;
+	return 1;
+}
+
+static __always_inline __u32 dp_slot_index(const struct dp_flow_key *key)
+{
+	const __u32 *word = (const __u32 *)key;
+	__u32 h = 0;
+#pragma unroll
+	for (int i = 0; i < sizeof(*key) / 4; i++)
+		h ^= word[i];
+	return (h * 2654435761u) >> (32 - DP_SLOT_BITS);	/* Fibonacci hashing */
+}
+
 static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
 {
+	/* A flow's own slot on this CPU costs an array access; a hash table
+	 * lookup costs some 40 ns. The first flow to hash to an empty slot keeps
+	 * it until clear: its counts never move, so a read never misses them. */
+	__u32 index = dp_slot_index(key);
+	struct dp_slot *slot = dp_slots.lookup(&index);
+	if (slot) {
+		if (slot->dp_key.dp_family == 0)
+			slot->dp_key = *key;
+		if (dp_same_key(&slot->dp_key, key)) {
+			slot->dp_counts.dp_packets[stage] += 1;
+			return;
+		}
+	}
 	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
 	struct dp_flow_counts *counts = dp_flows.lookup(key);
 	if (!counts) {

@@ -39,8 +39,9 @@ enum dp_l3_at {
 
 /* A directional flow. IPv4 addresses use the first 4 bytes. Ports in host
  * order, 0 for protocols without ports. dp_family 0: a packet that could not
- * be parsed (non-IP, truncated), counted only in dp_drops as unattributed. */
-struct dp_flow_key {
+ * be parsed (non-IP, truncated), counted only in dp_drops as unattributed;
+ * in dp_slots, an empty slot. Aligned to 8: compared as 64-bit words. */
+struct __attribute__((aligned(8))) dp_flow_key {
 	__u8 dp_saddr[16];
 	__u8 dp_daddr[16];
 	__u16 dp_sport;
@@ -60,6 +61,16 @@ struct dp_drop_key {
 
 struct dp_flow_counts {
 	__u64 dp_packets[DP_NR_STAGES];
+};
+
+/* dp_slots: per CPU, 1 << DP_SLOT_BITS slots, each held by the first flow
+ * that hashes to it (until clear); flows that find their slot taken are
+ * counted in dp_flows. A flow's count is the sum over both. */
+#define DP_SLOT_BITS 8
+
+struct dp_slot {
+	struct dp_flow_key dp_key;
+	struct dp_flow_counts dp_counts;
 };
 
 /* Filters, written by user space into dp_config[0] without recompiling.

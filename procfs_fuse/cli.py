@@ -35,8 +35,7 @@ def cmd_doctor(_args):
     ok = True
     for name, check in probe.CHECKS:
         good, text = check()
-        # kprobes are optional: their absence only selects fallbacks
-        ok = ok and (good or name == "kprobes")
+        ok = ok and (good or name in probe.OPTIONAL)
         print("%-9s %-8s %s" % (name + ":", "ok" if good else "MISSING", text))
     print("hook plan:")
     kernel = tracefs.KernelHooks()

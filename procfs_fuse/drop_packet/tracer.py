@@ -5,13 +5,13 @@ import errno
 import logging
 import socket
 
-from ..kernel import headers, tracefs
+from ..kernel import headers, kfunc, tracefs
 from ..kernel.btf import BTF
 from ..kernel.ksyms import KernelSymbols
 from . import hooks as hookplan
 from . import reasons
 from .flows import DEFAULT_MAX_FLOWS, Drop, Flow, Snapshot, TableUse, address_from_key
-from .stages import BPF_DIR, PROGRAM
+from .stages import BPF_DIR, PROGRAM, STAGES
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,10 @@ def skb_cflags(btf):
         flags.append("-D%s=%d" % (macro, found.offset))
         spans.append((found.offset, found.offset + size))
     start, end = min(a for a, _ in spans), max(b for _, b in spans)
-    if end - start > MAX_SKB_WINDOW:
+    length = (end - start + 3) & ~3  # dp_read copies whole 32-bit words
+    if length > MAX_SKB_WINDOW:
         raise ActivationError(errno.EOPNOTSUPP, "sk_buff members %d bytes apart" % (end - start))
-    return flags + ["-DDP_SKB_WINDOW_START=%d" % start, "-DDP_SKB_WINDOW_LEN=%d" % (end - start)]
+    return flags + ["-DDP_SKB_WINDOW_START=%d" % start, "-DDP_SKB_WINDOW_LEN=%d" % length]
 
 
 # Tracepoints whose stubs read the event record: macro prefix, fields the stub
@@ -74,12 +75,15 @@ def record_cflags(formats):
     return flags
 
 
-def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=None, formats=None):
+def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=None, formats=None,
+                  direct_read=False):
+    """direct_read: the kernel takes bpf_rdonly_cast (kfunc.rdonly_cast_id)."""
     btf = btf or BTF.from_file()
     if formats is None:
         formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
+    direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % kfunc.PLACEHOLDER] if direct_read else []
     return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops]
-            + skb_cflags(btf) + record_cflags(formats))
+            + skb_cflags(btf) + record_cflags(formats) + direct)
 
 
 def flow_from_key(key):
@@ -123,11 +127,14 @@ class BccSession:
         formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
         self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
         self._symbols = KernelSymbols()
+        rdonly_cast, self.why_not_direct = kfunc.rdonly_cast_id(btf)
         try:
             self.bpf = BPF(src_file=str(PROGRAM).encode(),
-                           cflags=compile_flags(max_flows, btf=btf, formats=formats))
+                           cflags=compile_flags(max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast)))
         except Exception as e:
             raise ActivationError(errno.EIO, "BPF compile failed: %s" % e)
+        if rdonly_cast:
+            kfunc.patch_module(self.bpf, rdonly_cast)
         try:
             self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or self._attach(c))
             if not any(h.chosen for h in self.hooks):
@@ -160,22 +167,34 @@ class BccSession:
         table[ctypes.c_int(0)] = config
 
     def read(self):
-        """A Snapshot of both tables, summed over CPUs."""
+        """A Snapshot of both tables and the slots, summed over CPUs."""
         flows = {}
         for key, per_cpu in self._entries("dp_flows"):
             flow = flow_from_key(key)
             if flow is not None:
                 flows[flow] = [sum(column) for column in zip(*(cpu.dp_packets for cpu in per_cpu))]
+        in_table = len(flows)
+        slots_held = 0
+        for _index, per_cpu in self._entries("dp_slots"):
+            for slot in per_cpu:
+                flow = flow_from_key(slot.dp_key)
+                if flow is not None:
+                    slots_held += 1
+                    counts = flows.setdefault(flow, [0] * len(STAGES))
+                    for stage, n in enumerate(slot.dp_counts.dp_packets):
+                        counts[stage] += n
         symbols = self._symbols.current()
         drops = tuple(Drop(flow_from_key(key.dp_flow), reasons.reason_name(self._reason_names, key.dp_reason),
                            symbols.symbolize(key.dp_location), sum(per_cpu))
                       for key, per_cpu in self._entries("dp_drops"))
         inserted = self.bpf["dp_inserted"]
         tables = []
-        for slot, (name, table, held) in enumerate((("flows", "dp_flows", len(flows)),
+        for slot, (name, table, held) in enumerate((("flows", "dp_flows", in_table),
                                                      ("drops", "dp_drops", len(drops)))):
             total = sum(inserted[ctypes.c_int(slot)])
             tables.append(TableUse(name, held, self.bpf[table].max_entries, max(0, total - held)))
+        slots = self.bpf["dp_slots"]
+        tables.append(TableUse("slots", slots_held, slots.max_entries * slots.total_cpu, 0))
         return Snapshot(flows, drops, tuple(tables))
 
     def _entries(self, name):
@@ -194,7 +213,8 @@ class BccSession:
             except Exception:  # no batch operations: one key at a time
                 for key in list(table.keys()):
                     table.pop(key, None)  # LRU may have evicted it meanwhile
-        self.bpf["dp_inserted"].clear()
+        for name in ("dp_slots", "dp_inserted"):  # arrays: cleared to zero
+            self.bpf[name].clear()
 
     def close(self):
         bpf, self.bpf = getattr(self, "bpf", None), None

@@ -1,7 +1,7 @@
 """A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux).
 
 Only what the tool needs: struct member offsets (descending into anonymous
-structs and unions) and enum values. Header files in the BCC tree are from
+structs and unions), enum values and the type ids of kernel functions. Header files in the BCC tree are from
 another kernel; these offsets are the running kernel's truth.
 """
 import struct
@@ -11,7 +11,7 @@ VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
 BTF_MAGIC = 0xEB9F
 
 KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
-KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT = 8, 9, 10, 11
+KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_FUNC = 8, 9, 10, 11, 12
 KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM64 = 13, 14, 15, 17, 18, 19
 
 # Bytes that follow the 12-byte common header, per kind: fixed part, per-vlen part.
@@ -73,7 +73,7 @@ class BTF:
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
             fixed, per = _TRAILER.get(kind, (0, 0))
             t = _Type(kind, "", size_or_type, vlen, bool(info >> 31), pos + 12)
-            if kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64) and name_off:
+            if kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_FUNC) and name_off:
                 t.name = self._string(name_off)
                 self._by_name.setdefault((kind, t.name), len(self._types))
             self._types.append(t)
@@ -129,6 +129,10 @@ class BTF:
         if bits % 8 or bitfield_bits:
             raise BTFError("%s.%s is a bitfield" % (struct_name, member))
         return Member(bits // 8, self._size(member_type))
+
+    def func_id(self, name):
+        """The BTF type id of a kernel function (what a kfunc call names), or None."""
+        return self._by_name.get((KIND_FUNC, name))
 
     def enum(self, enum_name) -> dict:
         """Enumerator name -> value."""

@@ -4,24 +4,30 @@ import os
 import shutil
 import struct
 
-from . import headers, tracefs
+from . import headers, kfunc, tracefs
+from .bpfsys import ATTR_SIZE, BPF_MAP_CREATE, bpf
 from .btf import VMLINUX_BTF, BTF, BTFError
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}
-_BPF_MAP_CREATE, _BPF_MAP_TYPE_ARRAY = 0, 2
+_BPF_MAP_TYPE_ARRAY = 2
 
 
 def check_bpf():
-    nr = _SYS_BPF.get(os.uname().machine)
-    if nr is None:
-        return False, "unknown bpf syscall number on %s" % os.uname().machine
-    attr = ctypes.create_string_buffer(struct.pack("<IIII", _BPF_MAP_TYPE_ARRAY, 4, 4, 1), 128)
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = libc.syscall(nr, _BPF_MAP_CREATE, attr, 128)
-    if fd < 0:
-        return False, "bpf() refused: %s" % os.strerror(ctypes.get_errno())
-    os.close(fd)
+    attr = ctypes.create_string_buffer(struct.pack("<IIII", _BPF_MAP_TYPE_ARRAY, 4, 4, 1), ATTR_SIZE)
+    try:
+        os.close(bpf(BPF_MAP_CREATE, attr))
+    except OSError as e:
+        return False, "bpf() refused: %s" % e
     return True, "bpf() creates maps"
+
+
+def check_direct_read():
+    try:
+        _btf_id, why_not = kfunc.rdonly_cast_id(BTF.from_file())
+    except (OSError, BTFError) as e:
+        return False, str(e)
+    if why_not:
+        return False, "%s: headers are read with bpf_probe_read_kernel" % why_not
+    return True, "bpf_rdonly_cast: packet headers are read by direct loads"
 
 
 def check_btf():
@@ -70,5 +76,7 @@ def check_fuse():
 
 
 CHECKS = (("BPF", check_bpf), ("BTF", check_btf), ("tracefs", check_tracefs),
-          ("kprobes", check_kprobes), ("headers", check_headers), ("BCC", check_bcc),
-          ("FUSE", check_fuse))
+          ("kprobes", check_kprobes), ("kfuncs", check_direct_read), ("headers", check_headers),
+          ("BCC", check_bcc), ("FUSE", check_fuse))
+# Their absence only selects fallbacks (tracepoints; bpf_probe_read_kernel).
+OPTIONAL = ("kprobes", "kfuncs")

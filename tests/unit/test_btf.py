@@ -1,5 +1,6 @@
 """The BTF reader on a blob built here, shaped like the kernel's sk_buff:
-members inside anonymous unions and structs, a bitfield, typedefs, an enum."""
+members inside anonymous unions and structs, a bitfield, typedefs, an enum,
+a kernel function."""
 import struct
 
 import pytest
@@ -48,7 +49,8 @@ def sk_buff_blob(magic=0xEB9F):
         ("len", 1, 0), ("head", 3, 64), ("", 6, 128),
         ("cloned", 1, (1 << 24) | 160), ("arr", 8, 192), ("protocol", 9, 320)))  # 10
     b.add(6, "skb_drop_reason", 4, vlen=2, trailer=struct.pack("<IiIi", b.name("SKB_DROP_REASON_NO_SOCKET"), 3,
-                                                               b.name("SKB_DROP_REASON_TCP_CSUM"), 7))
+                                                               b.name("SKB_DROP_REASON_TCP_CSUM"), 7))  # 11
+    b.add(12, "bpf_rdonly_cast", 7, vlen=1)                                     # 12: global function
     return b.blob(magic)
 
 
@@ -66,6 +68,13 @@ def test_members_at_top_level_and_inside_anonymous_union_and_struct():
 def test_enum_values():
     assert BTF(sk_buff_blob()).enum("skb_drop_reason") == {
         "SKB_DROP_REASON_NO_SOCKET": 3, "SKB_DROP_REASON_TCP_CSUM": 7}
+
+
+def test_function_ids():
+    btf = BTF(sk_buff_blob())
+    assert btf.func_id("bpf_rdonly_cast") == 12
+    assert btf.func_id("sk_buff") is None  # a struct, not a function
+    assert btf.func_id("nope") is None
 
 
 def test_errors_name_what_is_missing():

@@ -1,0 +1,21 @@
+"""The bpf() system call, for the few things BCC does not do for us."""
+import ctypes
+import os
+
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}
+BPF_MAP_CREATE, BPF_PROG_LOAD = 0, 5
+ATTR_SIZE = 128  # bytes of union bpf_attr passed; the kernel wants the rest zero
+
+
+def bpf(command, attr):
+    """bpf(command, attr) -> the file descriptor it returns; OSError on refusal.
+    attr: a ctypes buffer of ATTR_SIZE bytes."""
+    number = _SYS_BPF.get(os.uname().machine)
+    if number is None:
+        raise OSError("unknown bpf syscall number on %s" % os.uname().machine)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.syscall(number, command, attr, ATTR_SIZE)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
