@@ -118,7 +118,7 @@ def write(command):
 
 
 def iperf(hosts, seconds, udp):
-    args = "-c %s -p %d -t %d -J" % (hosts.B_ADDR, IPERF_PORT, seconds)
+    args = "-c %s -p %d -t %d -J -A 0" % (hosts.B_ADDR, IPERF_PORT, seconds)  # pinned: less noise
     if udp:
         args += " -u -b 0 -l 64"
     result = json.loads(hosts.run(hosts.a, "iperf3 " + args).stdout)
@@ -158,7 +158,7 @@ def main():
     results = {name: {"tcp": [], "udp": []} for name in configs}
     try:
         with Hosts() as hosts:
-            server = subprocess.Popen(["ip", "netns", "exec", hosts.b, "iperf3", "-s", "-p", str(IPERF_PORT)],
+            server = subprocess.Popen(["ip", "netns", "exec", hosts.b, "iperf3", "-s", "-A", "1", "-p", str(IPERF_PORT)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
             try:
