@@ -1,6 +1,7 @@
 """The Python side of a flow and of the filters: plain values, no kernel."""
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional
 
 DEFAULT_MAX_FLOWS = 16384
@@ -17,10 +18,23 @@ class Flow:
     daddr: object
     dport: int
 
-    @property
+    # Computed once per Flow: the tracer keeps a Flow per kernel key across
+    # reads, so a `cat` of 10,000 flows does not redo them.
+    def __post_init__(self):
+        object.__setattr__(self, "_hash", hash((self.protocol, self.saddr, self.sport, self.daddr, self.dport)))
+
+    def __hash__(self):
+        return self._hash
+
+    @cached_property
     def sort_key(self):
         return (self.protocol, self.saddr.version, self.saddr.packed, self.sport,
                 self.daddr.packed, self.dport)
+
+    @cached_property
+    def addresses(self):
+        """(source, dest) as text."""
+        return str(self.saddr), str(self.daddr)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """What `cat` prints. Pure: a state in, text out. The layout is a contract
 with users' scripts: add lines, never rename or reorder the existing ones."""
 from collections import Counter, defaultdict
+from operator import attrgetter, itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
@@ -28,10 +29,11 @@ def _applies(stage, flow):
 
 def flow_header(flow):
     name = PROTOCOL_NAMES.get(flow.protocol, str(flow.protocol))
+    saddr, daddr = flow.addresses
     if flow.protocol in PORTED_PROTOCOLS:
         return "protocol: %s, Source IP: %s, Source Port: %d, Dest IP: %s, Dest Port: %d" % (
-            name, flow.saddr, flow.sport, flow.daddr, flow.dport)
-    return "protocol: %s, Source IP: %s, Dest IP: %s" % (name, flow.saddr, flow.daddr)
+            name, saddr, flow.sport, daddr, flow.dport)
+    return "protocol: %s, Source IP: %s, Dest IP: %s" % (name, saddr, daddr)
 
 
 def _by_count(items):
@@ -60,6 +62,31 @@ def verdict(counts, drops, drops_traced):
     return text
 
 
+_sort_key = attrgetter("sort_key")
+
+
+class _StageLines:
+    """The stage lines of one kind of flow (IP version, protocol) as two
+    templates, through DROPPED and after it (drop lines go between), so a flow
+    costs one format each, not one per stage: `cat` of 10,000 flows."""
+
+    def __init__(self, flow, attached):
+        shown = [(i, stage) for i, stage in enumerate(STAGES) if _applies(stage, flow)]
+        cut = next((n + 1 for n, (_i, stage) in enumerate(shown) if stage == DROPPED), len(shown))
+        self.measured = [(i, stage) for i, stage in shown if stage in attached]
+        self.head = self._template(shown[:cut], attached)
+        self.tail = self._template(shown[cut:], attached)
+
+    @staticmethod
+    def _template(shown, attached):
+        # "-": not measured on this kernel, which is not 0
+        text = "\n".join("    %s: %s" % (stage, "%s" if stage in attached else "-") for _i, stage in shown)
+        indexes = [i for i, stage in shown if stage in attached]
+        if len(indexes) > 1:
+            return text, itemgetter(*indexes)
+        return text, lambda counts: tuple(counts[i] for i in indexes)
+
+
 def render(active, filters, max_flows, last_error, hooks, snapshot):
     """hooks: [StageHook] of the current or last activation, or None;
     snapshot: the flows, drops and table use to show."""
@@ -84,21 +111,25 @@ def render(active, filters, max_flows, last_error, hooks, snapshot):
     if not snapshot.tables:
         lines.append("  (none)")
     lines.append("flows: %d" % len(snapshot.flows))
-    shown = {}  # (IP version, protocol) -> [(index, stage)] the flow can reach
-    for flow in sorted(snapshot.flows, key=lambda f: f.sort_key):
+    stage_lines = {}  # (IP version, protocol) -> _StageLines
+    no_drops = "    verdict: " + verdict({}, Counter(), drops_traced)
+    for flow in sorted(snapshot.flows, key=_sort_key):
         lines.append(flow_header(flow))
         kind = (flow.saddr.version, flow.protocol)
-        if kind not in shown:
-            shown[kind] = [(i, stage) for i, stage in enumerate(STAGES) if _applies(stage, flow)]
-        counts, flow_drops = snapshot.flows[flow], drops_by_flow.get(flow, Counter())
-        for i, stage in shown[kind]:
-            # "-": not measured on this kernel, which is not 0
-            lines.append("    %s: %s" % (stage, counts[i] if stage in attached else "-"))
-            if stage == DROPPED:
-                lines += ["        %s: %d at %s" % (reason, n, location)
-                          for (reason, location), n in _by_count(flow_drops)]
-        measured = {stage: counts[i] for i, stage in shown[kind] if stage in attached}
-        lines.append("    verdict: " + verdict(measured, flow_drops, drops_traced))
+        block = stage_lines.get(kind) or stage_lines.setdefault(kind, _StageLines(flow, attached))
+        counts, flow_drops = snapshot.flows[flow], drops_by_flow.get(flow)
+        (head, head_pick), (tail, tail_pick) = block.head, block.tail
+        lines.append(head % head_pick(counts))
+        if flow_drops:
+            lines += ["        %s: %d at %s" % (reason, n, location)
+                      for (reason, location), n in _by_count(flow_drops)]
+        if tail:
+            lines.append(tail % tail_pick(counts))
+        if flow_drops:
+            measured = {stage: counts[i] for i, stage in block.measured}
+            lines.append("    verdict: " + verdict(measured, flow_drops, drops_traced))
+        else:
+            lines.append(no_drops)
 
     # host-wide, like dropwatch's summary: every flow, and what could not be parsed
     everywhere = Counter()

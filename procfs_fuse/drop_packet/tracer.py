@@ -3,7 +3,9 @@ read and clear the flow map, update filters, detach."""
 import ctypes
 import errno
 import logging
+import os
 import socket
+from operator import add
 
 from ..kernel import headers, kfunc, tracefs
 from ..kernel.btf import BTF
@@ -127,6 +129,7 @@ class BccSession:
         formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
         self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
         self._symbols = KernelSymbols()
+        self._flows_by_key = {}
         rdonly_cast, self.why_not_direct = kfunc.rdonly_cast_id(btf)
         try:
             self.bpf = BPF(src_file=str(PROGRAM).encode(),
@@ -168,34 +171,45 @@ class BccSession:
 
     def read(self):
         """A Snapshot of both tables and the slots, summed over CPUs."""
+        table = self.bpf["dp_flows"]
+        keys, values, count = self._raw_entries(table)
+        key_size = ctypes.sizeof(table.Key)
         flows = {}
-        for key, per_cpu in self._entries("dp_flows"):
-            flow = flow_from_key(key)
+        for i, counts in enumerate(sum_over_cpus(values, count, table.total_cpu, len(STAGES))):
+            flow = self._flow(keys[i * key_size:(i + 1) * key_size], table.Key)
             if flow is not None:
-                flows[flow] = [sum(column) for column in zip(*(cpu.dp_packets for cpu in per_cpu))]
+                flows[flow] = counts
         in_table = len(flows)
         slots_held = 0
-        for _index, per_cpu in self._entries("dp_slots"):
+        for _index, per_cpu in self.bpf["dp_slots"].items_lookup_batch():
             for slot in per_cpu:
-                flow = flow_from_key(slot.dp_key)
+                flow = self._flow(bytes(slot.dp_key), table.Key)
                 if flow is not None:
                     slots_held += 1
-                    counts = flows.setdefault(flow, [0] * len(STAGES))
-                    for stage, n in enumerate(slot.dp_counts.dp_packets):
-                        counts[stage] += n
+                    flows[flow] = tuple(map(add, flows.get(flow, (0,) * len(STAGES)), slot.dp_counts.dp_packets))
         symbols = self._symbols.current()
-        drops = tuple(Drop(flow_from_key(key.dp_flow), reasons.reason_name(self._reason_names, key.dp_reason),
+        drops = tuple(Drop(self._flow(bytes(key.dp_flow), table.Key),
+                           reasons.reason_name(self._reason_names, key.dp_reason),
                            symbols.symbolize(key.dp_location), sum(per_cpu))
                       for key, per_cpu in self._entries("dp_drops"))
         inserted = self.bpf["dp_inserted"]
         tables = []
-        for slot, (name, table, held) in enumerate((("flows", "dp_flows", in_table),
-                                                     ("drops", "dp_drops", len(drops)))):
+        for slot, (name, held) in enumerate((("flows", in_table), ("drops", len(drops)))):
             total = sum(inserted[ctypes.c_int(slot)])
-            tables.append(TableUse(name, held, self.bpf[table].max_entries, max(0, total - held)))
+            tables.append(TableUse(name, held, self.bpf["dp_" + name].max_entries, max(0, total - held)))
         slots = self.bpf["dp_slots"]
         tables.append(TableUse("slots", slots_held, slots.max_entries * slots.total_cpu, 0))
+        if len(self._flows_by_key) > 2 * (in_table + slots.max_entries * slots.total_cpu) + 1024:
+            self._flows_by_key.clear()  # keys of flows long evicted
         return Snapshot(flows, drops, tuple(tables))
+
+    def _flow(self, raw_key, key_type):
+        """The Flow of a dp_flow_key's bytes (None: unattributed); one Flow per key across reads."""
+        try:
+            return self._flows_by_key[raw_key]
+        except KeyError:
+            flow = self._flows_by_key[raw_key] = flow_from_key(key_type.from_buffer_copy(raw_key))
+            return flow
 
     def _entries(self, name):
         """All (key, per-CPU values) of a table, in batches: one syscall per batch, not per key."""
@@ -204,6 +218,34 @@ class BccSession:
             return list(table.items_lookup_batch())
         except Exception:  # kernels without batch operations on this map type
             return list(table.items())
+
+    @staticmethod
+    def _raw_entries(table):
+        """(keys, values, count): the bytes of every entry of a hash table, read in
+        batches, without a Python object per entry (a `cat` of 10,000 flows)."""
+        key_size, value_size = ctypes.sizeof(table.Key), ctypes.sizeof(table.Leaf)
+        capacity = table.max_entries
+        keys = ctypes.create_string_buffer(key_size * capacity)
+        values = ctypes.create_string_buffer(value_size * capacity)
+        in_batch, out_batch, got = ctypes.c_uint32(0), ctypes.c_uint32(0), ctypes.c_uint32(0)
+        total = 0
+        while total < capacity:
+            got.value = capacity - total
+            failed = bcc_lib().bpf_lookup_batch(
+                table.map_fd, ctypes.byref(in_batch) if total else None, ctypes.byref(out_batch),
+                ctypes.byref(keys, key_size * total), ctypes.byref(values, value_size * total), ctypes.byref(got))
+            error = ctypes.get_errno()
+            total += got.value
+            in_batch.value = out_batch.value
+            if failed and error != errno.ENOENT:
+                if total:
+                    raise OSError(error, "BPF_MAP_LOOKUP_BATCH: %s" % os.strerror(error))
+                entries = list(table.items())  # kernels without batch operations
+                return (b"".join(bytes(k) for k, _ in entries), b"".join(bytes(v) for _, v in entries),
+                        len(entries))
+            if failed or not got.value:
+                break
+        return keys.raw[:key_size * total], values.raw[:value_size * total], total
 
     def clear(self):
         for name in ("dp_flows", "dp_drops"):
@@ -215,11 +257,32 @@ class BccSession:
                     table.pop(key, None)  # LRU may have evicted it meanwhile
         for name in ("dp_slots", "dp_inserted"):  # arrays: cleared to zero
             self.bpf[name].clear()
+        self._flows_by_key.clear()
 
     def close(self):
         bpf, self.bpf = getattr(self, "bpf", None), None
         if bpf is not None:
             bpf.cleanup()  # detaches every probe and closes program and map fds
+
+
+def sum_over_cpus(values, count, cpus, width):
+    """Per entry, its width 64-bit counters summed over CPUs, from the raw values
+    of a per-CPU table (entry after entry, CPU after CPU): [tuple] * count.
+    Column by column, so the loops run in C."""
+    flat = memoryview(values).cast("B").cast("Q")
+    stride = cpus * width
+    columns = []
+    for i in range(width):
+        column = flat[i::stride]
+        for cpu in range(1, cpus):
+            column = map(add, column, flat[cpu * width + i::stride])
+        columns.append(column)
+    return list(zip(*columns)) if count else []
+
+
+def bcc_lib():
+    from bcc import lib
+    return lib
 
 
 def generated_source(max_flows=DEFAULT_MAX_FLOWS):
