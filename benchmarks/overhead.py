@@ -158,7 +158,8 @@ def main():
     results = {name: {"tcp": [], "udp": []} for name in configs}
     try:
         with Hosts() as hosts:
-            server = subprocess.Popen(["ip", "netns", "exec", hosts.b, "iperf3", "-s", "-A", "1", "-p", str(IPERF_PORT)],
+            server = subprocess.Popen(["ip", "netns", "exec", hosts.b, "iperf3", "-s", "-A", "1",
+                                       "-p", str(IPERF_PORT)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1)
             try:
@@ -198,7 +199,8 @@ def main():
             name, m["tcp"] / 1e9, m["tcp"] / base_tcp, m["tcp"] / floor_tcp,
             m["udp"] / 1e3, m["udp"] / base_udp, m["udp"] / floor_udp))
     print("activation: %.2f s (median of %d)" % (statistics.median(activations), len(activations)))
-    print("cat with %d flows: %.0f ms (median of %d)" % (flows, statistics.median(cats) * 1000, len(cats)))
+    print("cat with %d flows: %.0f ms (median of %d; the first, before the daemon knows the flows: %.0f ms)"
+          % (flows, statistics.median(cats) * 1000, len(cats), cats[0] * 1000))
     goals = [
         ("active/floor TCP >= 0.97", median["active"]["tcp"] / floor_tcp >= 0.97),
         ("active/floor UDP >= 0.97", median["active"]["udp"] / floor_udp >= 0.97),

@@ -4,7 +4,7 @@ import struct
 import pytest
 
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
-from procfs_fuse.drop_packet.tracer import ActivationError, record_cflags, skb_cflags
+from procfs_fuse.drop_packet.tracer import ActivationError, record_cflags, skb_cflags, sum_over_cpus
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
@@ -132,3 +132,12 @@ def test_skb_offsets_and_the_window_that_spans_them():
         skb_cflags(FakeBTF(dict(kernel_6_18, network_header=(180, 4))))
     with pytest.raises(ActivationError, match="apart"):
         skb_cflags(FakeBTF(dict(kernel_6_18, protocol=(16, 2))))
+
+
+def test_per_cpu_values_are_summed_per_entry_and_counter():
+    # 2 entries x 3 CPUs x 2 counters, as a per-CPU table's batch read lays them out
+    values = struct.pack("<12Q", 1, 2, 10, 20, 100, 200,
+                         3, 4, 30, 40, 300, 400)
+    assert sum_over_cpus(values, 2, 3, 2) == [(111, 222), (333, 444)]
+    assert sum_over_cpus(struct.pack("<2Q", 5, 6), 1, 1, 2) == [(5, 6)]
+    assert sum_over_cpus(b"", 0, 2, 11) == []
