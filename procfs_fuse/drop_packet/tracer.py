@@ -130,7 +130,9 @@ class BccSession:
         self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
         self._symbols = KernelSymbols()
         self._flows_by_key = {}
-        rdonly_cast, self.why_not_direct = kfunc.rdonly_cast_id(btf)
+        rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
+        if why_not:
+            log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
         try:
             self.bpf = BPF(src_file=str(PROGRAM).encode(),
                            cflags=compile_flags(max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast)))
@@ -181,7 +183,7 @@ class BccSession:
                 flows[flow] = counts
         in_table = len(flows)
         slots_held = 0
-        for _index, per_cpu in self.bpf["dp_slots"].items_lookup_batch():
+        for _index, per_cpu in self._entries("dp_slots"):
             for slot in per_cpu:
                 flow = self._flow(bytes(slot.dp_key), table.Key)
                 if flow is not None:
@@ -245,7 +247,7 @@ class BccSession:
                         len(entries))
             if failed or not got.value:
                 break
-        return keys.raw[:key_size * total], values.raw[:value_size * total], total
+        return ctypes.string_at(keys, key_size * total), ctypes.string_at(values, value_size * total), total
 
     def clear(self):
         for name in ("dp_flows", "dp_drops"):
