@@ -72,13 +72,16 @@ def test_tcp_counts_equal_what_netfilter_counted(f, hosts):
     assert a_out() >= count + 2 and b_out() >= count  # data segments, handshake, replies
     for flow, sent, received in ((forward, a_out(), b_in()), (reverse, b_out(), a_in())):
         assert sent == received
-        # nothing lost; closing a socket may free its own queued copy (QUEUE_PURGE,
-        # NOT_SPECIFIED before 6.4) in sk_stream_kill_queues
-        purged = sum(n for where, n in flow["drops"].items() if " at sk_stream_kill_queues+" in where)
-        assert purged == sum(flow["drops"].values()) <= 1, flow["drops"]
+        # no data lost; TCP's own housekeeping may free a segment, and the kernel calls
+        # that a drop: closing a socket frees its queued copy (QUEUE_PURGE, NOT_SPECIFIED
+        # before 6.4) in sk_stream_kill_queues, and under QEMU's slow clock TCP has
+        # refused a late duplicate as too old (TCP_RFC7323_PAWS, seen once on 6.1)
+        housekeeping = sum(n for where, n in flow["drops"].items()
+                           if " at sk_stream_kill_queues+" in where or where.startswith("TCP_RFC7323_PAWS "))
+        assert housekeeping == sum(flow["drops"].values()) <= 2, flow["drops"]
         assert flow["stages"] == expected(rep, {
             "ETH_RECV": received, "GRO_RECV": 0, "RECV_SKB": received, "TCP_V4_RCV": received,
-            "QUEUE_XMIT": sent, "SEND_SKB": sent, "RETRANS": 0, "DROPPED": purged})
+            "QUEUE_XMIT": sent, "SEND_SKB": sent, "RETRANS": 0, "DROPPED": housekeeping})
 
 
 def test_dest_port_filter_in_the_kernel_and_changed_without_recompiling(f, hosts):
