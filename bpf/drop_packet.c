@@ -7,7 +7,7 @@
  *       the header tree BCC compiles against may be another kernel's), and
  *       DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN: the bytes that span them;
  *   DP_DIRECT_READ, DP_KFUNC_PLACEHOLDER: set when the kernel lets a program
- *       load kernel memory directly (see dp_read);
+ *       load kernel memory directly (see DP_VIEW);
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
@@ -29,116 +29,116 @@ BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
 BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
 
-#ifdef DP_DIRECT_READ
-/* bpf_rdonly_cast(p, 0) makes p a read-only pointer the program may load
- * from: each load is one instruction (a faulting one reads 0), where
- * bpf_probe_read_kernel is a helper call of some 20 ns. BCC cannot emit a
- * kfunc call, so this is compiled as a call to a placeholder helper number
- * that user space turns into the kfunc call before loading
- * (procfs_fuse/kernel/kfunc.py). */
-static void *(*dp_rdonly_cast)(const void *p, __u32 btf_id) = (void *)DP_KFUNC_PLACEHOLDER;
-
-/* size: a constant multiple of 4; dst 8-aligned. Whole 64-bit words where
- * it can (x86 loads them unaligned): each load is guarded by the JIT. */
-static __always_inline int dp_read(void *dst, int size, const void *src)
-{
-	const __u64 *from = dp_rdonly_cast(src, 0);
-#pragma unroll
-	for (int i = 0; i < size / 8; i++)
-		((__u64 *)dst)[i] = from[i];
-	if (size % 8)
-		((__u32 *)dst)[size / 4 - 1] = ((const __u32 *)from)[size / 4 - 1];
-	return 0;
-}
-#else
-#define dp_read(dst, size, src) bpf_probe_read_kernel((dst), (size), (src))
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "dp_parse takes header fields out of little-endian 64-bit words"
 #endif
 
-static __always_inline void *dp_read_ptr(void *base, int offset)
+/* DP_VIEW(words, src, size, min_size) makes `words` a const __u64 * through
+ * which dp_parse reads size bytes at kernel address src (the fields it needs,
+ * by byte offset, with DP_AT). */
+#ifdef DP_DIRECT_READ
+/* bpf_rdonly_cast(p, 0) makes p a read-only pointer the program may load
+ * from: each load is one instruction (the JIT guards it; a faulting load
+ * reads 0), where bpf_probe_read_kernel is a helper call of some 20 ns and a
+ * copy. BCC cannot emit a kfunc call, so this is compiled as a call to a
+ * placeholder helper number that user space turns into the kfunc call before
+ * loading (procfs_fuse/kernel/kfunc.py). */
+static void *(*dp_rdonly_cast)(const void *p, __u32 btf_id) = (void *)DP_KFUNC_PLACEHOLDER;
+#define DP_VIEW(words, src, size, min_size) \
+	const __u64 *words = dp_rdonly_cast((src), 0)
+#else
+/* A copy on the stack; min_size: what must be readable when size bytes reach
+ * into an unmapped page (bpf_probe_read_kernel zeroes the copy on failure). */
+#define DP_VIEW(words, src, size, min_size) \
+	__u64 words##_copy[((size) + 7) / 8] __attribute__((aligned(8))); \
+	const __u64 *words = words##_copy; \
+	if (bpf_probe_read_kernel(words##_copy, (size), (src)) && \
+	    bpf_probe_read_kernel(words##_copy, (min_size), (src))) \
+		return -1
+#endif
+#define DP_AT(words, type, offset) (*(type const *)((const __u8 *)(words) + (offset)))
+
+/* Word 4 of a key (see struct dp_flow_key): ports, family, protocol. */
+_Static_assert(__builtin_offsetof(struct dp_flow_key, dp_sport) == 32 &&
+	       __builtin_offsetof(struct dp_flow_key, dp_dport) == 34 &&
+	       __builtin_offsetof(struct dp_flow_key, dp_family) == 36 &&
+	       __builtin_offsetof(struct dp_flow_key, dp_protocol) == 37 &&
+	       sizeof(struct dp_flow_key) == 8 * DP_KEY_WORDS, "dp_flow_key layout");
+
+static __always_inline __u64 dp_key_tail(__u32 wire_ports, __u64 family, __u64 protocol)
 {
-	void *p = 0;
-	dp_read(&p, sizeof(p), base + offset);
-	return p;
+	/* wire_ports: the transport header's first 4 bytes as loaded; to host
+	 * order, source port in the low half */
+	__u32 swapped = __builtin_bswap32(wire_ports);
+	return ((swapped >> 16) | (swapped << 16)) | (family << 32) | (protocol << 40);
 }
 
-/* The sk_buff members dp_parse needs lie close together: one read of the
- * window that spans them (bounds from BTF) instead of one read each. */
-#define DP_SKB_AT(win, member) ((win) + (member) - DP_SKB_WINDOW_START)
-
-/* Fills the key from the IP and transport headers; 0 if it is an IP packet. */
-static __always_inline int dp_parse(void *skb, int l3_at, struct dp_flow_key *key)
+static __always_inline int dp_has_ports(__u64 protocol)
 {
-	__u8 win[DP_SKB_WINDOW_LEN] __attribute__((aligned(8)));
-	__u8 ethertype[4] __attribute__((aligned(4)));
-	void *l3, *data;
-	__u8 ip[44] __attribute__((aligned(8)));	/* an IPv6 header and the ports, or an IPv4 header and the ports */
-	int l4_offset, later_fragment = 0;
+	return protocol == DP_IPPROTO_TCP || protocol == DP_IPPROTO_UDP;
+}
 
-	if (dp_read(win, sizeof(win), skb + DP_SKB_WINDOW_START))
-		return -1;
-	__builtin_memcpy(&data, DP_SKB_AT(win, DP_SKB_DATA), sizeof(data));
-	__builtin_memcpy(ethertype, DP_SKB_AT(win, DP_SKB_PROTOCOL), 2);
+/* Fills all DP_KEY_WORDS words of key from the IP and transport headers;
+ * 0 if it is an IP packet. Reads only what the key needs, straight into it. */
+static __always_inline int dp_parse(void *skb, int l3_at, __u64 *key)
+{
+	DP_VIEW(fields, skb + DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN, DP_SKB_WINDOW_LEN);
+#define DP_SKB(type, member) DP_AT(fields, type, (member) - DP_SKB_WINDOW_START)
+	__u16 ethertype = DP_SKB(__u16, DP_SKB_PROTOCOL);	/* network order */
+	void *l3;
+
 	if (l3_at == DP_L3_AT_NETWORK_HEADER) {
-		void *head;
-		__u16 network_header;
-		__builtin_memcpy(&head, DP_SKB_AT(win, DP_SKB_HEAD), sizeof(head));
-		__builtin_memcpy(&network_header, DP_SKB_AT(win, DP_SKB_NETWORK_HEADER), 2);
+		__u16 network_header = DP_SKB(__u16, DP_SKB_NETWORK_HEADER);
 		if (network_header == 0xffff)	/* not set yet */
 			return -1;
-		l3 = head + network_header;
+		l3 = DP_SKB(void *, DP_SKB_HEAD) + network_header;
 	} else if (l3_at == DP_L3_AT_DATA_ETH) {
-		dp_read(ethertype, 4, data + 12);
+		void *data = DP_SKB(void *, DP_SKB_DATA);
+		DP_VIEW(eth, data + 12, 2, 2);
+		ethertype = DP_AT(eth, __u16, 0);
 		l3 = data + DP_ETH_HLEN;
 	} else {
-		l3 = data;
+		l3 = DP_SKB(void *, DP_SKB_DATA);
 	}
+#undef DP_SKB
 
-	if (ethertype[0] == 0x08 && ethertype[1] == 0x00) {
-		/* header and ports in one read when there are no IP options */
-		if (dp_read(ip, 24, l3) && dp_read(ip, 20, l3))
+	if (ethertype == __builtin_bswap16(0x0800)) {
+		/* header and ports in one view when there are no IP options */
+		DP_VIEW(ip, l3, 24, 20);
+		__u64 first = ip[0], second = ip[1];	/* version..fragment, ttl..saddr */
+		if ((first & 0xf0) != 0x40)
 			return -1;
-		if ((ip[0] >> 4) != 4)
-			return -1;
-		key->dp_family = DP_AF_INET;
-		key->dp_protocol = ip[9];
-		__builtin_memcpy(key->dp_saddr, &ip[12], 4);
-		__builtin_memcpy(key->dp_daddr, &ip[16], 4);
-		later_fragment = ((ip[6] & 0x1f) | ip[7]) != 0;
-		l4_offset = (ip[0] & 0x0f) * 4;
-	} else if (ethertype[0] == 0x86 && ethertype[1] == 0xdd) {
-		if (dp_read(ip, 44, l3) && dp_read(ip, 40, l3))
-			return -1;
-		if ((ip[0] >> 4) != 6)
-			return -1;
-		key->dp_family = DP_AF_INET6;
-		key->dp_protocol = ip[6];
-		__builtin_memcpy(key->dp_saddr, &ip[8], 16);
-		__builtin_memcpy(key->dp_daddr, &ip[24], 16);
-		l4_offset = 40;
-	} else {
-		return -1;
-	}
-	/* ports for TCP and UDP; a later fragment has none */
-	if ((key->dp_protocol == DP_IPPROTO_TCP || key->dp_protocol == DP_IPPROTO_UDP) && !later_fragment) {
-		__u8 *ports = l4_offset == 20 ? &ip[20] : &ip[40];
-		if (l4_offset != 20 && l4_offset != 40) {	/* IPv4 options: read the ports apart */
-			if (dp_read(ip, 4, l3 + l4_offset))
-				return -1;
-			ports = ip;
+		__u64 protocol = (second >> 8) & 0xff, header_len = (first & 0x0f) * 4;
+		__u32 ports = 0;
+		if (dp_has_ports(protocol) && !((first >> 48) & 0xff1f)) {	/* a later fragment has none */
+			if (header_len == 20) {
+				ports = DP_AT(ip, __u32, 20);
+			} else {	/* IP options: the ports lie further on */
+				DP_VIEW(transport, l3 + header_len, 4, 4);
+				ports = DP_AT(transport, __u32, 0);
+			}
 		}
-		key->dp_sport = (ports[0] << 8) | ports[1];
-		key->dp_dport = (ports[2] << 8) | ports[3];
+		key[0] = second >> 32;
+		key[1] = 0;
+		key[2] = DP_AT(ip, __u32, 16);
+		key[3] = 0;
+		key[4] = dp_key_tail(ports, DP_AF_INET, protocol);
+		return 0;
 	}
-	return 0;
-}
-
-static __always_inline int dp_same_addr(const __u8 *a, const __u8 *b)
-{
-#pragma unroll
-	for (int i = 0; i < 16; i++)
-		if (a[i] != b[i])
-			return 0;
-	return 1;
+	if (ethertype == __builtin_bswap16(0x86dd)) {
+		DP_VIEW(ip, l3, 44, 40);
+		__u64 first = ip[0];
+		if ((first & 0xf0) != 0x60)
+			return -1;
+		__u64 protocol = (first >> 48) & 0xff;	/* next header: extension headers are not followed */
+		key[0] = ip[1];
+		key[1] = ip[2];
+		key[2] = ip[3];
+		key[3] = ip[4];
+		key[4] = dp_key_tail(dp_has_ports(protocol) ? DP_AT(ip, __u32, 40) : 0, DP_AF_INET6, protocol);
+		return 0;
+	}
+	return -1;
 }
 
 /* 1 if the flow passes the filters in dp_config. */
@@ -149,16 +149,12 @@ static __always_inline int dp_wanted(const struct dp_flow_key *key)
 
 	if (!c || !c->dp_active)
 		return 1;
-	if (c->dp_saddr_family && (c->dp_saddr_family != key->dp_family ||
-				   !dp_same_addr(c->dp_saddr, key->dp_saddr)))
-		return 0;
-	if (c->dp_daddr_family && (c->dp_daddr_family != key->dp_family ||
-				   !dp_same_addr(c->dp_daddr, key->dp_daddr)))
-		return 0;
-	if (c->dp_sport >= 0 && c->dp_sport != key->dp_sport)
-		return 0;
-	if (c->dp_dport >= 0 && c->dp_dport != key->dp_dport)
-		return 0;
+	const __u64 *word = (const __u64 *)key;
+	const __u64 *mask = (const __u64 *)&c->dp_mask, *value = (const __u64 *)&c->dp_value;
+#pragma unroll
+	for (int i = 0; i < DP_KEY_WORDS; i++)
+		if ((word[i] & mask[i]) != value[i])
+			return 0;
 	return 1;
 }
 
@@ -173,7 +169,7 @@ static __always_inline int dp_same_key(const struct dp_flow_key *a, const struct
 {
 	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
 #pragma unroll
-	for (int i = 0; i < sizeof(*a) / 8; i++)
+	for (int i = 0; i < DP_KEY_WORDS; i++)
 		if (x[i] != y[i])
 			return 0;
 	return 1;
@@ -184,7 +180,7 @@ static __always_inline __u32 dp_slot_index(const struct dp_flow_key *key)
 	const __u64 *word = (const __u64 *)key;
 	__u64 h = 0;
 #pragma unroll
-	for (int i = 0; i < sizeof(*key) / 8; i++)
+	for (int i = 0; i < DP_KEY_WORDS; i++)
 		h ^= word[i];
 	return ((__u32)(h ^ (h >> 32)) * 2654435761u) >> (32 - DP_SLOT_BITS);	/* Fibonacci hashing */
 }
@@ -220,9 +216,9 @@ static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
 /* Counts one sighting of skb at stage. */
 static __always_inline int dp_count(void *skb, int stage, int l3_at)
 {
-	struct dp_flow_key key = {};
+	struct dp_flow_key key;	/* dp_parse writes every word */
 
-	if (skb && dp_parse(skb, l3_at, &key) == 0 && dp_wanted(&key))
+	if (skb && dp_parse(skb, l3_at, (__u64 *)&key) == 0 && dp_wanted(&key))
 		dp_bump(&key, stage);
 	return 0;
 }
@@ -258,7 +254,9 @@ int dp_tp_napi_gro_receive_entry(struct bpf_raw_tracepoint_args *ctx)
 /* Since 5.x the first argument is struct sk_buff **pskb. */
 int dp_kp_netif_receive_skb_core(struct pt_regs *ctx)
 {
-	return dp_count(dp_read_ptr((void *)PT_REGS_PARM1(ctx), 0), DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+	void *skb = 0;
+	bpf_probe_read_kernel(&skb, sizeof(skb), (void *)PT_REGS_PARM1(ctx));
+	return dp_count(skb, DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
 }
 
 int dp_tp_netif_receive_skb(struct bpf_raw_tracepoint_args *ctx)
@@ -340,12 +338,11 @@ int dp_tp_kfree_skb(void *ctx)
 	void *skb = 0;
 
 	dp_ctx_read(ctx, DP_KFREE_SKB_SKBADDR, &skb, sizeof(skb));
-	if (skb && dp_parse(skb, DP_L3_AT_NETWORK_HEADER, &drop.dp_flow) == 0) {
+	/* dp_parse writes the key only when it succeeds: else it stays all 0 */
+	if (skb && dp_parse(skb, DP_L3_AT_NETWORK_HEADER, (__u64 *)&drop.dp_flow) == 0) {
 		if (!dp_wanted(&drop.dp_flow))
 			return 0;
 		dp_bump(&drop.dp_flow, DP_STAGE_DROPPED);
-	} else {
-		__builtin_memset(&drop.dp_flow, 0, sizeof(drop.dp_flow));
 	}
 	dp_ctx_read(ctx, DP_KFREE_SKB_LOCATION, &drop.dp_location, 8);
 	dp_ctx_read(ctx, DP_KFREE_SKB_REASON, &drop.dp_reason, 4);

@@ -37,10 +37,11 @@ enum dp_l3_at {
 	DP_L3_AT_NETWORK_HEADER = 2,	/* skb->head + skb->network_header (set by then) */
 };
 
-/* A directional flow. IPv4 addresses use the first 4 bytes. Ports in host
- * order, 0 for protocols without ports. dp_family 0: a packet that could not
- * be parsed (non-IP, truncated), counted only in dp_drops as unattributed;
- * in dp_slots, an empty slot. Aligned to 8: compared as 64-bit words. */
+/* A directional flow. IPv4 addresses use the first 4 bytes, the rest 0. Ports
+ * in host order, 0 for protocols without ports and for later fragments.
+ * dp_family 0: a packet that could not be parsed (non-IP, truncated), counted
+ * only in dp_drops as unattributed; in dp_slots, an empty slot. Aligned to 8:
+ * built, hashed, compared and filtered as DP_KEY_WORDS 64-bit words. */
 struct __attribute__((aligned(8))) dp_flow_key {
 	__u8 dp_saddr[16];
 	__u8 dp_daddr[16];
@@ -50,6 +51,7 @@ struct __attribute__((aligned(8))) dp_flow_key {
 	__u8 dp_protocol;	/* IP protocol number */
 	__u8 dp_pad[2];
 };
+#define DP_KEY_WORDS 5
 
 /* One (flow, drop reason, drop location) of skb:kfree_skb. */
 struct dp_drop_key {
@@ -73,17 +75,14 @@ struct dp_slot {
 	struct dp_flow_counts dp_counts;
 };
 
-/* Filters, written by user space into dp_config[0] without recompiling.
- * A family of 0 or a port of -1 means "any". */
+/* Filters, written by user space into dp_config[0] without recompiling: a
+ * flow passes when each word of its key, masked with dp_mask, equals that
+ * word of dp_value. dp_active 0: no filter is set, skip the comparisons. */
 struct dp_config {
-	__u8 dp_saddr[16];
-	__u8 dp_daddr[16];
-	__u8 dp_saddr_family;
-	__u8 dp_daddr_family;
-	__u8 dp_active;		/* 0: no filter set, skip the comparisons */
-	__u8 dp_pad;
-	__s32 dp_sport;
-	__s32 dp_dport;
+	struct dp_flow_key dp_mask;
+	struct dp_flow_key dp_value;
+	__u8 dp_active;
+	__u8 dp_pad[7];
 };
 
 #endif

@@ -48,8 +48,10 @@ def skb_cflags(btf):
                                   % (member, found.size, size))
         flags.append("-D%s=%d" % (macro, found.offset))
         spans.append((found.offset, found.offset + size))
-    start, end = min(a for a, _ in spans), max(b for _, b in spans)
-    length = (end - start + 3) & ~3  # dp_read copies whole 32-bit words
+    # 8-aligned, as sk_buff is: a stack copy of the window keeps each member
+    # naturally aligned, which older verifiers demand of stack loads
+    start, end = min(a for a, _ in spans) & ~7, max(b for _, b in spans)
+    length = (end - start + 7) & ~7
     if length > MAX_SKB_WINDOW:
         raise ActivationError(errno.EOPNOTSUPP, "sk_buff members %d bytes apart" % (end - start))
     return flags + ["-DDP_SKB_WINDOW_START=%d" % start, "-DDP_SKB_WINDOW_LEN=%d" % length]
@@ -95,6 +97,25 @@ def flow_from_key(key):
     v6 = key.dp_family == socket.AF_INET6
     return Flow(key.dp_protocol, address_from_key(v6, key.dp_saddr), key.dp_sport,
                 address_from_key(v6, key.dp_daddr), key.dp_dport)
+
+
+def filter_mask_and_value(filters, mask, value):
+    """Fills two zeroed dp_flow_keys so that a flow passes the filters when its
+    key, masked with mask, equals value (dp_wanted compares them word by word)."""
+    families = set()
+    for field, address in (("dp_saddr", filters.source_addr), ("dp_daddr", filters.dest_addr)):
+        if address is not None:
+            ctypes.memset(getattr(mask, field), 0xff, ctypes.sizeof(getattr(mask, field)))
+            ctypes.memmove(getattr(value, field), address.packed, len(address.packed))
+            families.add(socket.AF_INET6 if address.version == 6 else socket.AF_INET)
+    if families:
+        mask.dp_family = 0xff
+        # an IPv4 and an IPv6 address: no flow has both; family 0 is never a parsed flow's
+        value.dp_family = families.pop() if len(families) == 1 else 0
+    for field, port in (("dp_sport", filters.source_port), ("dp_dport", filters.dest_port)):
+        if port is not None:
+            setattr(mask, field, 0xffff)
+            setattr(value, field, port)
 
 
 def attach(bpf, candidate, function=None):
@@ -161,13 +182,7 @@ class BccSession:
     def set_filters(self, filters):
         table = self.bpf["dp_config"]
         config = table.Leaf()
-        for field, address in (("saddr", filters.source_addr), ("daddr", filters.dest_addr)):
-            if address is not None:
-                setattr(config, "dp_%s_family" % field,
-                        socket.AF_INET6 if address.version == 6 else socket.AF_INET)
-                ctypes.memmove(getattr(config, "dp_" + field), address.packed, len(address.packed))
-        config.dp_sport = -1 if filters.source_port is None else filters.source_port
-        config.dp_dport = -1 if filters.dest_port is None else filters.dest_port
+        filter_mask_and_value(filters, config.dp_mask, config.dp_value)
         config.dp_active = int(filters.any_set)
         table[ctypes.c_int(0)] = config
 

@@ -3,7 +3,9 @@
   udp-recv PORT N IDLE              print how many datagrams arrived (stops at N, or IDLE s of quiet)
   udp-hold PORT                     a tiny receive buffer, never read until a line on stdin;
                                     then print how many datagrams were queued
-  udp-send DST PORT N SPORT         send N 64-byte datagrams from SPORT
+  udp-send DST PORT N SPORT [SIZE [IPOPTS]]
+                                    send N datagrams of SIZE bytes (64) from SPORT, with
+                                    IPOPTS (hex) as IPv4 options
   tcp-serve PORT                    echo one byte per 100-byte message, until EOF
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
@@ -64,12 +66,14 @@ def udp_hold(port):
     print(sum(1 for _ in drain(s, 0)), flush=True)
 
 
-def udp_send(dst, port, count, sport):
+def udp_send(dst, port, count, sport, size=64, ip_options=b""):
     s = socket.socket(family_of(dst), socket.SOCK_DGRAM)
     s.bind(("", sport))
+    if ip_options:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, ip_options)
     ready()
     for _ in range(count):
-        s.sendto(b"x" * 64, (dst, port))
+        s.sendto(b"x" * size, (dst, port))
 
 
 def recv_exactly(conn, size):
@@ -150,7 +154,8 @@ if __name__ == "__main__":
     elif mode == "udp-hold":
         udp_hold(int(args[0]))
     elif mode == "udp-send":
-        udp_send(args[0], int(args[1]), int(args[2]), int(args[3]))
+        udp_send(args[0], int(args[1]), int(args[2]), int(args[3]), *[int(a) for a in args[4:5]],
+                 *[bytes.fromhex(a) for a in args[5:6]])
     elif mode == "tcp-serve":
         tcp_serve(int(args[0]))
     elif mode == "tcp-pingpong":

@@ -1,10 +1,15 @@
 """Event formats and drop-reason names from canned tracefs text of two kernels."""
+import ctypes
+import ipaddress
+import socket
 import struct
 
 import pytest
 
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
-from procfs_fuse.drop_packet.tracer import ActivationError, record_cflags, skb_cflags, sum_over_cpus
+from procfs_fuse.drop_packet.flows import Filters
+from procfs_fuse.drop_packet.tracer import (ActivationError, filter_mask_and_value, record_cflags, skb_cflags,
+                                           sum_over_cpus)
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
@@ -128,6 +133,8 @@ def test_skb_offsets_and_the_window_that_spans_them():
     assert skb_cflags(FakeBTF(kernel_6_18)) == [
         "-DDP_SKB_HEAD=192", "-DDP_SKB_DATA=200", "-DDP_SKB_NETWORK_HEADER=180", "-DDP_SKB_PROTOCOL=176",
         "-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
+    kernel_6_1 = {"head": (192, 8), "data": (200, 8), "network_header": (182, 2), "protocol": (180, 2)}
+    assert skb_cflags(FakeBTF(kernel_6_1))[-2:] == ["-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
     with pytest.raises(ActivationError, match="network_header is 4 bytes"):
         skb_cflags(FakeBTF(dict(kernel_6_18, network_header=(180, 4))))
     with pytest.raises(ActivationError, match="apart"):
@@ -141,3 +148,45 @@ def test_per_cpu_values_are_summed_per_entry_and_counter():
     assert sum_over_cpus(values, 2, 3, 2) == [(111, 222), (333, 444)]
     assert sum_over_cpus(struct.pack("<2Q", 5, 6), 1, 1, 2) == [(5, 6)]
     assert sum_over_cpus(b"", 0, 2, 11) == []
+
+
+class FlowKey(ctypes.Structure):
+    """struct dp_flow_key as BCC hands it over (bpf/drop_packet.h)."""
+    _fields_ = [("dp_saddr", ctypes.c_ubyte * 16), ("dp_daddr", ctypes.c_ubyte * 16),
+                ("dp_sport", ctypes.c_uint16), ("dp_dport", ctypes.c_uint16),
+                ("dp_family", ctypes.c_uint8), ("dp_protocol", ctypes.c_uint8), ("dp_pad", ctypes.c_uint8 * 2)]
+
+
+def key_of(saddr, sport, daddr, dport, protocol=17):
+    source, dest = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
+    key = FlowKey(dp_sport=sport, dp_dport=dport, dp_protocol=protocol,
+                  dp_family=socket.AF_INET6 if source.version == 6 else socket.AF_INET)
+    ctypes.memmove(key.dp_saddr, source.packed, len(source.packed))
+    ctypes.memmove(key.dp_daddr, dest.packed, len(dest.packed))
+    return key
+
+
+def passes(filters, key):
+    """What dp_wanted computes, word by word, from filter_mask_and_value's output."""
+    mask, value = FlowKey(), FlowKey()
+    filter_mask_and_value(filters, mask, value)
+    words = lambda k: struct.unpack("<5Q", bytes(k))
+    return all(k & m == v for k, m, v in zip(words(key), words(mask), words(value)))
+
+
+def test_filters_become_a_mask_and_value_over_the_key_words():
+    a4, b4, a6, b6 = "198.18.0.1", "198.18.0.2", "2001:2::1", "2001:2::2"
+    flow4, flow6 = key_of(a4, 40000, b4, 7777), key_of(a6, 40000, b6, 7777)
+    ip = ipaddress.ip_address
+    assert passes(Filters(), flow4) and passes(Filters(), flow6)
+    assert passes(Filters(source_addr=ip(a4)), flow4)
+    assert not passes(Filters(source_addr=ip(b4)), flow4)
+    assert not passes(Filters(source_addr=ip(a4)), flow6)  # another family
+    assert not passes(Filters(dest_addr=ip("::c612:2")), flow4)  # same low bytes, not the same address
+    assert passes(Filters(source_addr=ip(a6), dest_addr=ip(b6)), flow6)
+    assert not passes(Filters(source_addr=ip(a6), dest_addr=ip(a6)), flow6)
+    assert passes(Filters(dest_port=7777, source_port=40000), flow4)
+    assert not passes(Filters(dest_port=7778), flow4)
+    assert not passes(Filters(source_port=7777), flow4)
+    mixed = Filters(source_addr=ip(a4), dest_addr=ip(b6))
+    assert not any(passes(mixed, k) for k in (flow4, flow6, key_of(a4, 1, "::", 2)))
