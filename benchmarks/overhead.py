@@ -81,11 +81,7 @@ class Bpftrace:
 
     def __exit__(self, *exc):
         self.process.terminate()
-        try:
-            self.process.communicate(timeout=30)  # it prints its counts on the way out
-        except subprocess.TimeoutExpired:  # seen once: a bpftrace that would not finish
-            self.process.kill()
-            self.process.communicate()
+        self.process.wait(timeout=30)
 
 
 class Mounted:

@@ -13,8 +13,7 @@
  *       (from their tracefs format; -1 for a field this kernel lacks; not
  *       defined at all when the tracepoint is missing).
  * Every probe is a stub calling one helper; user space attaches only the
- * stubs its hook plan chose, so stubs for absent hooks cost nothing (and
- * dp_raw_tp instead of the raw tracepoint stubs where it can). */
+ * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
 #include "drop_packet.h"
 
@@ -230,16 +229,26 @@ static __always_inline void dp_ctx_read(void *ctx, int offset, void *dst, int si
 		bpf_probe_read_kernel(dst, size, ctx + offset);
 }
 
-/* Kprobe stubs (kernels with kprobes). */
+/* Stubs. Raw tracepoint args are the tracepoint's TP_PROTO arguments. */
 
 int dp_kp_eth_type_trans(struct pt_regs *ctx)
 {
 	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_ETH_RECV, DP_L3_AT_DATA_ETH);
 }
 
+int dp_tp_netif_rx(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_ETH_RECV, DP_L3_AT_DATA);
+}
+
 int dp_kp_napi_gro_receive(struct pt_regs *ctx)
 {
 	return dp_count((void *)PT_REGS_PARM2(ctx), DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
+}
+
+int dp_tp_napi_gro_receive_entry(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
 }
 
 /* Since 5.x the first argument is struct sk_buff **pskb. */
@@ -248,6 +257,11 @@ int dp_kp_netif_receive_skb_core(struct pt_regs *ctx)
 	void *skb = 0;
 	bpf_probe_read_kernel(&skb, sizeof(skb), (void *)PT_REGS_PARM1(ctx));
 	return dp_count(skb, DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+}
+
+int dp_tp_netif_receive_skb(struct bpf_raw_tracepoint_args *ctx)
+{
+	return dp_count((void *)ctx->args[0], DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
 }
 
 int dp_kp_tcp_v4_rcv(struct pt_regs *ctx)
@@ -276,64 +290,17 @@ int dp_kp_dev_queue_xmit(struct pt_regs *ctx)
 	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
 }
 
-/* Raw tracepoints of the packet path: net:netif_rx, napi_gro_receive_entry,
- * netif_receive_skb, net_dev_queue (args: skb) and net_dev_xmit (skb, rc, dev,
- * len). The stage says which. */
-static __always_inline int dp_raw_count(struct bpf_raw_tracepoint_args *ctx, __u32 stage)
-{
-	if (stage == DP_STAGE_SEND_SKB) {	/* only a successful transmit counts */
-		/* a view, not ctx->args[1]: dp_raw_tp would then need 2 arguments
-		 * of every tracepoint it is attached to */
-		DP_VIEW(args, ctx, 16, 16);
-		if ((int)args[1] != 0)
-			return 0;
-	}
-	/* the send path has set the network header; on the receive path, data is at it */
-	return dp_count((void *)ctx->args[0], stage,
-			stage == DP_STAGE_QUEUE_XMIT || stage == DP_STAGE_SEND_SKB ?
-			DP_L3_AT_NETWORK_HEADER : DP_L3_AT_DATA);
-}
-
-/* One program for all of them, where raw tracepoints have attach cookies
- * (6.10+): user space attaches it with the stage id as cookie. Measured: one
- * program at 4 hooks costs ~3% less of small-packet throughput than 4 programs
- * doing the same (the kernel's call into the program predicts one target). */
-static __u64 (*dp_attach_cookie)(void *ctx) = (void *)BPF_FUNC_get_attach_cookie;
-
-int dp_raw_tp(struct bpf_raw_tracepoint_args *ctx)
-{
-	__u64 stage = dp_attach_cookie(ctx);
-
-	if (stage >= DP_NR_STAGES)
-		return 0;
-	return dp_raw_count(ctx, stage);
-}
-
-/* Elsewhere, a stub each. */
-
-int dp_tp_netif_rx(struct bpf_raw_tracepoint_args *ctx)
-{
-	return dp_raw_count(ctx, DP_STAGE_ETH_RECV);
-}
-
-int dp_tp_napi_gro_receive_entry(struct bpf_raw_tracepoint_args *ctx)
-{
-	return dp_raw_count(ctx, DP_STAGE_GRO_RECV);
-}
-
-int dp_tp_netif_receive_skb(struct bpf_raw_tracepoint_args *ctx)
-{
-	return dp_raw_count(ctx, DP_STAGE_RECV_SKB);
-}
-
 int dp_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dp_raw_count(ctx, DP_STAGE_QUEUE_XMIT);
+	return dp_count((void *)ctx->args[0], DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
 }
 
+/* net_dev_xmit(skb, rc, dev, len): only a successful transmit counts. */
 int dp_tp_net_dev_xmit(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dp_raw_count(ctx, DP_STAGE_SEND_SKB);
+	if ((int)ctx->args[1] != 0)
+		return 0;
+	return dp_count((void *)ctx->args[0], DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
 }
 
 #ifdef DP_RETRANS_SPORT

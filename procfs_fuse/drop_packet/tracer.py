@@ -7,7 +7,7 @@ import os
 import socket
 from operator import add
 
-from ..kernel import bpfsys, headers, kfunc, tracefs
+from ..kernel import headers, kfunc, tracefs
 from ..kernel.btf import BTF
 from ..kernel.ksyms import KernelSymbols
 from . import hooks as hookplan
@@ -118,9 +118,6 @@ def filter_mask_and_value(filters, mask, value):
             setattr(value, field, port)
 
 
-STAGE_OF = {candidate: stage for stage, candidates in hookplan.CANDIDATES.items() for candidate in candidates}
-
-
 def attach(bpf, candidate, function=None):
     """Attaches function (default: the candidate's stub) the way the candidate says."""
     function = (function or candidate.function).encode()
@@ -164,9 +161,7 @@ class BccSession:
             raise ActivationError(errno.EIO, "BPF compile failed: %s" % e)
         if rdonly_cast:
             kfunc.patch_module(self.bpf, rdonly_cast)
-        self._links = []  # file descriptors of dp_raw_tp's attachments
         try:
-            self._shared_raw_tp = self._load_shared_raw_tp()
             self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or self._attach(c))
             if not any(h.chosen for h in self.hooks):
                 raise ActivationError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
@@ -176,21 +171,8 @@ class BccSession:
             self.close()
             raise
 
-    def _load_shared_raw_tp(self):
-        """dp_raw_tp's file descriptor, or None where raw tracepoints have no
-        attach cookie (before 6.10: the verifier refuses the helper)."""
-        try:
-            return self.bpf.load_func(b"dp_raw_tp", self.bpf.RAW_TRACEPOINT).fd
-        except Exception as e:  # BCC raises plain Exception when the kernel refuses
-            log.info("a stub per raw tracepoint: dp_raw_tp does not load (%s)", e)
-            return None
-
     def _attach(self, candidate):
         try:
-            if self._shared_raw_tp is not None and candidate.kind == hookplan.TRACEPOINT and not candidate.record:
-                self._links.append(bpfsys.raw_tracepoint_open(
-                    candidate.target.split(":")[1], self._shared_raw_tp, STAGES.index(STAGE_OF[candidate])))
-                return None
             attach(self.bpf, candidate)
         except Exception as e:  # BCC raises plain Exception on attach failure
             log.warning("attach %s failed: %s", candidate.describe(), e)
@@ -295,9 +277,6 @@ class BccSession:
         self._flows_by_key.clear()
 
     def close(self):
-        for fd in getattr(self, "_links", ()):
-            os.close(fd)
-        self._links = []
         bpf, self.bpf = getattr(self, "bpf", None), None
         if bpf is not None:
             bpf.cleanup()  # detaches every probe and closes program and map fds

@@ -3,7 +3,7 @@ import ctypes
 import os
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
-BPF_MAP_CREATE, BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN = 0, 5, 17
+BPF_MAP_CREATE, BPF_PROG_LOAD = 0, 5
 ATTR_SIZE = 128  # bytes of union bpf_attr passed; the kernel wants the rest zero
 
 
@@ -19,14 +19,3 @@ def bpf(command, attr):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return fd
-
-
-def raw_tracepoint_open(name, prog_fd, cookie):
-    """Attaches a raw tracepoint program with an attach cookie (6.10+: older
-    kernels refuse the cookie with EINVAL); the link's file descriptor."""
-    attr = ctypes.create_string_buffer(ATTR_SIZE)
-    tracepoint = ctypes.create_string_buffer(name.encode())
-    ctypes.c_uint64.from_buffer(attr, 0).value = ctypes.addressof(tracepoint)  # raw_tracepoint.name
-    ctypes.c_uint32.from_buffer(attr, 8).value = prog_fd                       # .prog_fd
-    ctypes.c_uint64.from_buffer(attr, 16).value = cookie                       # .cookie
-    return bpf(BPF_RAW_TRACEPOINT_OPEN, attr)

@@ -19,16 +19,6 @@ def our_bpf_objects():
     return sorted(o.get("name", "") for o in progs + maps if o.get("name", "").startswith("dp_"))
 
 
-def our_attachments():
-    """How many hooks our programs are attached to: one per stub program, and
-    one per raw tracepoint link of dp_raw_tp (one program for several hooks)."""
-    programs = json.loads(sh("bpftool -j prog show", check=True).stdout or "[]")
-    links = json.loads(sh("bpftool -j link show", check=True).stdout or "[]")
-    shared = {p["id"] for p in programs if p.get("name") == "dp_raw_tp"}
-    stubs = [p for p in programs if p.get("name", "").startswith(("dp_tp_", "dp_kp_"))]
-    return len(stubs) + sum(1 for link in links if link.get("prog_id") in shared)
-
-
 def wait_no_bpf_objects():
     """The kernel frees programs and maps after an RCU grace period: allow it a moment."""
     wait_for(lambda: our_bpf_objects() == [], "our BPF programs and maps to be freed", seconds=10)
