@@ -167,8 +167,9 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
-    if not subprocess.run(["which", "iperf3"], capture_output=True).returncode == 0:
-        subprocess.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3", shell=True, check=True)
+    for tool in ("iperf3", "bpftool"):  # bpftool reads the programs' run times
+        if not subprocess.run(["which", tool], capture_output=True).returncode == 0:
+            subprocess.run("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq " + tool, shell=True, check=True)
     have_bpftrace = subprocess.run(["which", "bpftrace"], capture_output=True).returncode == 0
 
     base = Path(tempfile.mkdtemp(prefix="dp-bench-"))
