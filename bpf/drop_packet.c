@@ -254,9 +254,8 @@ int dp_tp_napi_gro_receive_entry(struct bpf_raw_tracepoint_args *ctx)
 /* Since 5.x the first argument is struct sk_buff **pskb. */
 int dp_kp_netif_receive_skb_core(struct pt_regs *ctx)
 {
-	void *skb = 0;
-	bpf_probe_read_kernel(&skb, sizeof(skb), (void *)PT_REGS_PARM1(ctx));
-	return dp_count(skb, DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+	DP_VIEW(pskb, (void *)PT_REGS_PARM1(ctx), 8, 8);
+	return dp_count((void *)pskb[0], DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
 }
 
 int dp_tp_netif_receive_skb(struct bpf_raw_tracepoint_args *ctx)
