@@ -177,11 +177,16 @@ def test_compiled_layout_matches_the_shared_header():
     from procfs_fuse.drop_packet.stages import PROGRAM, STAGES
     from procfs_fuse.drop_packet.tracer import compile_flags
     from procfs_fuse.kernel import headers
+    from tests.unit.test_reasons_and_formats import FlowKey
 
     headers.point_bcc_at_headers()
     bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags())
     try:
         counts = bpf[b"dp_flows"].sLeaf()
         assert len(counts.dp_packets) == len(STAGES)
+        # the unit tests' stand-in for the key has the compiled key's layout
+        layout = lambda key_type: [(name, getattr(key_type, name).offset, getattr(key_type, name).size)
+                                   for name, _ in key_type._fields_]
+        assert layout(bpf[b"dp_flows"].Key) == layout(FlowKey)
     finally:
         bpf.cleanup()
