@@ -2,17 +2,22 @@
 """Cost of watching: what drop-packet costs the traffic it watches.
 
 Run as root from a checkout set up by mount.sh or test.sh:
-    sudo .venv/bin/python benchmarks/overhead.py [--rounds 5] [--seconds 3]
+    sudo .venv/bin/python benchmarks/overhead.py [--rounds 15] [--seconds 1]
 
 Two network namespaces joined by veth (tests/kernel/netns.py), iperf3 between
-them. In interleaved rounds it measures TCP bulk throughput and UDP 64-byte
-packets/s for: no hooks (baseline); the floor (empty BPF programs on exactly
-the attach points an activation uses, from the hook plan); active with no
-filter; active with a filter that excludes the measured traffic; and bpftrace
-counting on the same tracepoints, where bpftrace is installed. Then the time
-of an activation and of `cat` with 10,000 flows. Medians, and ratios to the
-baseline and the floor (each the median of the per-round ratios). It exits
-non-zero only when the set-up fails: this is a measurement, not a test.
+them: first a UDP flood of 64-byte packets, then a TCP bulk transfer, each one
+long run. While it runs, interleaved rounds switch through the configurations
+and count what the receiving veth took in during a window of --seconds under
+each: no hooks (baseline); the floor (an empty BPF program on each attach point
+an activation uses, from the hook plan); active with no filter; active with a
+filter that excludes the measured traffic; for reference, our programs reduced
+to reading the headers (the parse every stage runs, nothing else); and
+bpftrace counting on the same tracepoints, where bpftrace is installed. Short
+windows inside one run keep this VM's slow drifts of speed (tens of seconds)
+out of the ratios. Then the time of an activation and of `cat` with 10,000
+flows. Medians, and ratios to the baseline and the floor (each the median of
+the per-round ratios). It exits non-zero only when the set-up fails: this is a
+measurement, not a test.
 """
 import argparse
 import json
@@ -28,18 +33,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from procfs_fuse.drop_packet import hooks as hookplan  # noqa: E402
-from procfs_fuse.drop_packet.tracer import attach  # noqa: E402
+from procfs_fuse.drop_packet.flows import Filters  # noqa: E402
+from procfs_fuse.drop_packet.tracer import BccSession, attach  # noqa: E402
 from procfs_fuse.kernel import headers, tracefs  # noqa: E402
 from tests.kernel.netns import Hosts  # noqa: E402
 from tests.mounts import ENTRY, sh  # noqa: E402
 
 IPERF_PORT = 5201
-FLOOR_C = r"""
-#include <uapi/linux/ptrace.h>
-int dp_floor_raw(struct bpf_raw_tracepoint_args *ctx) { return 0; }
-int dp_floor_record(void *ctx) { return 0; }
-int dp_floor_kprobe(struct pt_regs *ctx) { return 0; }
-"""
+SETTLE = 0.3  # seconds after a switch before the window opens
 
 
 def planned_hooks():
@@ -47,21 +48,43 @@ def planned_hooks():
     return [h.chosen for h in hookplan.plan(tracefs.KernelHooks().why_unavailable) if h.chosen]
 
 
+def empty_program(name, candidate):
+    if candidate.kind == hookplan.KPROBE:
+        return "int %s(struct pt_regs *ctx) { return 0; }" % name
+    if candidate.record:
+        return "int %s(void *ctx) { return 0; }" % name
+    return "int %s(struct bpf_raw_tracepoint_args *ctx) { return 0; }" % name
+
+
 class Floor:
-    """Empty programs on the attach points an activation would use."""
+    """An empty program on each attach point an activation would use, as an
+    activation attaches a program on each."""
 
     def __enter__(self):
         from bcc import BPF
         headers.point_bcc_at_headers()
-        self.bpf = BPF(text=FLOOR_C)
-        for c in planned_hooks():
-            empty = "dp_floor_kprobe" if c.kind == hookplan.KPROBE else (
-                "dp_floor_record" if c.record else "dp_floor_raw")
-            attach(self.bpf, c, empty)
+        hooks = planned_hooks()
+        names = ["dp_floor_%d" % i for i in range(len(hooks))]
+        self.bpf = BPF(text="#include <uapi/linux/ptrace.h>\n" + "\n".join(
+            empty_program(name, c) for name, c in zip(names, hooks)))
+        for name, c in zip(names, hooks):
+            attach(self.bpf, c, name)
         return self
 
     def __exit__(self, *exc):
         self.bpf.cleanup()
+
+
+class HeadersOnly:
+    """Our programs compiled to stop after the parse: what reading the headers
+    at every stage costs, whatever is done with them."""
+
+    def __enter__(self):
+        self.session = BccSession(Filters(), extra_cflags=["-DDP_PARSE_ONLY"])
+        return self
+
+    def __exit__(self, *exc):
+        self.session.close()
 
 
 class Bpftrace:
@@ -117,22 +140,58 @@ def write(command):
         f.write(command + "\n")
 
 
-def iperf(hosts, seconds, udp):
-    args = "-c %s -p %d -t %d -J -A 0" % (hosts.B_ADDR, IPERF_PORT, seconds)  # pinned: less noise
-    if udp:
-        args += " -u -b 0 -l 64"
-    result = json.loads(hosts.run(hosts.a, "iperf3 " + args).stdout)
-    if udp:
-        total = result["end"]["sum"]
-        return (total["packets"] - total["lost_packets"]) / total["seconds"]
-    return result["end"]["sum_received"]["bits_per_second"]
+class Traffic:
+    """One long iperf3 run from A to B (UDP 64-byte flood or TCP bulk), and
+    what B's veth has received so far: packets for UDP, bits for TCP."""
+
+    def __init__(self, hosts, udp):
+        self.hosts, self.udp = hosts, udp
+
+    def __enter__(self):
+        h = self.hosts
+        self.server = subprocess.Popen(["ip", "netns", "exec", h.b, "iperf3", "-s", "-1", "-A", "1",
+                                        "-p", str(IPERF_PORT)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        client = "iperf3 -c %s -p %d -t 86400 -A 0" % (h.B_ADDR, IPERF_PORT)  # pinned: less noise
+        if self.udp:
+            client += " -u -b 0 -l 64"
+        self.client = subprocess.Popen(["ip", "netns", "exec", h.a] + client.split(),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        if self.client.poll() is not None:
+            raise RuntimeError("iperf3 did not start")
+        return self
+
+    def __exit__(self, *exc):
+        for process in (self.client, self.server):
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def received(self):
+        # the server runs in B: its /proc/PID/net/dev is B's
+        for line in Path("/proc/%d/net/dev" % self.server.pid).read_text().splitlines():
+            name, _, counters = line.partition(":")
+            if name.strip() == self.hosts.b_dev:
+                fields = counters.split()
+                return int(fields[1]) if self.udp else 8 * int(fields[0])
+        raise RuntimeError("no %s in B" % self.hosts.b_dev)
+
+    def rate(self, seconds):
+        """Packets/s (UDP) or bits/s (TCP) over the next `seconds`."""
+        time.sleep(SETTLE)
+        started, before = time.perf_counter(), self.received()
+        time.sleep(seconds)
+        return (self.received() - before) / (time.perf_counter() - started)
 
 
-def bpf_run_time(hosts, config, seconds):
+def bpf_run_time(traffic, config, seconds):
     """(ns per program run, runs per UDP packet) of our programs (names dp_*)
-    during a UDP run under config, from the kernel's own BPF statistics: the
-    CPU time of the programs themselves, which the drifting speed of this VM
-    does not blur as it blurs throughput."""
+    under config, from the kernel's own BPF statistics: the CPU time of the
+    programs themselves."""
     stats_file = Path("/proc/sys/kernel/bpf_stats_enabled")
     was = stats_file.read_text().strip()
 
@@ -144,13 +203,16 @@ def bpf_run_time(hosts, config, seconds):
     stats_file.write_text("1")
     try:
         with config():
+            time.sleep(SETTLE)
             time_before, runs_before = totals()
-            packets = iperf(hosts, seconds, udp=True) * seconds
+            packets_before = traffic.received()
+            time.sleep(seconds)
             time_after, runs_after = totals()
+            packets = traffic.received() - packets_before
     finally:
         stats_file.write_text(was)
     runs = max(runs_after - runs_before, 1)
-    return (time_after - time_before) / runs, runs / packets
+    return (time_after - time_before) / runs, runs / max(packets, 1)
 
 
 def timed(action):
@@ -162,8 +224,8 @@ def timed(action):
 def main():
     global ENTRY_FILE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--seconds", type=float, default=1, help="window per configuration and round")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -178,42 +240,37 @@ def main():
     ENTRY_FILE = mountpoint / ENTRY
     configs = {"baseline": Nothing, "floor": Floor,
                "active": lambda: Mounted(["activate"]),
-               "active, filtered out": lambda: Mounted(["dest-port 1", "activate"])}
+               "active, filtered out": lambda: Mounted(["dest-port 1", "activate"]),
+               "reading headers only": HeadersOnly}
     if have_bpftrace:
         configs["bpftrace"] = Bpftrace
     results = {name: {"tcp": [], "udp": []} for name in configs}
     try:
         with Hosts() as hosts:
-            server = subprocess.Popen(["ip", "netns", "exec", hosts.b, "iperf3", "-s", "-A", "1",
-                                       "-p", str(IPERF_PORT)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(1)
-            try:
-                for round_number in range(args.rounds):
-                    order = list(configs)
-                    order = order[round_number % len(order):] + order[:round_number % len(order)]
-                    for name in order:
-                        with configs[name]():
-                            results[name]["tcp"].append(iperf(hosts, args.seconds, udp=False))
-                            results[name]["udp"].append(iperf(hosts, args.seconds, udp=True))
-                    print("round %d of %d done" % (round_number + 1, args.rounds), file=sys.stderr)
+            for kind in ("udp", "tcp"):
+                with Traffic(hosts, udp=kind == "udp") as traffic:
+                    for round_number in range(args.rounds):
+                        order = list(configs)
+                        order = order[round_number % len(order):] + order[:round_number % len(order)]
+                        for name in order:
+                            with configs[name]():
+                                results[name][kind].append(traffic.rate(args.seconds))
+                        print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
+                    if kind == "udp":
+                        run_times = {name: bpf_run_time(traffic, configs[name], args.seconds)
+                                     for name in ("floor", "active", "active, filtered out")}
 
-                run_times = {name: bpf_run_time(hosts, configs[name], args.seconds)
-                             for name in ("floor", "active", "active, filtered out")}
-
-                activations = []
-                for _ in range(args.rounds):
-                    activations.append(timed(lambda: write("activate")))
-                    write("deactivate")
-                write("max-flows 20000")
-                write("activate")
-                hosts.finish(hosts.start_peer(hosts.a, "udp-flood", hosts.B_ADDR, 10000), timeout=120)
-                cats = [timed(lambda: ENTRY_FILE.read_bytes()) for _ in range(args.rounds)]
-                flows = ENTRY_FILE.read_text().count("\nprotocol: ")
+            activations = []
+            for _ in range(args.rounds):
+                activations.append(timed(lambda: write("activate")))
                 write("deactivate")
-                write("max-flows")
-            finally:
-                server.terminate()
+            write("max-flows 20000")
+            write("activate")
+            hosts.finish(hosts.start_peer(hosts.a, "udp-flood", hosts.B_ADDR, 10000), timeout=120)
+            cats = [timed(lambda: ENTRY_FILE.read_bytes()) for _ in range(args.rounds)]
+            flows = ENTRY_FILE.read_text().count("\nprotocol: ")
+            write("deactivate")
+            write("max-flows")
     finally:
         sh("%s/mount.sh -u %s" % (REPO, mountpoint))
 
@@ -224,7 +281,7 @@ def main():
         within seconds, while this VM's speed drifts over tens of seconds."""
         return statistics.median(a / b for a, b in zip(results[name][kind], results[reference][kind]))
 
-    print("machine: %s, %d CPUs, kernel %s; %d rounds of %d s, medians"
+    print("machine: %s, %d CPUs, kernel %s; %d rounds, a window of %g s per configuration, medians"
           % (os.uname().machine, os.cpu_count(), os.uname().release, args.rounds, args.seconds))
     print("%-22s %10s %7s %7s %10s %7s %7s" % ("", "TCP Gb/s", "/base", "/floor", "UDP kpps", "/base", "/floor"))
     for name, m in median.items():
@@ -233,7 +290,7 @@ def main():
             m["udp"] / 1e3, ratio(name, "baseline", "udp"), ratio(name, "floor", "udp")))
     floor_ns = run_times["floor"][0]
     packet_ns = 1e9 / median["floor"]["udp"]
-    print("BPF run time per event (kernel.bpf_stats_enabled, one UDP run each; it counts its own clock reads):")
+    print("BPF run time per event (kernel.bpf_stats_enabled, one UDP window each; it counts its own clock reads):")
     for name, (ns, per_packet) in run_times.items():
         print("  %-20s %5.1f ns x %.2f events per packet%s" % (
             name, ns, per_packet, "" if name == "floor" else

@@ -11,7 +11,8 @@
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
- *       defined at all when the tracepoint is missing).
+ *       defined at all when the tracepoint is missing);
+ *   DP_PARSE_ONLY: only in the overhead benchmark's reference programs.
  * Every probe is a stub calling one helper; user space attaches only the
  * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
@@ -27,6 +28,7 @@ BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows
 BPF_PERCPU_ARRAY(dp_slots, struct dp_slot, 1 << DP_SLOT_BITS);
 BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
+BPF_PERCPU_ARRAY(dp_memos, struct dp_memo, 1);
 BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -78,76 +80,109 @@ static __always_inline int dp_has_ports(__u64 protocol)
 	return protocol == DP_IPPROTO_TCP || protocol == DP_IPPROTO_UDP;
 }
 
-/* Fills all DP_KEY_WORDS words of key from the IP and transport headers;
- * 0 if it is an IP packet. Reads only what the key needs, straight into it. */
-static __always_inline int dp_parse(void *skb, int l3_at, __u64 *key)
+/* Where skb's IP header is (*l3); returns the ethertype (network order), or
+ * -1 where the header is not known yet. */
+static __always_inline int dp_locate(void *skb, int l3_at, void **l3)
 {
 	DP_VIEW(fields, skb + DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN, DP_SKB_WINDOW_LEN);
 #define DP_SKB(type, member) DP_AT(fields, type, (member) - DP_SKB_WINDOW_START)
-	__u16 ethertype = DP_SKB(__u16, DP_SKB_PROTOCOL);	/* network order */
-	void *l3;
-
 	if (l3_at == DP_L3_AT_NETWORK_HEADER) {
 		__u16 network_header = DP_SKB(__u16, DP_SKB_NETWORK_HEADER);
 		if (network_header == 0xffff)	/* not set yet */
 			return -1;
-		l3 = DP_SKB(void *, DP_SKB_HEAD) + network_header;
+		*l3 = DP_SKB(void *, DP_SKB_HEAD) + network_header;
 	} else if (l3_at == DP_L3_AT_DATA_ETH) {
 		void *data = DP_SKB(void *, DP_SKB_DATA);
 		DP_VIEW(eth, data + 12, 2, 2);
-		ethertype = DP_AT(eth, __u16, 0);
-		l3 = data + DP_ETH_HLEN;
+		*l3 = data + DP_ETH_HLEN;
+		return DP_AT(eth, __u16, 0);
 	} else {
-		l3 = DP_SKB(void *, DP_SKB_DATA);
+		*l3 = DP_SKB(void *, DP_SKB_DATA);
 	}
+	return DP_SKB(__u16, DP_SKB_PROTOCOL);
 #undef DP_SKB
+}
 
-	if (ethertype == __builtin_bswap16(0x0800)) {
-		/* header and ports in one view when there are no IP options */
-		DP_VIEW(ip, l3, 24, 20);
-		__u64 first = ip[0], second = ip[1];	/* version..fragment, ttl..saddr */
-		if ((first & 0xf0) != 0x40)
-			return -1;
-		__u64 protocol = (second >> 8) & 0xff, header_len = (first & 0x0f) * 4;
-		__u32 ports = 0;
-		if (dp_has_ports(protocol) && !((first >> 48) & 0xff1f)) {	/* a later fragment has none */
-			if (header_len == 20) {
-				ports = DP_AT(ip, __u32, 20);
-			} else {	/* IP options: the ports lie further on */
-				DP_VIEW(transport, l3 + header_len, 4, 4);
-				ports = DP_AT(transport, __u32, 0);
-			}
+/* The first 24 bytes of the IPv4 header at l3 as 3 words: header and ports
+ * in one read when there are no IP options (20 bytes where only those can
+ * be read: then the third word's upper half is 0). */
+static __always_inline int dp_ipv4_words(void *l3, __u64 *ip)
+{
+	DP_VIEW(words, l3, 24, 20);
+	ip[0] = words[0];	/* version..fragment */
+	ip[1] = words[1];	/* ttl, protocol, checksum, saddr */
+	ip[2] = words[2];	/* daddr, then ports or options */
+	return 0;
+}
+
+/* The flow key of an IPv4 packet from its header words (dp_ipv4_words):
+ * writes all DP_KEY_WORDS words of key; 0 if it is IPv4. */
+static __always_inline int dp_key_ipv4(void *l3, const __u64 *ip, __u64 *key)
+{
+	__u64 first = ip[0], protocol = (ip[1] >> 8) & 0xff, header_len = (first & 0x0f) * 4;
+	__u32 ports = 0;
+
+	if ((first & 0xf0) != 0x40)
+		return -1;
+	if (dp_has_ports(protocol) && !((first >> 48) & 0xff1f)) {	/* a later fragment has none */
+		if (header_len == 20) {
+			ports = ip[2] >> 32;
+		} else {	/* IP options: the ports lie further on */
+			DP_VIEW(transport, l3 + header_len, 4, 4);
+			ports = DP_AT(transport, __u32, 0);
 		}
-		key[0] = second >> 32;
-		key[1] = 0;
-		key[2] = DP_AT(ip, __u32, 16);
-		key[3] = 0;
-		key[4] = dp_key_tail(ports, DP_AF_INET, protocol);
-		return 0;
 	}
-	if (ethertype == __builtin_bswap16(0x86dd)) {
-		DP_VIEW(ip, l3, 44, 40);
-		__u64 first = ip[0];
-		if ((first & 0xf0) != 0x60)
-			return -1;
-		__u64 protocol = (first >> 48) & 0xff;	/* next header: extension headers are not followed */
-		key[0] = ip[1];
-		key[1] = ip[2];
-		key[2] = ip[3];
-		key[3] = ip[4];
-		key[4] = dp_key_tail(dp_has_ports(protocol) ? DP_AT(ip, __u32, 40) : 0, DP_AF_INET6, protocol);
-		return 0;
-	}
+	key[0] = ip[1] >> 32;
+	key[1] = 0;
+	key[2] = (__u32)ip[2];
+	key[3] = 0;
+	key[4] = dp_key_tail(ports, DP_AF_INET, protocol);
+	return 0;
+}
+
+/* The same for IPv6: extension headers are not followed. */
+static __always_inline int dp_key_ipv6(void *l3, __u64 *key)
+{
+	DP_VIEW(ip, l3, 44, 40);
+	__u64 first = ip[0];
+	if ((first & 0xf0) != 0x60)
+		return -1;
+	__u64 protocol = (first >> 48) & 0xff;	/* next header */
+	key[0] = ip[1];
+	key[1] = ip[2];
+	key[2] = ip[3];
+	key[3] = ip[4];
+	key[4] = dp_key_tail(dp_has_ports(protocol) ? DP_AT(ip, __u32, 40) : 0, DP_AF_INET6, protocol);
+	return 0;
+}
+
+/* Fills all DP_KEY_WORDS words of key from skb's IP and transport headers;
+ * 0 if it is an IP packet. Reads only what the key needs. */
+static __always_inline int dp_parse(void *skb, int l3_at, __u64 *key)
+{
+	void *l3;
+	__u64 ip[3];
+	int ethertype = dp_locate(skb, l3_at, &l3);
+
+	if (ethertype == __builtin_bswap16(0x0800))
+		return dp_ipv4_words(l3, ip) || dp_key_ipv4(l3, ip, key);
+	if (ethertype == __builtin_bswap16(0x86dd))
+		return dp_key_ipv6(l3, key);
 	return -1;
 }
 
-/* 1 if the flow passes the filters in dp_config. */
-static __always_inline int dp_wanted(const struct dp_flow_key *key)
+/* dp_memos' first tag word for IPv4 header words: protocol and saddr, where
+ * the words alone make the key (version 4, 20-byte header, fragment offset
+ * 0: daddr and ports are the third word, the second tag word); else 0. */
+static __always_inline __u64 dp_memo_tag(const __u64 *ip)
 {
-	int zero = 0;
-	struct dp_config *c = dp_config.lookup(&zero);
+	return (ip[0] & 0xff1f0000000000ffull) == 0x45 ? ip[1] & 0xffffffff0000ff00ull : 0;
+}
 
-	if (!c || !c->dp_active)
+/* 1 if the flow passes the filters of config c. */
+static __always_inline int dp_passes(const struct dp_config *c, const struct dp_flow_key *key)
+{
+	if (!c->dp_active)
 		return 1;
 	const __u64 *word = (const __u64 *)key;
 	const __u64 *mask = (const __u64 *)&c->dp_mask, *value = (const __u64 *)&c->dp_value;
@@ -156,6 +191,14 @@ static __always_inline int dp_wanted(const struct dp_flow_key *key)
 		if ((word[i] & mask[i]) != value[i])
 			return 0;
 	return 1;
+}
+
+/* 1 if the flow passes the filters in dp_config. */
+static __always_inline int dp_wanted(const struct dp_flow_key *key)
+{
+	int zero = 0;
+	struct dp_config *c = dp_config.lookup(&zero);
+	return !c || dp_passes(c, key);
 }
 
 static __always_inline void dp_note_insert(int table)
@@ -185,7 +228,9 @@ static __always_inline __u32 dp_slot_index(const struct dp_flow_key *key)
 	return ((__u32)(h ^ (h >> 32)) * 2654435761u) >> (32 - DP_SLOT_BITS);	/* Fibonacci hashing */
 }
 
-static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
+/* Counts one sighting of key's flow at stage; returns the index of the flow's
+ * slot, or DP_MEMO_NO_SLOT if it is counted in dp_flows. */
+static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 {
 	/* A flow's own slot on this CPU costs an array access; a hash table
 	 * lookup costs some 40 ns. The first flow to hash to an empty slot keeps
@@ -197,7 +242,7 @@ static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
 			slot->dp_key = *key;
 		if (dp_same_key(&slot->dp_key, key)) {
 			slot->dp_counts.dp_packets[stage] += 1;
-			return;
+			return index;
 		}
 	}
 	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
@@ -208,18 +253,59 @@ static __always_inline void dp_bump(struct dp_flow_key *key, int stage)
 			dp_note_insert(DP_TABLE_FLOWS);
 		counts = dp_flows.lookup(key);
 		if (!counts)
-			return;
+			return DP_MEMO_NO_SLOT;
 	}
 	counts->dp_packets[stage] += 1;	/* per-CPU value: no atomics needed */
+	return DP_MEMO_NO_SLOT;
 }
 
-/* Counts one sighting of skb at stage. */
+/* Counts one sighting of skb at stage. A packet passes several stages in a
+ * row on one CPU: dp_memos remembers, per CPU, the last IPv4 header words
+ * seen that make a key alone, and what they led to (filtered out, or a
+ * slot), so the next stage of the same packet, or the next packet of the
+ * flow, skips building the key, the filter and the slot search. A memo holds
+ * while dp_generation stays: user space moves it on every filter change and
+ * clear (slots change owners only on clear). */
 static __always_inline int dp_count(void *skb, int stage, int l3_at)
 {
-	struct dp_flow_key key;	/* dp_parse writes every word */
+	struct dp_flow_key key;	/* written whole by dp_key_ipv4/6 */
+	void *l3;
+	__u64 ip[3], tag = 0;
+	int zero = 0;
+	struct dp_config *c = dp_config.lookup(&zero);
+	struct dp_memo *memo = dp_memos.lookup(&zero);
 
-	if (skb && dp_parse(skb, l3_at, (__u64 *)&key) == 0 && dp_wanted(&key))
-		dp_bump(&key, stage);
+	if (!skb || !c || !memo)
+		return 0;
+#ifdef DP_PARSE_ONLY	/* benchmarks/overhead.py: the price of reading the headers alone */
+	return dp_parse(skb, l3_at, (__u64 *)&key) == 0 && key.dp_sport;
+#endif
+	__u32 generation = c->dp_generation;
+	asm volatile("" ::: "memory");	/* the generation before the filter: see tracer.py set_filters */
+	int ethertype = dp_locate(skb, l3_at, &l3);
+	if (ethertype == __builtin_bswap16(0x0800)) {
+		if (dp_ipv4_words(l3, ip))
+			return 0;
+		tag = dp_memo_tag(ip);
+		if (tag && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] && memo->dp_generation == generation) {
+			__u32 index = memo->dp_slot;
+			struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
+			if (slot)
+				slot->dp_counts.dp_packets[stage] += 1;
+			return 0;
+		}
+		if (dp_key_ipv4(l3, ip, (__u64 *)&key))
+			return 0;
+	} else if (ethertype != __builtin_bswap16(0x86dd) || dp_key_ipv6(l3, (__u64 *)&key)) {
+		return 0;
+	}
+	__u32 outcome = dp_passes(c, &key) ? dp_bump(&key, stage) : DP_MEMO_FILTERED;
+	if (tag && generation && outcome != DP_MEMO_NO_SLOT) {
+		memo->dp_tag[0] = tag;
+		memo->dp_tag[1] = ip[2];
+		memo->dp_generation = generation;
+		memo->dp_slot = outcome;
+	}
 	return 0;
 }
 

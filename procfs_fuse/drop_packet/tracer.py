@@ -140,7 +140,7 @@ def _import_bcc():
 class BccSession:
     """One activation: compiled program, attached hooks, maps."""
 
-    def __init__(self, filters, max_flows=DEFAULT_MAX_FLOWS):
+    def __init__(self, filters, max_flows=DEFAULT_MAX_FLOWS, extra_cflags=()):
         self.max_flows = max_flows
         BPF = _import_bcc()
         tracefs.ensure_mounted()
@@ -156,7 +156,8 @@ class BccSession:
             log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
         try:
             self.bpf = BPF(src_file=str(PROGRAM).encode(),
-                           cflags=compile_flags(max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast)))
+                           cflags=compile_flags(max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast))
+                           + list(extra_cflags))
         except Exception as e:
             raise ActivationError(errno.EIO, "BPF compile failed: %s" % e)
         if rdonly_cast:
@@ -180,10 +181,24 @@ class BccSession:
         return None
 
     def set_filters(self, filters):
+        """dp_config's filter, in two writes: the new filter with generation 0
+        (no memo holds or is made), then again with a new generation. A
+        program that reads the new generation (before the filter) thus reads
+        the new filter, even where one write may be seen in any order."""
+        self._filters = filters
+        self._write_config(0)
+        self._write_config(self._next_generation())
+
+    def _next_generation(self):
+        self._generation = getattr(self, "_generation", 0) % 0xffffffff + 1  # never 0
+        return self._generation
+
+    def _write_config(self, generation):
         table = self.bpf["dp_config"]
         config = table.Leaf()
-        filter_mask_and_value(filters, config.dp_mask, config.dp_value)
-        config.dp_active = int(filters.any_set)
+        filter_mask_and_value(self._filters, config.dp_mask, config.dp_value)
+        config.dp_active = int(self._filters.any_set)
+        config.dp_generation = generation
         table[ctypes.c_int(0)] = config
 
     def read(self):
@@ -274,6 +289,7 @@ class BccSession:
                     table.pop(key, None)  # LRU may have evicted it meanwhile
         for name in ("dp_slots", "dp_inserted"):  # arrays: cleared to zero
             self.bpf[name].clear()
+        self._write_config(self._next_generation())  # after: memos may name the old slots
         self._flows_by_key.clear()
 
     def close(self):

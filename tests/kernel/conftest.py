@@ -74,12 +74,13 @@ def expected(rep, counts):
     return {stage: (None if hooks[stage].startswith("unavailable") else n) for stage, n in counts.items()}
 
 
-def send_udp(hosts, count, dport, sport, dst=None, expect_received=None, size=64, ip_options=""):
+def send_udp(hosts, count, dport, sport, dst=None, expect_received=None, size=64, ip_options="", cpu=None):
     """count datagrams from A to B; checks how many the application got.
-    ip_options: IPv4 options as hex."""
+    ip_options: IPv4 options as hex. cpu: the sender's (over veth, the
+    receiving stages run on it too)."""
     receiver = hosts.start_peer(hosts.b, "udp-recv", dport, count, 2)
     hosts.finish(hosts.start_peer(hosts.a, "udp-send", dst or hosts.B_ADDR, dport, count, sport, size,
-                                  *([ip_options] if ip_options else [])))
+                                  *([ip_options] if ip_options else []), cpu=cpu))
     received = int(hosts.finish(receiver))
     assert received == (count if expect_received is None else expect_received)
     return received

@@ -58,9 +58,10 @@ class Hosts:
         """A shell command inside a namespace."""
         return sh("ip netns exec %s %s" % (ns, command), check=True)
 
-    def start_peer(self, ns, *args):
-        """peer.py in a namespace; returns once its socket is ready."""
-        process = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, PEER] + [str(a) for a in args],
+    def start_peer(self, ns, *args, cpu=None):
+        """peer.py in a namespace (on one CPU, if given); returns once its socket is ready."""
+        pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+        process = subprocess.Popen(["ip", "netns", "exec", ns] + pin + [sys.executable, PEER] + [str(a) for a in args],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)
         line = process.stdout.readline()

@@ -126,6 +126,25 @@ def test_dest_port_filter_in_the_kernel_and_changed_without_recompiling(f, hosts
     assert ids(sh("bpftool -j prog show", check=True).stdout) == ids(programs_before)
 
 
+def test_a_filter_change_applies_to_a_flow_already_seen(f, hosts):
+    # the same flow on both sides of each change, from the same CPU: what a CPU
+    # remembers of the last flow it saw (dp_memos) must not outlive a change
+    flow = flow_header("UDP", hosts.A_ADDR, 40010, hosts.B_ADDR, 7777)
+    write(f, "dest-port 7778")
+    write(f, "activate")
+    send_udp(hosts, 100, 7777, 40010, cpu=0)
+    assert flow not in report(f)["flows"]
+    write(f, "dest-port 7777")
+    send_udp(hosts, 100, 7777, 40010, cpu=0)
+    rep = report(f)
+    assert rep["flows"][flow]["stages"] == expected(rep, {"ETH_RECV": 100, "GRO_RECV": 0, "RECV_SKB": 100,
+                                                          "UDP_RCV": 100, "QUEUE_XMIT": 100, "SEND_SKB": 100,
+                                                          "DROPPED": 0})
+    write(f, "source-port 1")  # with dest-port 7777: the flow is out again
+    send_udp(hosts, 100, 7777, 40010, cpu=0)
+    assert flow not in report(f)["flows"]
+
+
 def test_address_filters_ipv4_and_ipv6(f, hosts):
     write(f, "source-addr %s" % hosts.B_ADDR)
     write(f, "activate")
@@ -140,11 +159,11 @@ def test_address_filters_ipv4_and_ipv6(f, hosts):
 
 def test_clear_zeroes_and_deactivate_keeps_the_last_counters(f, hosts):
     write(f, "activate")
-    send_udp(hosts, 50, 7777, 40006)
+    send_udp(hosts, 50, 7777, 40006, cpu=0)  # one CPU: its memo of the flow must not outlive clear
     write(f, "clear")
     # (a new veth's IPv6 chatter may show up meanwhile: look at our flow only)
     assert flow_header("UDP", hosts.A_ADDR, 40006, hosts.B_ADDR, 7777) not in report(f)["flows"]
-    send_udp(hosts, 70, 7777, 40006)
+    send_udp(hosts, 70, 7777, 40006, cpu=0)
     write(f, "deactivate")
     rep = report(f)
     assert rep["settings"]["activated"] == "N"

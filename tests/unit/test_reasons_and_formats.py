@@ -8,8 +8,8 @@ import pytest
 
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
 from procfs_fuse.drop_packet.flows import Filters
-from procfs_fuse.drop_packet.tracer import (ActivationError, filter_mask_and_value, record_cflags, skb_cflags,
-                                           sum_over_cpus)
+from procfs_fuse.drop_packet.tracer import (ActivationError, BccSession, filter_mask_and_value, record_cflags,
+                                           skb_cflags, sum_over_cpus)
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
@@ -190,3 +190,47 @@ def test_filters_become_a_mask_and_value_over_the_key_words():
     assert not passes(Filters(source_port=7777), flow4)
     mixed = Filters(source_addr=ip(a4), dest_addr=ip(b6))
     assert not any(passes(mixed, k) for k in (flow4, flow6, key_of(a4, 1, "::", 2)))
+
+
+class Config(ctypes.Structure):
+    """struct dp_config, for the recording table below."""
+    _fields_ = [("dp_mask", FlowKey), ("dp_value", FlowKey), ("dp_active", ctypes.c_uint8),
+                ("dp_pad", ctypes.c_uint8 * 3), ("dp_generation", ctypes.c_uint32)]
+
+
+class RecordingTable:
+    """Stands in for a BCC table: logs what the session writes and clears."""
+    Leaf = Config
+
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def __setitem__(self, index, config):
+        self.log.append(("config", config.dp_active, config.dp_generation))
+
+    def clear(self):
+        self.log.append(("clear", self.name))
+
+    def items_lookup_and_delete_batch(self):
+        self.log.append(("clear", self.name))
+        return []
+
+
+def test_filter_changes_and_clears_move_the_memo_generation():
+    log = []
+    session = BccSession.__new__(BccSession)  # the map writes only: no BPF
+    session.bpf = {name: RecordingTable(name, log) for name in ("dp_config", "dp_flows", "dp_drops",
+                                                                  "dp_slots", "dp_inserted")}
+    session._flows_by_key = {}
+    session.set_filters(Filters(dest_port=80))
+    # first the filter with generation 0 (no memo holds), then a new generation
+    assert log == [("config", 1, 0), ("config", 1, 1)]
+    log.clear()
+    session.clear()
+    # slots change owners only on clear: the generation moves after they are zeroed
+    assert log == [("clear", "dp_flows"), ("clear", "dp_drops"), ("clear", "dp_slots"),
+                   ("clear", "dp_inserted"), ("config", 1, 2)]
+    session._generation = 0xffffffff
+    log.clear()
+    session.set_filters(Filters())
+    assert log == [("config", 0, 0), ("config", 0, 1)]  # wraps past 0, which means "no memos"
