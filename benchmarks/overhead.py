@@ -2,19 +2,19 @@
 """Cost of watching: what drop-packet costs the traffic it watches.
 
 Run as root from a checkout set up by mount.sh or test.sh:
-    sudo .venv/bin/python benchmarks/overhead.py [--rounds 15] [--seconds 1]
+    sudo .venv/bin/python benchmarks/overhead.py [--rounds 15] [--seconds 1] [--tcp-seconds 3]
 
 Two network namespaces joined by veth (tests/kernel/netns.py), iperf3 between
 them: first a UDP flood of 64-byte packets, then a TCP bulk transfer, each one
 long run. While it runs, interleaved rounds switch through the configurations
-and count what the receiving veth took in during a window of --seconds under
-each: no hooks (baseline); the floor (an empty BPF program on each attach point
+(in a shuffled order) and count what the receiving veth took in during a window
+under each: no hooks (baseline); the floor (an empty BPF program on each attach point
 an activation uses, from the hook plan); active with no filter; active with a
 filter that excludes the measured traffic; for reference, our programs reduced
 to reading the headers (the parse every stage runs, nothing else); and
 bpftrace counting on the same tracepoints, where bpftrace is installed. Short
 windows inside one run keep this VM's slow drifts of speed (tens of seconds)
-out of the ratios. Then the time of an activation and of `cat` with 10,000
+out of the ratios; the spread of the per-round ratios is printed too. Then the time of an activation and of `cat` with 10,000
 flows. Medians, and ratios to the baseline and the floor (each the median of
 the per-round ratios). It exits non-zero only when the set-up fails: this is a
 measurement, not a test.
@@ -22,6 +22,7 @@ measurement, not a test.
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -40,7 +41,7 @@ from tests.kernel.netns import Hosts  # noqa: E402
 from tests.mounts import ENTRY, sh  # noqa: E402
 
 IPERF_PORT = 5201
-SETTLE = 0.3  # seconds after a switch before the window opens
+SETTLE = 1.5  # seconds after a switch (a compile, and the last one's teardown) before the window
 
 
 def planned_hooks():
@@ -81,6 +82,9 @@ class HeadersOnly:
 
     def __enter__(self):
         self.session = BccSession(Filters(), extra_cflags=["-DDP_PARSE_ONLY"])
+        if [h.chosen for h in self.session.hooks if h.chosen] != planned_hooks():
+            self.session.close()
+            raise RuntimeError("the headers-only programs did not attach as an activation does")
         return self
 
     def __exit__(self, *exc):
@@ -225,7 +229,9 @@ def main():
     global ENTRY_FILE
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--seconds", type=float, default=1, help="window per configuration and round")
+    parser.add_argument("--seconds", type=float, default=1, help="UDP window per configuration and round")
+    parser.add_argument("--tcp-seconds", type=float, default=3,
+                        help="TCP window (bulk TCP over veth swings more from second to second)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -246,15 +252,17 @@ def main():
         configs["bpftrace"] = Bpftrace
     results = {name: {"tcp": [], "udp": []} for name in configs}
     try:
+        window = {"udp": args.seconds, "tcp": args.tcp_seconds}
         with Hosts() as hosts:
             for kind in ("udp", "tcp"):
                 with Traffic(hosts, udp=kind == "udp") as traffic:
+                    shuffler = random.Random(1)  # each round in another order, the same in every run
                     for round_number in range(args.rounds):
                         order = list(configs)
-                        order = order[round_number % len(order):] + order[:round_number % len(order)]
+                        shuffler.shuffle(order)  # no configuration always follows the same one
                         for name in order:
                             with configs[name]():
-                                results[name][kind].append(traffic.rate(args.seconds))
+                                results[name][kind].append(traffic.rate(window[kind]))
                         print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
                     if kind == "udp":
                         run_times = {name: bpf_run_time(traffic, configs[name], args.seconds)
@@ -281,13 +289,21 @@ def main():
         within seconds, while this VM's speed drifts over tens of seconds."""
         return statistics.median(a / b for a, b in zip(results[name][kind], results[reference][kind]))
 
-    print("machine: %s, %d CPUs, kernel %s; %d rounds, a window of %g s per configuration, medians"
-          % (os.uname().machine, os.cpu_count(), os.uname().release, args.rounds, args.seconds))
+    def spread(name, reference, kind):
+        ratios = sorted(a / b for a, b in zip(results[name][kind], results[reference][kind]))
+        return "%.3f-%.3f" % (ratios[len(ratios) // 4], ratios[-1 - len(ratios) // 4])
+
+    print("machine: %s, %d CPUs, kernel %s; %d rounds, a window of %g s (UDP) and %g s (TCP) per configuration, "
+          "medians" % (os.uname().machine, os.cpu_count(), os.uname().release, args.rounds, args.seconds,
+                       args.tcp_seconds))
     print("%-22s %10s %7s %7s %10s %7s %7s" % ("", "TCP Gb/s", "/base", "/floor", "UDP kpps", "/base", "/floor"))
     for name, m in median.items():
         print("%-22s %10.2f %7.3f %7.3f %10.1f %7.3f %7.3f" % (
             name, m["tcp"] / 1e9, ratio(name, "baseline", "tcp"), ratio(name, "floor", "tcp"),
             m["udp"] / 1e3, ratio(name, "baseline", "udp"), ratio(name, "floor", "udp")))
+    print("spread of the per-round ratios to the floor (quartiles):")
+    for name in results:
+        print("  %-20s TCP %s, UDP %s" % (name, *(spread(name, "floor", kind) for kind in ("tcp", "udp"))))
     floor_ns = run_times["floor"][0]
     packet_ns = 1e9 / median["floor"]["udp"]
     print("BPF run time per event (kernel.bpf_stats_enabled, one UDP window each; it counts its own clock reads):")
