@@ -301,11 +301,18 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 		return 0;
 	}
 	__u32 outcome = dp_passes(c, &key) ? dp_bump(&key, stage) : DP_MEMO_FILTERED;
-	if (tag && generation && outcome != DP_MEMO_NO_SLOT) {
+	if (tag && generation && outcome != DP_MEMO_NO_SLOT && memo->dp_slot != DP_MEMO_BUSY) {
+		/* A program of an interrupt that nests in here (netif_rx from a
+		 * driver's IRQ) finds the memo invalid and busy, and leaves it. */
+		memo->dp_generation = 0;
+		asm volatile("" ::: "memory");
+		memo->dp_slot = DP_MEMO_BUSY;
+		asm volatile("" ::: "memory");
 		memo->dp_tag[0] = tag;
 		memo->dp_tag[1] = ip[2];
-		memo->dp_generation = generation;
 		memo->dp_slot = outcome;
+		asm volatile("" ::: "memory");
+		memo->dp_generation = generation;
 	}
 	return 0;
 }

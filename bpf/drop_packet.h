@@ -83,13 +83,14 @@ struct dp_config {
 	struct dp_flow_key dp_value;
 	__u8 dp_active;
 	__u8 dp_pad[3];
-	__u32 dp_generation;	/* moved on by every change of dp_config and clear; 0: no memos */
+	__u32 dp_generation;	/* moved on by every filter change and clear; 0: no memos */
 };
 
 /* dp_memos: per CPU, the last memoizable packet (see dp_count): its tag,
  * the generation of dp_config it was decided under, and the outcome. */
 #define DP_MEMO_FILTERED 0xffffffff	/* the filters leave it out */
 #define DP_MEMO_NO_SLOT 0xfffffffe	/* counted in dp_flows: not memoized */
+#define DP_MEMO_BUSY 0xfffffffd	/* being written */
 struct dp_memo {
 	__u64 dp_tag[2];
 	__u32 dp_generation;

@@ -142,6 +142,7 @@ class BccSession:
 
     def __init__(self, filters, max_flows=DEFAULT_MAX_FLOWS, extra_cflags=()):
         self.max_flows = max_flows
+        self._generation = 0  # the last one written to dp_config (see set_filters)
         BPF = _import_bcc()
         tracefs.ensure_mounted()
         kernel = tracefs.KernelHooks()
@@ -163,11 +164,11 @@ class BccSession:
         if rdonly_cast:
             kfunc.patch_module(self.bpf, rdonly_cast)
         try:
+            self.set_filters(filters)  # before attaching: no packet is counted unfiltered
             self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or self._attach(c))
             if not any(h.chosen for h in self.hooks):
                 raise ActivationError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
                     "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
-            self.set_filters(filters)
         except BaseException:
             self.close()
             raise
@@ -190,7 +191,7 @@ class BccSession:
         self._write_config(self._next_generation())
 
     def _next_generation(self):
-        self._generation = getattr(self, "_generation", 0) % 0xffffffff + 1  # never 0
+        self._generation = self._generation % 0xffffffff + 1  # never 0
         return self._generation
 
     def _write_config(self, generation):
