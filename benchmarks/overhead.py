@@ -7,17 +7,18 @@ Run as root from a checkout set up by mount.sh or test.sh:
 Two network namespaces joined by veth (tests/kernel/netns.py), iperf3 between
 them: first a UDP flood of 64-byte packets, then a TCP bulk transfer, each one
 long run. While it runs, interleaved rounds switch through the configurations
-(in a shuffled order) and count what the receiving veth took in during a window
-under each: no hooks (baseline); the floor (an empty BPF program on each attach point
-an activation uses, from the hook plan); active with no filter; active with a
-filter that excludes the measured traffic; for reference, our programs reduced
-to reading the headers (the parse every stage runs, nothing else); and
-bpftrace counting on the same tracepoints, where bpftrace is installed. Short
-windows inside one run keep this VM's slow drifts of speed (tens of seconds)
-out of the ratios; the spread of the per-round ratios is printed too. Then the time of an activation and of `cat` with 10,000
-flows. Medians, and ratios to the baseline and the floor (each the median of
-the per-round ratios). It exits non-zero only when the set-up fails: this is a
-measurement, not a test.
+(in a shuffled order) and count what the receiving veth took in during a
+window under each: no hooks (baseline); the floor (an empty BPF program on
+each attach point an activation uses, from the hook plan); active with no
+filter; active with a filter that excludes the measured traffic; for
+reference, our programs reduced to reading the headers (the parse every stage
+runs, nothing else); and bpftrace counting on the same tracepoints, where
+bpftrace is installed. Short windows inside one run keep this VM's slow drifts
+of speed (tens of seconds) out of the ratios; the spread of the per-round
+ratios is printed too. Then the time of an activation and of `cat` with
+10,000 flows. Medians, and ratios to the baseline and the floor (each the
+median of the per-round ratios). It exits non-zero only when the set-up
+fails: this is a measurement, not a test.
 """
 import argparse
 import json
