@@ -272,15 +272,15 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 	void *l3;
 	__u64 ip[3], tag = 0;
 	int zero = 0;
-	struct dp_config *c = dp_config.lookup(&zero);
-	struct dp_memo *memo = dp_memos.lookup(&zero);
 
-	if (!skb || !c || !memo)
-		return 0;
 #ifdef DP_PARSE_ONLY	/* benchmarks/overhead.py: the price of reading the headers alone */
 	__u64 words[DP_KEY_WORDS] = {};	/* zeroed: clang may read an unwritten key as anything */
-	return dp_parse(skb, l3_at, words) == 0 && words[4];
+	return skb && dp_parse(skb, l3_at, words) == 0 && words[4];
 #endif
+	struct dp_config *c = dp_config.lookup(&zero);
+	struct dp_memo *memo = dp_memos.lookup(&zero);
+	if (!skb || !c || !memo)
+		return 0;
 	__u32 generation = c->dp_generation;
 	asm volatile("" ::: "memory");	/* the generation before the filter: see tracer.py set_filters */
 	int ethertype = dp_locate(skb, l3_at, &l3);

@@ -94,7 +94,7 @@ struct dp_config {
 struct dp_memo {
 	__u64 dp_tag[2];
 	__u32 dp_generation;
-	__u32 dp_slot;	/* index in dp_slots, or DP_MEMO_FILTERED */
+	__u32 dp_slot;	/* index in dp_slots, DP_MEMO_FILTERED or DP_MEMO_BUSY */
 };
 
 #endif

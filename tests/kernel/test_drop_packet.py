@@ -196,16 +196,17 @@ def test_compiled_layout_matches_the_shared_header():
     from procfs_fuse.drop_packet.stages import PROGRAM, STAGES
     from procfs_fuse.drop_packet.tracer import compile_flags
     from procfs_fuse.kernel import headers
-    from tests.unit.test_reasons_and_formats import FlowKey
+    from tests.unit.test_reasons_and_formats import Config, FlowKey
 
     headers.point_bcc_at_headers()
     bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags())
     try:
         counts = bpf[b"dp_flows"].sLeaf()
         assert len(counts.dp_packets) == len(STAGES)
-        # the unit tests' stand-in for the key has the compiled key's layout
-        layout = lambda key_type: [(name, getattr(key_type, name).offset, getattr(key_type, name).size)
-                                   for name, _ in key_type._fields_]
+        # the unit tests' stand-ins for the key and the config have the compiled layouts
+        layout = lambda struct: [(name, getattr(struct, name).offset, getattr(struct, name).size)
+                                 for name, _ in struct._fields_]
         assert layout(bpf[b"dp_flows"].Key) == layout(FlowKey)
+        assert layout(bpf[b"dp_config"].Leaf) == layout(Config)
     finally:
         bpf.cleanup()

@@ -193,7 +193,7 @@ def test_filters_become_a_mask_and_value_over_the_key_words():
 
 
 class Config(ctypes.Structure):
-    """struct dp_config, for the recording table below."""
+    """struct dp_config, for the recording table below (the kernel layout test checks it)."""
     _fields_ = [("dp_mask", FlowKey), ("dp_value", FlowKey), ("dp_active", ctypes.c_uint8),
                 ("dp_pad", ctypes.c_uint8 * 3), ("dp_generation", ctypes.c_uint32)]
 
