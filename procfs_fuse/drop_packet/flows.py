@@ -28,8 +28,10 @@ class Flow:
 
     @cached_property
     def sort_key(self):
-        return (self.protocol, self.saddr.version, self.saddr.packed, self.sport,
-                self.daddr.packed, self.dport)
+        """Orders as (protocol, IP version, saddr, sport, daddr, dport) would, as
+        one bytes: sorting 10,000 flows compares them in C."""
+        return (bytes((self.protocol, self.saddr.version)) + self.saddr.packed + self.sport.to_bytes(2, "big")
+                + self.daddr.packed + self.dport.to_bytes(2, "big"))
 
     @cached_property
     def addresses(self):

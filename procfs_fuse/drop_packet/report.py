@@ -1,6 +1,7 @@
 """What `cat` prints. Pure: a state in, text out. The layout is a contract
 with users' scripts: add lines, never rename or reorder the existing ones."""
 from collections import Counter, defaultdict
+from functools import lru_cache
 from operator import attrgetter, itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
@@ -27,6 +28,7 @@ def _applies(stage, flow):
     return (version is None or version == flow.saddr.version) and (protocol is None or protocol == flow.protocol)
 
 
+@lru_cache(maxsize=1 << 16)  # Flows outlive a read (the tracer keeps one per key): format each once
 def flow_header(flow):
     name = PROTOCOL_NAMES.get(flow.protocol, str(flow.protocol))
     saddr, daddr = flow.addresses
@@ -46,19 +48,24 @@ def verdict(counts, drops, drops_traced):
     stages; drops: Counter of (reason, location) for the flow."""
     if not drops_traced:
         return "unknown: drops are not traced on this kernel"
-    dropped = sum(drops.values())
+    return _verdict([(stage, counts[stage]) for stage in PATH_ORDER if stage in counts], _by_count(drops))
+
+
+def _verdict(path, ranked_drops):
+    """path: [(stage, n)] in PATH_ORDER; ranked_drops: _by_count of the flow's drops."""
+    dropped = sum(n for _, n in ranked_drops)
     if not dropped:
         return "no drops seen"
-    path = [(stage, counts[stage]) for stage in PATH_ORDER if stage in counts]
     seen = max((n for _, n in path), default=0)
-    after = [stage for stage, n in path if n == seen and seen]
-    (reason, location), _n = _by_count(drops)[0]
+    after = next((stage for stage, n in reversed(path) if n == seen), None) if seen else None
+    (reason, location), _n = ranked_drops[0]
     text = "%d of %d lost%s: %s at %s" % (dropped, max(seen, dropped),
-                                         " after %s" % after[-1] if after else "", reason, location)
-    if len(drops) > 1:
-        text += " and %d more" % (len(drops) - 1)
-    if hint(reason):
-        text += " (%s)" % hint(reason)
+                                         " after %s" % after if after else "", reason, location)
+    if len(ranked_drops) > 1:
+        text += " and %d more" % (len(ranked_drops) - 1)
+    why = hint(reason)
+    if why:
+        text += " (%s)" % why
     return text
 
 
@@ -73,7 +80,8 @@ class _StageLines:
     def __init__(self, flow, attached):
         shown = [(i, stage) for i, stage in enumerate(STAGES) if _applies(stage, flow)]
         cut = next((n + 1 for n, (_i, stage) in enumerate(shown) if stage == DROPPED), len(shown))
-        self.measured = [(i, stage) for i, stage in shown if stage in attached]
+        measured = {stage: i for i, stage in shown if stage in attached}
+        self.path = [(measured[stage], stage) for stage in PATH_ORDER if stage in measured]
         self.head = self._template(shown[:cut], attached)
         self.tail = self._template(shown[cut:], attached)
 
@@ -121,13 +129,12 @@ def render(active, filters, max_flows, last_error, hooks, snapshot):
         (head, head_pick), (tail, tail_pick) = block.head, block.tail
         lines.append(head % head_pick(counts))
         if flow_drops:
-            lines += ["        %s: %d at %s" % (reason, n, location)
-                      for (reason, location), n in _by_count(flow_drops)]
+            ranked = _by_count(flow_drops)
+            lines += ["        %s: %d at %s" % (reason, n, location) for (reason, location), n in ranked]
         if tail:
             lines.append(tail % tail_pick(counts))
-        if flow_drops:
-            measured = {stage: counts[i] for i, stage in block.measured}
-            lines.append("    verdict: " + verdict(measured, flow_drops, drops_traced))
+        if flow_drops and drops_traced:
+            lines.append("    verdict: " + _verdict([(stage, counts[i]) for i, stage in block.path], ranked))
         else:
             lines.append(no_drops)
 
