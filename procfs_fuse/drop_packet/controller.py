@@ -10,7 +10,7 @@ import threading
 
 from . import commands as cmdlang
 from .flows import DEFAULT_MAX_FLOWS, Filters, Snapshot
-from .report import render
+from .report import FlowTexts, render
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,13 @@ class DropPacketEntry:
         self._last_error = None
         self._hooks = None      # of the current or last activation
         self._kept = Snapshot()  # counters kept readable after deactivate
+        self._texts = FlowTexts()  # of the last render: idle flows are not formatted again
 
     def render(self) -> bytes:
         with self._lock:
             snapshot = self._session.read() if self._session else self._kept
             text = render(self._session is not None, self._filters, self._max_flows,
-                          self._last_error, self._hooks, snapshot)
+                          self._last_error, self._hooks, snapshot, self._texts)
         return text.encode()
 
     def command(self, data: bytes):

@@ -1,8 +1,9 @@
-"""What `cat` prints. Pure: a state in, text out. The layout is a contract
-with users' scripts: add lines, never rename or reorder the existing ones."""
+"""What `cat` prints. Pure: a state in, text out (a FlowTexts passed in only
+saves formatting again). The layout is a contract with users' scripts: add
+lines, never rename or reorder the existing ones."""
 from collections import Counter, defaultdict
 from functools import lru_cache
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
@@ -45,22 +46,25 @@ def _by_count(items):
 
 def verdict(counts, drops, drops_traced):
     """One line a newcomer can act on. counts: {stage: n} of the attached path
-    stages; drops: Counter of (reason, location) for the flow."""
+    stages; drops: {(reason, location): count} of the flow."""
     if not drops_traced:
         return "unknown: drops are not traced on this kernel"
-    return _verdict([(stage, counts[stage]) for stage in PATH_ORDER if stage in counts], _by_count(drops))
+    stages = [stage for stage in PATH_ORDER if stage in counts]
+    return _verdict(stages, [counts[stage] for stage in stages], _by_count(drops))
 
 
-def _verdict(path, ranked_drops):
-    """path: [(stage, n)] in PATH_ORDER; ranked_drops: _by_count of the flow's drops."""
+def _verdict(stages, seen, ranked_drops):
+    """stages: the measured path stages in PATH_ORDER; seen: their counts;
+    ranked_drops: _by_count of the flow's drops."""
     dropped = sum(n for _, n in ranked_drops)
     if not dropped:
         return "no drops seen"
-    seen = max((n for _, n in path), default=0)
-    after = next((stage for stage, n in reversed(path) if n == seen), None) if seen else None
+    most = max(seen, default=0)
+    after = ""
+    if most:  # the last stage that saw them all
+        after = " after %s" % stages[len(seen) - 1 - seen[::-1].index(most)]
     (reason, location), _n = ranked_drops[0]
-    text = "%d of %d lost%s: %s at %s" % (dropped, max(seen, dropped),
-                                         " after %s" % after if after else "", reason, location)
+    text = "%d of %d lost%s: %s at %s" % (dropped, max(most, dropped), after, reason, location)
     if len(ranked_drops) > 1:
         text += " and %d more" % (len(ranked_drops) - 1)
     why = hint(reason)
@@ -69,7 +73,15 @@ def _verdict(path, ranked_drops):
     return text
 
 
-_sort_key = attrgetter("sort_key")
+def _picker(indexes):
+    """counts -> tuple of counts[i] for i in indexes, in C where it can be."""
+    if len(indexes) > 1:
+        return itemgetter(*indexes)
+    return lambda counts: tuple(counts[i] for i in indexes)
+
+
+def _flow_order(item):
+    return item[0].sort_key
 
 
 class _StageLines:
@@ -81,7 +93,8 @@ class _StageLines:
         shown = [(i, stage) for i, stage in enumerate(STAGES) if _applies(stage, flow)]
         cut = next((n + 1 for n, (_i, stage) in enumerate(shown) if stage == DROPPED), len(shown))
         measured = {stage: i for i, stage in shown if stage in attached}
-        self.path = [(measured[stage], stage) for stage in PATH_ORDER if stage in measured]
+        self.path = tuple(stage for stage in PATH_ORDER if stage in measured)
+        self.path_counts = _picker([measured[stage] for stage in self.path])
         self.head = self._template(shown[:cut], attached)
         self.tail = self._template(shown[cut:], attached)
 
@@ -89,15 +102,35 @@ class _StageLines:
     def _template(shown, attached):
         # "-": not measured on this kernel, which is not 0
         text = "\n".join("    %s: %s" % (stage, "%s" if stage in attached else "-") for _i, stage in shown)
-        indexes = [i for i, stage in shown if stage in attached]
-        if len(indexes) > 1:
-            return text, itemgetter(*indexes)
-        return text, lambda counts: tuple(counts[i] for i in indexes)
+        return text, _picker([i for i, stage in shown if stage in attached])
 
 
-def render(active, filters, max_flows, last_error, hooks, snapshot):
+class FlowTexts:
+    """Each flow's text from the last render, for the next one: a flow whose
+    counts and drops have not changed since is not formatted again (most
+    flows of a big table are idle between two reads)."""
+
+    def __init__(self):
+        self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (counts, drops, text)}
+
+
+def _flow_text(flow, counts, flow_drops, block, drops_traced, no_drops):
+    (head, head_pick), (tail, tail_pick) = block.head, block.tail
+    text = flow_header(flow) + "\n" + head % head_pick(counts)
+    if flow_drops:
+        ranked = _by_count(flow_drops)
+        text += "".join(["\n        %s: %d at %s" % (reason, n, location) for (reason, location), n in ranked])
+    if tail:
+        text += "\n" + tail % tail_pick(counts)
+    if flow_drops and drops_traced:
+        return text + "\n    verdict: " + _verdict(block.path, block.path_counts(counts), ranked)
+    return text + "\n" + no_drops
+
+
+def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
     """hooks: [StageHook] of the current or last activation, or None;
-    snapshot: the flows, drops and table use to show."""
+    snapshot: the flows, drops and table use to show; texts: a FlowTexts the
+    caller keeps from render to render."""
     lines = ["settings:", "  activated: %s" % ("y" if active else "N")]
     lines += ["  %s: %s" % (word, _setting(getattr(filters, field))) for word, field in FILTERS.items()]
     lines.append("  %s: %d" % (MAX_FLOWS, max_flows))
@@ -110,39 +143,44 @@ def render(active, filters, max_flows, last_error, hooks, snapshot):
     attached = {h.stage for h in hooks or () if h.chosen}
     drops_traced = DROPPED in attached
 
-    drops_by_flow = defaultdict(Counter)
+    # {Flow.sort_key (hashed in C; a Flow hashes in Python) or None (unattributed):
+    #  {(reason, location): count}}: plain dicts, which compare in C
+    drops_by_flow = defaultdict(dict)
     for drop in snapshot.drops:
-        drops_by_flow[drop.flow][(drop.reason, drop.location)] += drop.count
+        per_flow = drops_by_flow[drop.flow and drop.flow.sort_key]
+        where = (drop.reason, drop.location)
+        per_flow[where] = per_flow.get(where, 0) + drop.count
 
     lines.append("tables:")
     lines += ["  %s: %d of %d, evicted %d" % (t.name, t.held, t.capacity, t.evicted) for t in snapshot.tables]
     if not snapshot.tables:
         lines.append("  (none)")
     lines.append("flows: %d" % len(snapshot.flows))
+    if texts is None:
+        texts = FlowTexts()
+    last = texts.by_flow if texts.attached == attached else {}
+    now = {}
     stage_lines = {}  # (IP version, protocol) -> _StageLines
-    no_drops = "    verdict: " + verdict({}, Counter(), drops_traced)
-    for flow in sorted(snapshot.flows, key=_sort_key):
-        lines.append(flow_header(flow))
-        kind = (flow.saddr.version, flow.protocol)
-        block = stage_lines.get(kind) or stage_lines.setdefault(kind, _StageLines(flow, attached))
-        counts, flow_drops = snapshot.flows[flow], drops_by_flow.get(flow)
-        (head, head_pick), (tail, tail_pick) = block.head, block.tail
-        lines.append(head % head_pick(counts))
-        if flow_drops:
-            ranked = _by_count(flow_drops)
-            lines += ["        %s: %d at %s" % (reason, n, location) for (reason, location), n in ranked]
-        if tail:
-            lines.append(tail % tail_pick(counts))
-        if flow_drops and drops_traced:
-            lines.append("    verdict: " + _verdict([(stage, counts[i]) for i, stage in block.path], ranked))
+    no_drops = "    verdict: " + verdict({}, {}, drops_traced)
+    for flow, counts in sorted(snapshot.flows.items(), key=_flow_order):
+        key = flow.sort_key
+        counts, flow_drops = tuple(counts), drops_by_flow.get(key)
+        kept = last.get(key)
+        if kept and kept[0] == counts and kept[1] == flow_drops:
+            text = kept[2]
         else:
-            lines.append(no_drops)
+            kind = (flow.saddr.version, flow.protocol)
+            block = stage_lines.get(kind) or stage_lines.setdefault(kind, _StageLines(flow, attached))
+            text = _flow_text(flow, counts, flow_drops, block, drops_traced, no_drops)
+        now[key] = (counts, flow_drops, text)
+        lines.append(text)
+    texts.attached, texts.by_flow = attached, now
 
     # host-wide, like dropwatch's summary: every flow, and what could not be parsed
     everywhere = Counter()
     for per_flow in drops_by_flow.values():
         everywhere.update(per_flow)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
-    lines.append("  unattributed: %d" % sum(drops_by_flow.get(None, Counter()).values()))
+    lines.append("  unattributed: %d" % sum(drops_by_flow.get(None, {}).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in _by_count(everywhere)]
     return "\n".join(lines) + "\n"

@@ -10,7 +10,8 @@
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
   raw-send DEV DST_MAC N            N Ethernet frames of an ethertype no stack handles
-  udp-flood DST N                   one datagram to each of N distinct flows (ports vary)
+  udp-flood DST N [SPORT]           one datagram to each of N distinct flows (dest ports
+                                    vary; from SPORT, else an ephemeral port)
 Every mode prints "ready" once its socket is set up.
 """
 import socket
@@ -140,8 +141,11 @@ def raw_send(dev, dst_mac, count):
         s.send(frame)
 
 
-def udp_flood(dst, count):
+def udp_flood(dst, count, sport=0):
     senders = [socket.socket(family_of(dst), socket.SOCK_DGRAM) for _ in range((count + 49999) // 50000)]
+    if sport:  # the same flows again in a later flood
+        for n, sender in enumerate(senders):
+            sender.bind(("", sport + n))
     ready()
     for i in range(count):
         senders[i // 50000].sendto(b"f", (dst, 10000 + i % 50000))
@@ -163,7 +167,7 @@ if __name__ == "__main__":
     elif mode == "tcp-refused":
         tcp_refused(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "udp-flood":
-        udp_flood(args[0], int(args[1]))
+        udp_flood(args[0], *[int(a) for a in args[1:3]])
     elif mode == "raw-send":
         raw_send(args[0], args[1], int(args[2]))
     else:

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import CANDIDATES, StageHook
 from procfs_fuse.drop_packet.reasons import HINT_PREFIXES, HINTS
-from procfs_fuse.drop_packet.report import render, verdict
+from procfs_fuse.drop_packet.report import FlowTexts, render, verdict
 from procfs_fuse.drop_packet.stages import STAGES
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
@@ -121,6 +121,27 @@ def test_active_with_flows_drops_filters_and_error():
         "  unattributed: 3\n"
         "  NETFILTER_DROP: 500 at nft_do_chain+0x4c4\n"
         "  NOT_SPECIFIED: 3 at skb_release+0x10\n")
+
+
+def test_a_flows_kept_text_serves_only_while_its_counts_drops_and_hooks_stay():
+    udp, tcp = Flow(17, A, 40000, B, 7777), Flow(6, A, 40001, B, 80)
+    sent = counts(QUEUE_XMIT=5, SEND_SKB=5)
+    tracing, untraced = hooks_without_kprobes(), [h for h in hooks_without_kprobes() if h.stage != "DROPPED"]
+    steps = [
+        (tracing, Snapshot({udp: sent, tcp: counts(SEND_SKB=2)})),
+        (tracing, Snapshot({udp: sent, tcp: counts(SEND_SKB=3)})),  # one flow moved on
+        (tracing, Snapshot({udp: sent, tcp: counts(SEND_SKB=3)}, (Drop(udp, "NO_SOCKET", "f+0x1", 1),))),
+        (tracing, Snapshot({udp: sent, tcp: counts(SEND_SKB=3)}, (Drop(udp, "NO_SOCKET", "f+0x1", 2),))),
+        (untraced, Snapshot({udp: sent, tcp: counts(SEND_SKB=3)})),  # another activation's hooks
+        (untraced, Snapshot({udp: sent})),
+    ]
+    texts = FlowTexts()
+    for hooks, snapshot in steps:
+        assert render(True, Filters(), 100, None, hooks, snapshot, texts) == \
+            render(True, Filters(), 100, None, hooks, snapshot)
+    sent[STAGES.index("SEND_SKB")] += 1  # a caller's list changed in place: its text must not stay
+    assert render(True, Filters(), 100, None, untraced, Snapshot({udp: sent}), texts) == \
+        render(True, Filters(), 100, None, untraced, Snapshot({udp: sent}))
 
 
 def test_verdict_names_the_last_stage_that_saw_everything():
