@@ -2,7 +2,6 @@
 saves formatting again). The layout is a contract with users' scripts: add
 lines, never rename or reorder the existing ones."""
 from collections import Counter, defaultdict
-from functools import lru_cache
 from operator import itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
@@ -29,7 +28,6 @@ def _applies(stage, flow):
     return (version is None or version == flow.saddr.version) and (protocol is None or protocol == flow.protocol)
 
 
-@lru_cache(maxsize=1 << 16)  # Flows outlive a read (the tracer keeps one per key): format each once
 def flow_header(flow):
     name = PROTOCOL_NAMES.get(flow.protocol, str(flow.protocol))
     saddr, daddr = flow.addresses
@@ -41,6 +39,8 @@ def flow_header(flow):
 
 def _by_count(items):
     """(reason, location) -> count, most first; ties by name for a stable order."""
+    if len(items) == 1:  # most flows' drops: nothing to sort
+        return list(items.items())
     return sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
@@ -111,12 +111,12 @@ class FlowTexts:
     flows of a big table are idle between two reads)."""
 
     def __init__(self):
-        self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (counts, drops, text)}
+        self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (counts, drops, text, header)}
 
 
-def _flow_text(flow, counts, flow_drops, block, drops_traced, no_drops):
+def _flow_text(header, counts, flow_drops, block, drops_traced, no_drops):
     (head, head_pick), (tail, tail_pick) = block.head, block.tail
-    text = flow_header(flow) + "\n" + head % head_pick(counts)
+    text = header + "\n" + head % head_pick(counts)
     if flow_drops:
         ranked = _by_count(flow_drops)
         text += "".join(["\n        %s: %d at %s" % (reason, n, location) for (reason, location), n in ranked])
@@ -167,12 +167,13 @@ def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
         counts, flow_drops = tuple(counts), drops_by_flow.get(key)
         kept = last.get(key)
         if kept and kept[0] == counts and kept[1] == flow_drops:
-            text = kept[2]
+            text, header = kept[2], kept[3]
         else:
+            header = kept[3] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
             block = stage_lines.get(kind) or stage_lines.setdefault(kind, _StageLines(flow, attached))
-            text = _flow_text(flow, counts, flow_drops, block, drops_traced, no_drops)
-        now[key] = (counts, flow_drops, text)
+            text = _flow_text(header, counts, flow_drops, block, drops_traced, no_drops)
+        now[key] = (counts, flow_drops, text, header)
         lines.append(text)
     texts.attached, texts.by_flow = attached, now
 

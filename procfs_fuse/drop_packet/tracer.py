@@ -152,6 +152,7 @@ class BccSession:
         self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
         self._symbols = KernelSymbols()
         self._flows_by_key = {}
+        self._sites_by_key, self._sites_symbolized_by = {}, None  # see _drop_sites
         rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
         if why_not:
             log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
@@ -220,11 +221,12 @@ class BccSession:
                 if flow is not None:
                     slots_held += 1
                     flows[flow] = tuple(map(add, flows.get(flow, (0,) * len(STAGES)), slot.dp_counts.dp_packets))
-        symbols = self._symbols.current()
-        drops = tuple(Drop(self._flow(bytes(key.dp_flow), table.Key),
-                           reasons.reason_name(self._reason_names, key.dp_reason),
-                           symbols.symbolize(key.dp_location), sum(per_cpu))
-                      for key, per_cpu in self._entries("dp_drops"))
+        drops_table = self.bpf["dp_drops"]
+        keys, values, count = self._raw_entries(drops_table)
+        key_size = ctypes.sizeof(drops_table.Key)
+        site = self._drop_sites(drops_table.Key, table.Key)
+        drops = tuple(Drop(*site(keys[i * key_size:(i + 1) * key_size]), n)
+                      for i, (n,) in enumerate(sum_over_cpus(values, count, drops_table.total_cpu, 1)))
         inserted = self.bpf["dp_inserted"]
         tables = []
         for slot, (name, held) in enumerate((("flows", in_table), ("drops", len(drops)))):
@@ -234,6 +236,8 @@ class BccSession:
         tables.append(TableUse("slots", slots_held, slots.max_entries * slots.total_cpu, 0))
         if len(self._flows_by_key) > 2 * (in_table + slots.max_entries * slots.total_cpu) + 1024:
             self._flows_by_key.clear()  # keys of flows long evicted
+        if len(self._sites_by_key) > 2 * len(drops) + 1024:
+            self._sites_by_key.clear()
         return Snapshot(flows, drops, tuple(tables))
 
     def _flow(self, raw_key, key_type):
@@ -243,6 +247,25 @@ class BccSession:
         except KeyError:
             flow = self._flows_by_key[raw_key] = flow_from_key(key_type.from_buffer_copy(raw_key))
             return flow
+
+    def _drop_sites(self, key_type, flow_key_type):
+        """raw dp_drop_key -> (Flow, reason name, location); one answer per key
+        across reads, while the kernel's symbols stay."""
+        symbols = self._symbols.current()
+        if symbols is not self._sites_symbolized_by:
+            self._sites_by_key.clear()
+            self._sites_symbolized_by = symbols
+
+        def site(raw_key):
+            try:
+                return self._sites_by_key[raw_key]
+            except KeyError:
+                key = key_type.from_buffer_copy(raw_key)
+                found = self._sites_by_key[raw_key] = (
+                    self._flow(bytes(key.dp_flow), flow_key_type),
+                    reasons.reason_name(self._reason_names, key.dp_reason), symbols.symbolize(key.dp_location))
+                return found
+        return site
 
     def _entries(self, name):
         """All (key, per-CPU values) of a table, in batches: one syscall per batch, not per key."""
@@ -292,6 +315,7 @@ class BccSession:
             self.bpf[name].clear()
         self._write_config(self._next_generation())  # after: memos may name the old slots
         self._flows_by_key.clear()
+        self._sites_by_key.clear()
 
     def close(self):
         bpf, self.bpf = getattr(self, "bpf", None), None

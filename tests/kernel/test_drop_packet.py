@@ -196,17 +196,18 @@ def test_compiled_layout_matches_the_shared_header():
     from procfs_fuse.drop_packet.stages import PROGRAM, STAGES
     from procfs_fuse.drop_packet.tracer import compile_flags
     from procfs_fuse.kernel import headers
-    from tests.unit.test_reasons_and_formats import Config, FlowKey
+    from tests.unit.test_reasons_and_formats import Config, DropKey, FlowKey
 
     headers.point_bcc_at_headers()
     bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags())
     try:
         counts = bpf[b"dp_flows"].sLeaf()
         assert len(counts.dp_packets) == len(STAGES)
-        # the unit tests' stand-ins for the key and the config have the compiled layouts
+        # the unit tests' stand-ins for the keys and the config have the compiled layouts
         layout = lambda struct: [(name, getattr(struct, name).offset, getattr(struct, name).size)
                                  for name, _ in struct._fields_]
         assert layout(bpf[b"dp_flows"].Key) == layout(FlowKey)
         assert layout(bpf[b"dp_config"].Leaf) == layout(Config)
+        assert layout(bpf[b"dp_drops"].Key) == layout(DropKey)
     finally:
         bpf.cleanup()

@@ -7,10 +7,11 @@ import struct
 import pytest
 
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
-from procfs_fuse.drop_packet.flows import Filters
+from procfs_fuse.drop_packet.flows import Filters, Flow
 from procfs_fuse.drop_packet.tracer import (ActivationError, BccSession, filter_mask_and_value, record_cflags,
                                            skb_cflags, sum_over_cpus)
 from procfs_fuse.kernel.btf import BTF, Member
+from procfs_fuse.kernel.ksyms import Symbolizer
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
 
@@ -198,6 +199,37 @@ class Config(ctypes.Structure):
                 ("dp_pad", ctypes.c_uint8 * 3), ("dp_generation", ctypes.c_uint32)]
 
 
+class DropKey(ctypes.Structure):
+    """struct dp_drop_key (the kernel layout test checks it)."""
+    _fields_ = [("dp_flow", FlowKey), ("dp_location", ctypes.c_uint64), ("dp_reason", ctypes.c_uint32),
+                ("dp_pad", ctypes.c_uint32)]
+
+
+class Symbols:
+    """KernelSymbols as it looks from the tracer: current() may be a new Symbolizer."""
+
+    def __init__(self, kallsyms_text):
+        self.symbolizer = Symbolizer(kallsyms_text)
+
+    def current(self):
+        return self.symbolizer
+
+
+def test_a_drop_key_is_decoded_once_until_the_kernel_symbols_change():
+    session = BccSession.__new__(BccSession)  # the decoding only: no BPF
+    session._flows_by_key, session._sites_by_key, session._sites_symbolized_by = {}, {}, None
+    session._reason_names = {2: "NO_SOCKET"}
+    session._symbols = symbols = Symbols("ffffffff81000000 T udp_rcv\n")
+    raw = bytes(DropKey(dp_flow=key_of("198.18.0.1", 40000, "198.18.0.2", 7777),
+                        dp_location=0xffffffff81000010, dp_reason=2))
+    site = session._drop_sites(DropKey, FlowKey)(raw)
+    assert site == (Flow(17, ipaddress.ip_address("198.18.0.1"), 40000, ipaddress.ip_address("198.18.0.2"), 7777),
+                    "NO_SOCKET", "udp_rcv+0x10")
+    assert session._drop_sites(DropKey, FlowKey)(raw) is site  # the next read reuses it
+    symbols.symbolizer = Symbolizer("ffffffff81000008 T udp_queue_rcv_skb\n")  # a module came or went
+    assert session._drop_sites(DropKey, FlowKey)(raw)[2] == "udp_queue_rcv_skb+0x8"
+
+
 class RecordingTable:
     """Stands in for a BCC table: logs what the session writes and clears."""
     Leaf = Config
@@ -221,7 +253,7 @@ def test_filter_changes_and_clears_move_the_memo_generation():
     session = BccSession.__new__(BccSession)  # the map writes only: no BPF
     session.bpf = {name: RecordingTable(name, log) for name in ("dp_config", "dp_flows", "dp_drops",
                                                                   "dp_slots", "dp_inserted")}
-    session._flows_by_key, session._generation = {}, 0
+    session._flows_by_key, session._sites_by_key, session._generation = {}, {}, 0
     session.set_filters(Filters(dest_port=80))
     # first the filter with generation 0 (no memo holds), then a new generation
     assert log == [("config", 1, 0), ("config", 1, 1)]
