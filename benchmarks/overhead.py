@@ -268,7 +268,7 @@ def measure(args, configs):
                     print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
                 if kind == "udp":
                     run_times = {name: bpf_run_time(traffic, configs[name], args.seconds)
-                                 for name in ("floor", "active", "active, filtered out")}
+                                 for name in ("floor", "active", "active, filtered out", "reading headers only")}
 
         activations = []
         for _ in range(args.rounds):
