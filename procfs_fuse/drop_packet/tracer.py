@@ -34,6 +34,8 @@ class ActivationError(Exception):
         self.errno = errno_value
 
 
+RAW_BATCH = 4096  # entries per BPF_MAP_LOOKUP_BATCH call in _raw_entries
+
 MAX_SKB_WINDOW = 128  # bytes dp_parse reads from an sk_buff at once, on its stack
 
 
@@ -278,30 +280,33 @@ class BccSession:
     @staticmethod
     def _raw_entries(table):
         """(keys, values, count): the bytes of every entry of a hash table, read in
-        batches, without a Python object per entry (a `cat` of 10,000 flows)."""
+        batches, without a Python object per entry (a `cat` of 10,000 flows), through
+        buffers for one batch, not for the table's capacity (a million flows: 200 MB)."""
         key_size, value_size = ctypes.sizeof(table.Key), ctypes.sizeof(table.Leaf)
-        capacity = table.max_entries
-        keys = ctypes.create_string_buffer(key_size * capacity)
-        values = ctypes.create_string_buffer(value_size * capacity)
+        batch = min(RAW_BATCH, table.max_entries)
+        keys = ctypes.create_string_buffer(key_size * batch)
+        values = ctypes.create_string_buffer(value_size * batch)
         in_batch, out_batch, got = ctypes.c_uint32(0), ctypes.c_uint32(0), ctypes.c_uint32(0)
-        total = 0
-        while total < capacity:
-            got.value = capacity - total
+        key_parts, value_parts, total = [], [], 0
+        while total < table.max_entries:
+            got.value = batch
             failed = bcc_lib().bpf_lookup_batch(
-                table.map_fd, ctypes.byref(in_batch) if total else None, ctypes.byref(out_batch),
-                ctypes.byref(keys, key_size * total), ctypes.byref(values, value_size * total), ctypes.byref(got))
+                table.map_fd, ctypes.byref(in_batch) if key_parts else None, ctypes.byref(out_batch),
+                keys, values, ctypes.byref(got))
             error = ctypes.get_errno()
-            total += got.value
-            in_batch.value = out_batch.value
             if failed and error != errno.ENOENT:
-                if total:
+                if key_parts:
                     raise OSError(error, "BPF_MAP_LOOKUP_BATCH: %s" % os.strerror(error))
                 entries = list(table.items())  # kernels without batch operations
                 return (b"".join(bytes(k) for k, _ in entries), b"".join(bytes(v) for _, v in entries),
                         len(entries))
-            if failed or not got.value:
+            key_parts.append(ctypes.string_at(keys, key_size * got.value))
+            value_parts.append(ctypes.string_at(values, value_size * got.value))
+            total += got.value
+            in_batch.value = out_batch.value
+            if failed or not got.value:  # ENOENT: that batch was the last
                 break
-        return ctypes.string_at(keys, key_size * total), ctypes.string_at(values, value_size * total), total
+        return b"".join(key_parts), b"".join(value_parts), total
 
     def clear(self):
         for name in ("dp_flows", "dp_drops"):

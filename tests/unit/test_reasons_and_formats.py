@@ -1,5 +1,6 @@
 """Event formats and drop-reason names from canned tracefs text of two kernels."""
 import ctypes
+import errno
 import ipaddress
 import socket
 import struct
@@ -8,6 +9,7 @@ import pytest
 
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
 from procfs_fuse.drop_packet.flows import Filters, Flow
+from procfs_fuse.drop_packet import tracer
 from procfs_fuse.drop_packet.tracer import (ActivationError, BccSession, filter_mask_and_value, record_cflags,
                                            skb_cflags, sum_over_cpus)
 from procfs_fuse.kernel.btf import BTF, Member
@@ -149,6 +151,41 @@ def test_per_cpu_values_are_summed_per_entry_and_counter():
     assert sum_over_cpus(values, 2, 3, 2) == [(111, 222), (333, 444)]
     assert sum_over_cpus(struct.pack("<2Q", 5, 6), 1, 1, 2) == [(5, 6)]
     assert sum_over_cpus(b"", 0, 2, 11) == []
+
+
+class BatchedMap:
+    """A hash map as BPF_MAP_LOOKUP_BATCH hands it out: at most the asked count
+    per call, from where the last call stopped, ENOENT with the last batch."""
+    Key, Leaf = ctypes.c_uint64 * 5, ctypes.c_uint64 * 2
+    map_fd = 7
+
+    def __init__(self, count, max_entries):
+        self.entries = [(self.Key(i, 0, 0, 0, i), self.Leaf(i, 2 * i)) for i in range(count)]
+        self.max_entries, self.calls = max_entries, 0
+
+    def bpf_lookup_batch(self, fd, in_batch, out_batch, keys, values, count):
+        self.calls += 1
+        start = in_batch._obj.value if in_batch is not None else 0
+        part = self.entries[start:start + count._obj.value]
+        for i, (key, value) in enumerate(part):
+            ctypes.memmove(ctypes.addressof(keys) + i * 40, key, 40)
+            ctypes.memmove(ctypes.addressof(values) + i * 16, value, 16)
+        count._obj.value, out_batch._obj.value = len(part), start + len(part)
+        if start + len(part) < len(self.entries):
+            return 0
+        ctypes.set_errno(errno.ENOENT)
+        return -1
+
+
+def test_a_table_is_read_whole_in_batches_through_buffers_for_one(monkeypatch):
+    for count, max_entries in ((10000, 20000), (4096, 4096), (0, 100), (5, 100)):
+        table = BatchedMap(count, max_entries)
+        monkeypatch.setattr(tracer, "bcc_lib", lambda: table)
+        keys, values, got = BccSession._raw_entries(table)
+        assert got == count
+        assert keys == b"".join(bytes(k) for k, _ in table.entries)
+        assert values == b"".join(bytes(v) for _, v in table.entries)
+        assert table.calls == max(1, -(-count // min(tracer.RAW_BATCH, max_entries)))
 
 
 class FlowKey(ctypes.Structure):
