@@ -153,14 +153,6 @@ class Bpftrace:
         time.sleep(COMPILE_SETTLE)
 
 
-class Nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-
 ENTRY_FILE = None
 
 
@@ -321,7 +313,7 @@ def main():
         cleanup.callback(session.close)
         headers_session, headers_only = session_programs(["-DDP_PARSE_ONLY"])
         cleanup.callback(headers_session.close)
-        configs = {"baseline": Nothing, "floor": floor.attached, "active": ours.attached,
+        configs = {"baseline": contextlib.nullcontext, "floor": floor.attached, "active": ours.attached,
                    "active, filtered out": lambda: filtered_out(session, ours),
                    "reading headers only": headers_only.attached}
         if have_bpftrace:
