@@ -153,6 +153,7 @@ class BccSession:
         formats = {event: tracefs.event_format(event) for event in RECORD_FIELDS}
         self._reason_names = reasons.reason_names(formats["skb:kfree_skb"], btf)
         self._symbols = KernelSymbols()
+        self._symbols.current()  # 120,000 symbols read now, not by the first `cat`
         self._flows_by_key = {}
         self._sites_by_key, self._sites_symbolized_by = {}, None  # see _drop_sites
         rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
