@@ -199,7 +199,7 @@ class BccSession:
         return self._generation
 
     def _write_config(self, generation):
-        table = self.bpf["dp_config"]
+        table = self.bpf[b"dp_config"]
         config = table.Leaf()
         filter_mask_and_value(self._filters, config.dp_mask, config.dp_value)
         config.dp_active = int(self._filters.any_set)
@@ -208,7 +208,7 @@ class BccSession:
 
     def read(self):
         """A Snapshot of both tables and the slots, summed over CPUs."""
-        table = self.bpf["dp_flows"]
+        table = self.bpf[b"dp_flows"]
         keys, values, count = self._raw_entries(table)
         key_size = ctypes.sizeof(table.Key)
         flows = {}
@@ -218,24 +218,24 @@ class BccSession:
                 flows[flow] = counts
         in_table = len(flows)
         slots_held = 0
-        for _index, per_cpu in self._entries("dp_slots"):
+        for _index, per_cpu in self._entries(b"dp_slots"):
             for slot in per_cpu:
                 flow = self._flow(bytes(slot.dp_key), table.Key)
                 if flow is not None:
                     slots_held += 1
                     flows[flow] = tuple(map(add, flows.get(flow, (0,) * len(STAGES)), slot.dp_counts.dp_packets))
-        drops_table = self.bpf["dp_drops"]
+        drops_table = self.bpf[b"dp_drops"]
         keys, values, count = self._raw_entries(drops_table)
         key_size = ctypes.sizeof(drops_table.Key)
         site = self._drop_sites(drops_table.Key, table.Key)
         drops = tuple(Drop(*site(keys[i * key_size:(i + 1) * key_size]), n)
                       for i, (n,) in enumerate(sum_over_cpus(values, count, drops_table.total_cpu, 1)))
-        inserted = self.bpf["dp_inserted"]
+        inserted = self.bpf[b"dp_inserted"]
         tables = []
         for slot, (name, held) in enumerate((("flows", in_table), ("drops", len(drops)))):
             total = sum(inserted[ctypes.c_int(slot)])
-            tables.append(TableUse(name, held, self.bpf["dp_" + name].max_entries, max(0, total - held)))
-        slots = self.bpf["dp_slots"]
+            tables.append(TableUse(name, held, self.bpf[b"dp_" + name.encode()].max_entries, max(0, total - held)))
+        slots = self.bpf[b"dp_slots"]
         tables.append(TableUse("slots", slots_held, slots.max_entries * slots.total_cpu, 0))
         if len(self._flows_by_key) > 2 * (in_table + slots.max_entries * slots.total_cpu) + 1024:
             self._flows_by_key.clear()  # keys of flows long evicted
@@ -310,14 +310,14 @@ class BccSession:
         return b"".join(key_parts), b"".join(value_parts), total
 
     def clear(self):
-        for name in ("dp_flows", "dp_drops"):
+        for name in (b"dp_flows", b"dp_drops"):  # bytes: what BCC takes without a warning
             table = self.bpf[name]
             try:
                 list(table.items_lookup_and_delete_batch())
             except Exception:  # no batch operations: one key at a time
                 for key in list(table.keys()):
                     table.pop(key, None)  # LRU may have evicted it meanwhile
-        for name in ("dp_slots", "dp_inserted"):  # arrays: cleared to zero
+        for name in (b"dp_slots", b"dp_inserted"):  # arrays: cleared to zero
             self.bpf[name].clear()
         self._write_config(self._next_generation())  # after: memos may name the old slots
         self._flows_by_key.clear()

@@ -288,8 +288,8 @@ class RecordingTable:
 def test_filter_changes_and_clears_move_the_memo_generation():
     log = []
     session = BccSession.__new__(BccSession)  # the map writes only: no BPF
-    session.bpf = {name: RecordingTable(name, log) for name in ("dp_config", "dp_flows", "dp_drops",
-                                                                  "dp_slots", "dp_inserted")}
+    session.bpf = {name.encode(): RecordingTable(name, log) for name in ("dp_config", "dp_flows", "dp_drops",
+                                                                           "dp_slots", "dp_inserted")}
     session._flows_by_key, session._sites_by_key, session._generation = {}, {}, 0
     session.set_filters(Filters(dest_port=80))
     # first the filter with generation 0 (no memo holds), then a new generation
