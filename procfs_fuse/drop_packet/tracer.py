@@ -209,11 +209,10 @@ class BccSession:
     def read(self):
         """A Snapshot of both tables and the slots, summed over CPUs."""
         table = self.bpf[b"dp_flows"]
-        keys, values, count = self._raw_entries(table)
-        key_size = ctypes.sizeof(table.Key)
+        keys, values = self._raw_entries(table)
         flows = {}
-        for i, counts in enumerate(sum_over_cpus(values, count, table.total_cpu, len(STAGES))):
-            flow = self._flow(keys[i * key_size:(i + 1) * key_size], table.Key)
+        for raw_key, counts in zip(keys, sum_over_cpus(values, len(keys), table.total_cpu, len(STAGES))):
+            flow = self._flow(raw_key, table.Key)
             if flow is not None:
                 flows[flow] = counts
         in_table = len(flows)
@@ -225,11 +224,10 @@ class BccSession:
                     slots_held += 1
                     flows[flow] = tuple(map(add, flows.get(flow, (0,) * len(STAGES)), slot.dp_counts.dp_packets))
         drops_table = self.bpf[b"dp_drops"]
-        keys, values, count = self._raw_entries(drops_table)
-        key_size = ctypes.sizeof(drops_table.Key)
+        keys, values = self._raw_entries(drops_table)
         site = self._drop_sites(drops_table.Key, table.Key)
-        drops = tuple(Drop(*site(keys[i * key_size:(i + 1) * key_size]), n)
-                      for i, (n,) in enumerate(sum_over_cpus(values, count, drops_table.total_cpu, 1)))
+        drops = tuple(Drop(*site(raw_key), n)
+                      for raw_key, (n,) in zip(keys, sum_over_cpus(values, len(keys), drops_table.total_cpu, 1)))
         inserted = self.bpf[b"dp_inserted"]
         tables = []
         for slot, (name, held) in enumerate((("flows", in_table), ("drops", len(drops)))):
@@ -280,34 +278,34 @@ class BccSession:
 
     @staticmethod
     def _raw_entries(table):
-        """(keys, values, count): the bytes of every entry of a hash table, read in
-        batches, without a Python object per entry (a `cat` of 10,000 flows), through
-        buffers for one batch, not for the table's capacity (a million flows: 200 MB)."""
+        """(keys, values): every entry of a hash table, read in batches without a
+        Python object per entry but its key (a `cat` of 10,000 flows), through
+        buffers for one batch, not for the table's capacity (a million flows: 200 MB).
+        keys: [bytes] per entry; values: the bytes of all values, entry after entry."""
         key_size, value_size = ctypes.sizeof(table.Key), ctypes.sizeof(table.Leaf)
         batch = min(RAW_BATCH, table.max_entries)
         keys = ctypes.create_string_buffer(key_size * batch)
         values = ctypes.create_string_buffer(value_size * batch)
         in_batch, out_batch, got = ctypes.c_uint32(0), ctypes.c_uint32(0), ctypes.c_uint32(0)
-        key_parts, value_parts, total = [], [], 0
-        while total < table.max_entries:
+        key_list, value_parts = [], []
+        while len(key_list) < table.max_entries:
             got.value = batch
             failed = bcc_lib().bpf_lookup_batch(
-                table.map_fd, ctypes.byref(in_batch) if key_parts else None, ctypes.byref(out_batch),
+                table.map_fd, ctypes.byref(in_batch) if value_parts else None, ctypes.byref(out_batch),
                 keys, values, ctypes.byref(got))
             error = ctypes.get_errno()
             if failed and error != errno.ENOENT:
-                if key_parts:
+                if value_parts:
                     raise OSError(error, "BPF_MAP_LOOKUP_BATCH: %s" % os.strerror(error))
                 entries = list(table.items())  # kernels without batch operations
-                return (b"".join(bytes(k) for k, _ in entries), b"".join(bytes(v) for _, v in entries),
-                        len(entries))
-            key_parts.append(ctypes.string_at(keys, key_size * got.value))
+                return [bytes(k) for k, _ in entries], b"".join(bytes(v) for _, v in entries)
+            batch_keys = ctypes.string_at(keys, key_size * got.value)
+            key_list += [batch_keys[i:i + key_size] for i in range(0, len(batch_keys), key_size)]
             value_parts.append(ctypes.string_at(values, value_size * got.value))
-            total += got.value
             in_batch.value = out_batch.value
             if failed or not got.value:  # ENOENT: that batch was the last
                 break
-        return b"".join(key_parts), b"".join(value_parts), total
+        return key_list, b"".join(value_parts)
 
     def clear(self):
         for name in (b"dp_flows", b"dp_drops"):  # bytes: what BCC takes without a warning
