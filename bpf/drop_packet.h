@@ -84,6 +84,13 @@ struct dp_config {
 	__u8 dp_active;
 	__u8 dp_pad[3];
 	__u32 dp_generation;	/* moved on by every filter change and clear; 0: no memos */
+	/* The same filters over bytes 8..23 of an IPv4 header without options
+	 * (protocol, addresses and ports as on the wire), as two little-endian
+	 * words: a packet whose words, masked, differ from dp_ipv4_value is one
+	 * the filters leave out, known before its key is built. Written by
+	 * tracer.py ipv4_mask_and_value; all 0 when no filter is set. */
+	__u64 dp_ipv4_mask[2];
+	__u64 dp_ipv4_value[2];
 };
 
 /* dp_memos: per CPU, the last memoizable packet (see dp_count): its tag,

@@ -5,6 +5,7 @@ import errno
 import logging
 import os
 import socket
+import sys
 from operator import add
 
 from ..kernel import headers, kfunc, tracefs
@@ -120,6 +121,41 @@ def filter_mask_and_value(filters, mask, value):
             setattr(value, field, port)
 
 
+# Key fields that bytes 8..23 of an IPv4 header without options show as
+# they are: (field, its bytes in an IPv4 key, where they start in those
+# header bytes). Ports are in host order in the key, and 0 there for
+# protocols without ports.
+IPV4_HEADER_FIELDS = (("dp_protocol", 1, 1), ("dp_saddr", 4, 4), ("dp_daddr", 4, 8),
+                      ("dp_sport", 2, 12), ("dp_dport", 2, 14))
+PORT_FIELDS = ("dp_sport", "dp_dport")
+
+
+def ipv4_mask_and_value(mask, value):
+    """dp_config's dp_ipv4_mask and dp_ipv4_value (16 bytes each) for the key
+    filter (mask, value) of filter_mask_and_value: an IPv4 packet whose header
+    bytes 8..23, masked, differ from the value is one the key filter leaves
+    out. A port filter of 0 stays with the key alone: a packet without ports
+    has port 0 in its key, whatever its header holds there."""
+    key_type = type(mask)
+    mask, value = bytes(mask), bytes(value)
+    header_mask, header_value = bytearray(16), bytearray(16)
+    shown = set()  # key bytes the header shows
+    for name, size, at in IPV4_HEADER_FIELDS:
+        offset = getattr(key_type, name).offset
+        shown.update(range(offset, offset + size))
+        field_mask, field_value = mask[offset:offset + size], value[offset:offset + size]
+        if name in PORT_FIELDS:
+            if not any(field_value):
+                continue
+            field_mask, field_value = (int.from_bytes(f, sys.byteorder).to_bytes(2, "big")
+                                       for f in (field_mask, field_value))
+        header_mask[at:at + size], header_value[at:at + size] = field_mask, field_value
+    ipv4_key = bytes(key_type(dp_family=socket.AF_INET))  # the bytes every IPv4 key has outside those
+    if any(k & m != v for i, (k, m, v) in enumerate(zip(ipv4_key, mask, value)) if i not in shown):
+        return bytes(16), b"\x01" + bytes(15)  # no IPv4 flow passes: a value bit outside the mask
+    return bytes(header_mask), bytes(header_value)
+
+
 def attach(bpf, candidate, function=None):
     """Attaches function (default: the candidate's stub) the way the candidate says."""
     function = (function or candidate.function).encode()
@@ -202,6 +238,9 @@ class BccSession:
         table = self.bpf[b"dp_config"]
         config = table.Leaf()
         filter_mask_and_value(self._filters, config.dp_mask, config.dp_value)
+        ipv4_mask, ipv4_value = ipv4_mask_and_value(config.dp_mask, config.dp_value)
+        ctypes.memmove(config.dp_ipv4_mask, ipv4_mask, len(ipv4_mask))
+        ctypes.memmove(config.dp_ipv4_value, ipv4_value, len(ipv4_value))
         config.dp_active = int(self._filters.any_set)
         config.dp_generation = generation
         table[ctypes.c_int(0)] = config

@@ -6,12 +6,14 @@ import socket
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from procfs_fuse.drop_packet.reasons import reason_name, reason_names
 from procfs_fuse.drop_packet.flows import Filters, Flow
 from procfs_fuse.drop_packet import tracer
-from procfs_fuse.drop_packet.tracer import (ActivationError, BccSession, filter_mask_and_value, record_cflags,
-                                           skb_cflags, sum_over_cpus)
+from procfs_fuse.drop_packet.tracer import (ActivationError, BccSession, filter_mask_and_value,
+                                           ipv4_mask_and_value, record_cflags, skb_cflags, sum_over_cpus)
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.ksyms import Symbolizer
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
@@ -229,10 +231,55 @@ def test_filters_become_a_mask_and_value_over_the_key_words():
     assert not any(passes(mixed, k) for k in (flow4, flow6, key_of(a4, 1, "::", 2)))
 
 
+def ipv4_header_words(saddr, sport, daddr, dport, protocol):
+    """Words 1 and 2 of an IPv4 header without options and what follows it,
+    as dp_ipv4_words loads them (the memory's bytes as little-endian words)."""
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 48, 1, 0, 64, protocol, 0xbeef,
+                         ipaddress.ip_address(saddr).packed, ipaddress.ip_address(daddr).packed)
+    after = struct.pack("!HH", sport, dport)  # ports, or an ICMP header's type, code and checksum
+    return struct.unpack("<3Q", header + after)[1:]
+
+
+def left_out_early(filters, words):
+    """What dp_ipv4_left_out computes from ipv4_mask_and_value's output."""
+    mask, value = FlowKey(), FlowKey()
+    filter_mask_and_value(filters, mask, value)
+    header_mask, header_value = (struct.unpack("<2Q", b) for b in ipv4_mask_and_value(mask, value))
+    return any((w & m) ^ v for w, m, v in zip(words, header_mask, header_value))
+
+
+ADDRESSES = ("198.18.0.1", "198.18.0.2", "2001:2::1", "c612:1::")  # the last: 198.18.0.1's bytes first
+PORTS = (0, 1, 7777, 0x6101)  # 0x6101: its bytes swapped are 0x0161, another port here
+
+
+@settings(max_examples=400, deadline=None)
+@given(source_addr=st.sampled_from((None,) + ADDRESSES), dest_addr=st.sampled_from((None,) + ADDRESSES),
+       source_port=st.sampled_from((None,) + PORTS), dest_port=st.sampled_from((None,) + PORTS),
+       packet=st.tuples(st.sampled_from(ADDRESSES[:2]), st.sampled_from(PORTS + (0x0161,)),
+                        st.sampled_from(ADDRESSES[:2]), st.sampled_from(PORTS + (0x0161,)),
+                        st.sampled_from((1, 6, 17))))
+def test_the_early_exit_on_ipv4_header_words_leaves_out_exactly_what_the_key_filter_does(
+        source_addr, dest_addr, source_port, dest_port, packet):
+    ip = lambda a: a and ipaddress.ip_address(a)
+    filters = Filters(source_addr=ip(source_addr), dest_addr=ip(dest_addr), source_port=source_port,
+                      dest_port=dest_port)
+    saddr, sport, daddr, dport, protocol = packet
+    ported = protocol in (6, 17)
+    key = key_of(saddr, sport if ported else 0, daddr, dport if ported else 0, protocol)
+    early = left_out_early(filters, ipv4_header_words(*packet))
+    # never leaves out a packet the filter takes ...
+    assert not (early and passes(filters, key))
+    # ... and every TCP or UDP one it does not take, but under a port filter of 0
+    # (that is left to the key: a packet without ports has port 0 there)
+    if ported and 0 not in (source_port, dest_port):
+        assert early == (not passes(filters, key))
+
+
 class Config(ctypes.Structure):
     """struct dp_config, for the recording table below (the kernel layout test checks it)."""
     _fields_ = [("dp_mask", FlowKey), ("dp_value", FlowKey), ("dp_active", ctypes.c_uint8),
-                ("dp_pad", ctypes.c_uint8 * 3), ("dp_generation", ctypes.c_uint32)]
+                ("dp_pad", ctypes.c_uint8 * 3), ("dp_generation", ctypes.c_uint32),
+                ("dp_ipv4_mask", ctypes.c_uint64 * 2), ("dp_ipv4_value", ctypes.c_uint64 * 2)]
 
 
 class DropKey(ctypes.Structure):
