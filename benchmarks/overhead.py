@@ -7,18 +7,19 @@ Run as root from a checkout set up by mount.sh or test.sh:
 Two network namespaces joined by veth (tests/kernel/netns.py), iperf3 between
 them: first a UDP flood of 64-byte packets, then a TCP bulk transfer, each one
 long run. While it runs, interleaved rounds switch through the configurations
-(in a shuffled order) and count what the receiving veth took in during a
-window under each: no hooks (baseline); the floor (an empty BPF program on
-each attach point an activation uses, from the hook plan); active with no
-filter; active with a filter that excludes the measured traffic; for
-reference, our programs reduced to reading the headers (the parse every stage
-runs, nothing else); and bpftrace counting on the same tracepoints, where
-bpftrace is installed. A compile disturbs this VM's traffic for a second or
+(in a shuffled order, each between two windows of the floor) and count what
+the receiving veth took in during a window under each: no hooks (baseline);
+the floor (an empty BPF program on each attach point an activation uses, from
+the hook plan); active with no filter; active with a filter that excludes the
+measured traffic; for reference, our programs reduced to reading the headers
+(the parse every stage runs, nothing else); and bpftrace counting on the same
+tracepoints, where bpftrace is installed. A compile disturbs this VM's traffic for a second or
 more, so every configuration of ours is compiled once, by the product's own
 tracer (BccSession, as an activation builds it), and only attached and
-detached between windows; the filter is switched while detached. Short windows
-inside one run keep this VM's slow drifts of speed (tens of seconds) out of
-the ratios; the spread of the per-round ratios is printed too. Then the time
+detached between windows; the filter is switched while detached. This VM's
+speed drifts by several percent over tens of seconds: each window is taken
+against the mean of the floor windows just before and after it, which cancels
+a steady drift; the spread of the per-round ratios is printed too. Then the time
 of an activation and of `cat` with 10,000 flows (after every flow changed,
 which the goal counts; unchanged since the last cat; the very first). Medians,
 and ratios to the baseline and the floor (each the median of the per-round
@@ -243,20 +244,33 @@ def timed(action):
 
 
 def measure(args, configs):
-    """Runs the rounds and the timings: (results, run_times, activations, cats, flows)."""
-    results = {name: {"tcp": [], "udp": []} for name in configs}
+    """Runs the rounds and the timings: (rates, to_floor, run_times, activations,
+    cats, flows). rates: every window's rate per configuration; to_floor: per
+    round, each configuration's rate over the mean of the floor windows just
+    before and after it."""
+    rates = {name: {"tcp": [], "udp": []} for name in configs}
+    to_floor = {name: {"tcp": [], "udp": []} for name in configs}
 
     window = {"udp": args.seconds, "tcp": args.tcp_seconds}
     with Hosts() as hosts:
         for kind in ("udp", "tcp"):
             with Traffic(hosts, udp=kind == "udp") as traffic:
+                def rate(name):
+                    with configs[name]():
+                        rates[name][kind].append(traffic.rate(window[kind]))
+                    return rates[name][kind][-1]
+
                 shuffler = random.Random(1)  # each round in another order, the same in every run
                 for round_number in range(args.rounds):
-                    order = list(configs)
+                    order = [name for name in configs if name != "floor"]
                     shuffler.shuffle(order)  # no configuration always follows the same one
-                    for name in order:
-                        with configs[name]():
-                            results[name][kind].append(traffic.rate(window[kind]))
+                    floor_before = rate("floor")
+                    for name in order:  # each between two floor windows: a drift of speed cancels out
+                        measured = rate(name)
+                        floor_after = rate("floor")
+                        to_floor[name][kind].append(2 * measured / (floor_before + floor_after))
+                        floor_before = floor_after
+                    to_floor["floor"][kind].append(1.0)
                     print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
                 if kind == "udp":
                     run_times = {name: bpf_run_time(traffic, configs[name], args.seconds)
@@ -283,7 +297,7 @@ def measure(args, configs):
         flows = ENTRY_FILE.read_text().count("\nprotocol: ")
         write("deactivate")
         write("max-flows")
-    return results, run_times, activations, cats, flows
+    return rates, to_floor, run_times, activations, cats, flows
 
 
 def main():
@@ -318,17 +332,20 @@ def main():
                    "reading headers only": headers_only.attached}
         if have_bpftrace:
             configs["bpftrace"] = Bpftrace
-        results, run_times, activations, cats, flows = measure(args, configs)
+        rates, to_floor, run_times, activations, cats, flows = measure(args, configs)
 
-    median = {name: {kind: statistics.median(v) for kind, v in r.items()} for name, r in results.items()}
+    median = {name: {kind: statistics.median(v) for kind, v in r.items()} for name, r in rates.items()}
+
+    def per_round(name, reference, kind):
+        """Per round, name's rate over reference's, both taken against the floor
+        windows around them: this VM's speed drifts over seconds."""
+        return [a / b for a, b in zip(to_floor[name][kind], to_floor[reference][kind])]
 
     def ratio(name, reference, kind):
-        """The median of the per-round ratios: a round measures every configuration
-        within seconds, while this VM's speed drifts over tens of seconds."""
-        return statistics.median(a / b for a, b in zip(results[name][kind], results[reference][kind]))
+        return statistics.median(per_round(name, reference, kind))
 
     def spread(name, reference, kind):
-        ratios = sorted(a / b for a, b in zip(results[name][kind], results[reference][kind]))
+        ratios = sorted(per_round(name, reference, kind))
         return "%.3f-%.3f" % (ratios[len(ratios) // 4], ratios[-1 - len(ratios) // 4])
 
     print("machine: %s, %d CPUs, kernel %s; %d rounds, a window of %g s (UDP) and %g s (TCP) per configuration, "
@@ -340,7 +357,7 @@ def main():
             name, m["tcp"] / 1e9, ratio(name, "baseline", "tcp"), ratio(name, "floor", "tcp"),
             m["udp"] / 1e3, ratio(name, "baseline", "udp"), ratio(name, "floor", "udp")))
     print("spread of the per-round ratios to the floor (quartiles):")
-    for name in results:
+    for name in rates:
         print("  %-20s TCP %s, UDP %s" % (name, *(spread(name, "floor", kind) for kind in ("tcp", "udp"))))
     floor_ns = run_times["floor"][0]
     packet_ns = 1e9 / median["floor"]["udp"]
