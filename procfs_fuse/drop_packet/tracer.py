@@ -387,5 +387,9 @@ def bcc_lib():
 
 
 def generated_source(max_flows=DEFAULT_MAX_FLOWS):
-    """What BCC compiles: the flags and the C, for `procfs_fuse bpf-source`."""
-    return "// cflags: %s\n%s" % (" ".join(compile_flags(max_flows)), PROGRAM.read_text())
+    """What BCC compiles, with the flags an activation here would use: for
+    `procfs_fuse bpf-source`."""
+    btf = BTF.from_file()
+    rdonly_cast, _why_not = kfunc.rdonly_cast_id(btf)
+    flags = compile_flags(max_flows, btf=btf, direct_read=bool(rdonly_cast))
+    return "// cflags: %s\n%s" % (" ".join(flags), PROGRAM.read_text())
