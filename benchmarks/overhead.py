@@ -15,17 +15,16 @@ measured traffic; for reference, our programs reduced to reading the headers
 (the parse every stage runs, nothing else); and bpftrace counting on the same
 tracepoints, where bpftrace is installed (in the first rounds only). A compile
 disturbs this VM's traffic for a second or more, so every configuration of
-ours is compiled once, by the product's own
-tracer (BccSession, as an activation builds it), and only attached and
-detached between windows; the filter is switched while detached. This VM's
-speed drifts by several percent over tens of seconds: each window is taken
-against the mean of the floor windows just before and after it, which cancels
-a steady drift; the spread of the per-round ratios is printed too. Then the time
-of an activation and of `cat` with 10,000 flows (after every flow changed,
-which the goal counts; unchanged since the last cat; the very first). Medians,
-and ratios to the baseline and the floor (each the median of the per-round
-ratios). It exits non-zero only when the set-up fails: this is a measurement,
-not a test.
+ours is compiled once, by the product's own tracer (BccSession, as an
+activation builds it), and only attached and detached between windows; the
+filter is switched while detached. This VM's speed drifts by several percent
+over tens of seconds: each window is taken against the mean of the floor
+windows just before and after it, which cancels a steady drift; the spread of
+the per-round ratios is printed too. Then the time of an activation and of
+`cat` with 10,000 flows (after every flow changed, which the goal counts;
+unchanged since the last cat; the very first). Medians, and ratios to the
+baseline and the floor (each the median of the per-round ratios). It exits
+non-zero only when the set-up fails: this is a measurement, not a test.
 """
 import argparse
 import contextlib

@@ -154,10 +154,10 @@ def memo_slots():
 
 def test_traffic_a_filter_leaves_out_ends_at_its_ipv4_header_words(f, hosts):
     # dest-port 7778 shows in the header: the packets are let go there, before
-    # the memos (no IPv4 packet without options on this host passes, so no memo
-    # is ever written). dest-port 0 is the key's alone (a packet without ports
-    # has port 0 there): the same packets go the long way, and a memo remembers
-    # "filtered out".
+    # the memos (under it no memo is written at all: only IPv4 packets without
+    # options make one, and none on this host goes to port 7778). dest-port 0 is
+    # the key's alone (a packet without ports has port 0 there): the same
+    # packets go the long way, and a memo remembers "filtered out".
     filtered_out = 0xffffffff  # DP_MEMO_FILTERED
     flow = flow_header("UDP", hosts.A_ADDR, 40012, hosts.B_ADDR, 7777)
     write(f, "dest-port 7778")
