@@ -255,13 +255,15 @@ class BccSession:
             if flow is not None:
                 flows[flow] = counts
         in_table = len(flows)
+        slots = self.bpf[b"dp_slots"]
+        _indexes, values = self._raw_entries(slots)
         slots_held = 0
-        for _index, per_cpu in self._entries(b"dp_slots"):
-            for slot in per_cpu:
-                flow = self._flow(bytes(slot.dp_key), table.Key)
-                if flow is not None:
-                    slots_held += 1
-                    flows[flow] = tuple(map(add, flows.get(flow, (0,) * len(STAGES)), slot.dp_counts.dp_packets))
+        for at in range(0, len(values), ctypes.sizeof(slots.sLeaf)):  # every slot of every CPU
+            slot = slots.sLeaf.from_buffer_copy(values, at)
+            flow = self._flow(bytes(slot.dp_key), table.Key)
+            if flow is not None:
+                slots_held += 1
+                flows[flow] = tuple(map(add, flows.get(flow, (0,) * len(STAGES)), slot.dp_counts.dp_packets))
         drops_table = self.bpf[b"dp_drops"]
         keys, values = self._raw_entries(drops_table)
         site = self._drop_sites(drops_table.Key, table.Key)
@@ -272,7 +274,6 @@ class BccSession:
         for slot, (name, held) in enumerate((("flows", in_table), ("drops", len(drops)))):
             total = sum(inserted[ctypes.c_int(slot)])
             tables.append(TableUse(name, held, self.bpf[b"dp_" + name.encode()].max_entries, max(0, total - held)))
-        slots = self.bpf[b"dp_slots"]
         tables.append(TableUse("slots", slots_held, slots.max_entries * slots.total_cpu, 0))
         if len(self._flows_by_key) > 2 * (in_table + slots.max_entries * slots.total_cpu) + 1024:
             self._flows_by_key.clear()  # keys of flows long evicted
@@ -307,17 +308,9 @@ class BccSession:
                 return found
         return site
 
-    def _entries(self, name):
-        """All (key, per-CPU values) of a table, in batches: one syscall per batch, not per key."""
-        table = self.bpf[name]
-        try:
-            return list(table.items_lookup_batch())
-        except Exception:  # kernels without batch operations on this map type
-            return list(table.items())
-
     @staticmethod
     def _raw_entries(table):
-        """(keys, values): every entry of a hash table, read in batches without a
+        """(keys, values): every entry of a table, read in batches without a
         Python object per entry but its key (a `cat` of 10,000 flows), through
         buffers for one batch, not for the table's capacity (a million flows: 200 MB).
         keys: [bytes] per entry; values: the bytes of all values, entry after entry."""
