@@ -56,6 +56,7 @@ from tests.mounts import ENTRY, sh  # noqa: E402
 IPERF_PORT = 5201
 SETTLE = 0.5  # seconds after an attach, detach or filter switch before the window
 COMPILE_SETTLE = 2  # after bpftrace starts or stops: its compile and teardown disturb the traffic
+RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round)
 PEER_ROUNDS = 5  # rounds that measure bpftrace too: a reference, and each start costs it a compile
 CHANGED_CATS = 5  # cats after a flood that changed every flow
 FLOOD_PORT = 40100  # the floods' source port: each flood meets the same 10,000 flows
@@ -292,9 +293,14 @@ def measure(args, configs):
                         floor_before = floor_after
                     to_floor["floor"][kind].append(1.0)
                     print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
-                if kind == "udp":
-                    run_times = {name: bpf_run_time(traffic, configs[name], args.seconds)
-                                 for name in ("floor", "active", "active, filtered out", "reading headers only")}
+                if kind == "udp":  # a window of each per round, for RUN_TIME_ROUNDS rounds: medians
+                    timed_configs = ("floor", "active", "active, filtered out", "reading headers only")
+                    samples = {name: [] for name in timed_configs}
+                    for _ in range(RUN_TIME_ROUNDS):
+                        for name in timed_configs:
+                            samples[name].append(bpf_run_time(traffic, configs[name], args.seconds))
+                    run_times = {name: tuple(statistics.median(column) for column in zip(*taken))
+                                 for name, taken in samples.items()}
 
         activations = []
         for _ in range(args.rounds):
@@ -389,7 +395,8 @@ def main():
                                                        *interval(name, "floor", "udp")))
     floor_ns = run_times["floor"][0]
     packet_ns = 1e9 / median["floor"]["udp"]
-    print("BPF run time per event (kernel.bpf_stats_enabled, one UDP window each; it counts its own clock reads):")
+    print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, interleaved; it counts "
+          "its own clock reads):" % RUN_TIME_ROUNDS)
     for name, (ns, per_packet) in run_times.items():
         print("  %-20s %5.1f ns x %.2f events per packet%s" % (
             name, ns, per_packet, "" if name == "floor" else
