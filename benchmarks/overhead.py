@@ -251,13 +251,20 @@ def timed(action):
     return time.perf_counter() - started
 
 
+def middle(values):
+    """The median; NaN for a configuration or traffic this run left out."""
+    return statistics.median(values) if values else math.nan
+
+
 def median_interval(values):
     """(low, high): a 95% interval for the median of values, from their order
     statistics: by rank, counted from 1, n/2 - 0.98 sqrt(n) and 1 + n/2 + 0.98
     sqrt(n), rounded (the sign test's ranks, where n is not tiny); all of them
-    where they are too few for that."""
+    where they are too few for that; NaN where there are none."""
     ordered = sorted(values)
     n = len(ordered)
+    if not n:
+        return math.nan, math.nan
     reach = 0.98 * math.sqrt(n)
     low, high = int(n / 2 - reach + 0.5), int(1 + n / 2 + reach + 0.5)
     return ordered[max(low, 1) - 1], ordered[min(high, n) - 1]
@@ -273,7 +280,7 @@ def measure(args, configs):
 
     window = {"udp": args.seconds, "tcp": args.tcp_seconds}
     with Hosts() as hosts:
-        for kind in ("udp", "tcp"):
+        for kind in ("udp",) if args.udp_only else ("udp", "tcp"):
             with Traffic(hosts, udp=kind == "udp") as traffic:
                 def rate(name):
                     with configs[name]():
@@ -294,7 +301,8 @@ def measure(args, configs):
                     to_floor["floor"][kind].append(1.0)
                     print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
                 if kind == "udp":  # a window of each per round, for RUN_TIME_ROUNDS rounds: medians
-                    timed_configs = ("floor", "active", "active, filtered out", "reading headers only")
+                    timed_configs = [name for name in ("floor", "active", "active, filtered out",
+                                                       "reading headers only") if name in configs]
                     samples = {name: [] for name in timed_configs}
                     for _ in range(RUN_TIME_ROUNDS):
                         for name in timed_configs:
@@ -333,6 +341,11 @@ def main():
     parser.add_argument("--seconds", type=float, default=1, help="UDP window per configuration and round")
     parser.add_argument("--tcp-seconds", type=float, default=3,
                         help="TCP window (bulk TCP over veth swings more from second to second)")
+    parser.add_argument("--udp-only", action="store_true",
+                        help="no TCP rounds: the UDP ratios are the ones this VM's noise blurs most")
+    parser.add_argument("--only", action="append", metavar="CONFIGURATION",
+                        help="measure only this configuration against the floor (repeat it for more): "
+                             "more rounds in the same time")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root")
@@ -365,17 +378,25 @@ def main():
                    "reading headers only": headers_only.attached}
         if have_bpftrace:
             configs["bpftrace"] = Bpftrace
+        if args.only:
+            unknown = set(args.only) - set(configs)
+            if unknown:
+                parser.error("no configuration %s; there are: %s" % (", ".join(map(repr, sorted(unknown))),
+                                                                     ", ".join(map(repr, configs))))
+            configs = {name: config for name, config in configs.items() if name == "floor" or name in args.only}
         rates, to_floor, run_times, activations, cats, flows = measure(args, configs)
 
-    median = {name: {kind: statistics.median(v) for kind, v in r.items()} for name, r in rates.items()}
+    median = {name: {kind: middle(v) for kind, v in r.items()} for name, r in rates.items()}
 
     def per_round(name, reference, kind):
         """Per round, name's rate over reference's, both taken against the floor
         windows around them: this VM's speed drifts over seconds."""
+        if name not in to_floor or reference not in to_floor:  # left out by --only
+            return []
         return [a / b for a, b in zip(to_floor[name][kind], to_floor[reference][kind])]
 
     def ratio(name, reference, kind):
-        return statistics.median(per_round(name, reference, kind))
+        return middle(per_round(name, reference, kind))
 
     def interval(name, reference, kind):
         return median_interval(per_round(name, reference, kind))
@@ -397,7 +418,7 @@ def main():
     packet_ns = 1e9 / median["floor"]["udp"]
     print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, interleaved; it counts "
           "its own clock reads):" % RUN_TIME_ROUNDS)
-    for name, (ns, per_packet) in run_times.items():
+    for name, (ns, per_packet) in run_times.items():  # the floor first
         print("  %-20s %5.1f ns x %.2f events per packet%s" % (
             name, ns, per_packet, "" if name == "floor" else
             ": %+.1f ns per packet over the floor, %.1f%% of a packet's time at the floor's rate"
@@ -413,6 +434,8 @@ def main():
         """Met or not by the median, as the goals are set; with its 95%
         interval, and a word where that holds the threshold."""
         median_ratio, (low, high) = ratio(name, reference, kind), interval(name, reference, kind)
+        if math.isnan(median_ratio):
+            return "not measured"
         return "%s (%.3f, 95%% interval %.3f-%.3f%s)" % (
             "met" if median_ratio >= least else "NOT met", median_ratio, low, high,
             ": it holds the goal, this run cannot tell" if low < least <= high else "")

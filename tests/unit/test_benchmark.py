@@ -1,5 +1,7 @@
 """The overhead benchmark's statistics, on canned ratios."""
-from benchmarks.overhead import median_interval
+import math
+
+from benchmarks.overhead import median_interval, middle
 
 
 def test_the_interval_of_a_median_is_the_sign_tests():
@@ -13,3 +15,8 @@ def test_the_interval_of_a_median_is_the_sign_tests():
 def test_too_few_rounds_for_an_interval_give_all_of_them():
     assert median_interval([5, 1, 4, 2, 3]) == (1, 5)
     assert median_interval([0.99]) == (0.99, 0.99)
+
+
+def test_a_configuration_left_out_has_no_median_and_no_interval():
+    assert math.isnan(middle([]))
+    assert all(math.isnan(end) for end in median_interval([]))
