@@ -3,6 +3,10 @@
 
 Run as root from a checkout set up by mount.sh or test.sh:
     sudo .venv/bin/python benchmarks/overhead.py [--rounds 25] [--seconds 1] [--tcp-seconds 3]
+and, for a long run that tells the UDP ratios against the floor apart (one ratio
+of 25 rounds varies by 1-2% on a VM):
+    sudo .venv/bin/python benchmarks/overhead.py --udp-only --rounds 120 \
+        --only "floor again" --only "active, filtered out" --only "reading headers only"
 
 Two network namespaces joined by veth (tests/kernel/netns.py), iperf3 between
 them: first a UDP flood of 64-byte packets, then a TCP bulk transfer, each one
@@ -418,7 +422,7 @@ def main():
     packet_ns = 1e9 / median["floor"]["udp"]
     print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, interleaved; it counts "
           "its own clock reads):" % RUN_TIME_ROUNDS)
-    for name, (ns, per_packet) in run_times.items():  # the floor first
+    for name, (ns, per_packet) in run_times.items():
         print("  %-20s %5.1f ns x %.2f events per packet%s" % (
             name, ns, per_packet, "" if name == "floor" else
             ": %+.1f ns per packet over the floor, %.1f%% of a packet's time at the floor's rate"
@@ -436,7 +440,7 @@ def main():
         median_ratio, (low, high) = ratio(name, reference, kind), interval(name, reference, kind)
         if math.isnan(median_ratio):
             return "not measured"
-        return "%s (%.3f, 95%% interval %.3f-%.3f%s)" % (
+        return "%s (%.4f, 95%% interval %.4f-%.4f%s)" % (  # 4 places: 0.9896 would print as 0.990
             "met" if median_ratio >= least else "NOT met", median_ratio, low, high,
             ": it holds the goal, this run cannot tell" if low < least <= high else "")
 
