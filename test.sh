@@ -14,10 +14,13 @@ if [ $# -gt 0 ]; then
   exec "$here/.venv/bin/python" -m pytest -v -rs -p no:cacheprovider "$@"
 fi
 echo "=== lane 1: this machine's kernel ($(uname -r))"
+SECONDS=0
 "$here/.venv/bin/python" -m pytest -v -rs -p no:cacheprovider tests
 host=$?
+host_time=$SECONDS
 echo "=== lane 2: Debian's stock kernel under QEMU"
+SECONDS=0
 "$here/.venv/bin/python" tests/qemu/lane.py
 guest=$?
-echo "=== lane 1 exit $host, lane 2 exit $guest"
+echo "=== lane 1 exit $host ($host_time s), lane 2 exit $guest ($SECONDS s)"
 [ "$host" = 0 ] && [ "$guest" = 0 ]

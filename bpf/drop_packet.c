@@ -12,7 +12,8 @@
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
  *       defined at all when the tracepoint is missing);
- *   DP_PARSE_ONLY: only in the overhead benchmark's reference programs.
+ *   DP_PARSE_ONLY, DP_NO_MEMO: only in the overhead benchmark's reference
+ *       programs (the parse alone; everything but the memo).
  * Every probe is a stub calling one helper; user space attaches only the
  * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
@@ -192,8 +193,8 @@ static __always_inline int dp_ipv4_left_out(const struct dp_config *c, const __u
 	       ((ip[2] & c->dp_ipv4_mask[1]) ^ c->dp_ipv4_value[1]) ? 1 : 0;
 }
 
-/* c's generation, read before its filter (see tracer.py set_filters): a memo
- * made under it holds the outcome of that filter. */
+/* c's generation, read before its filter (see procfs_fuse/drop_packet/config.py):
+ * a memo made under it holds the outcome of that filter. */
 static __always_inline __u32 dp_generation_before_filter(const struct dp_config *c)
 {
 	__u32 generation = c->dp_generation;
@@ -260,8 +261,11 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 	__u32 index = dp_slot_index(key);
 	struct dp_slot *slot = dp_slots.lookup(&index);
 	if (slot) {
-		if (slot->dp_key.dp_family == 0)
+		if (slot->dp_key.dp_family == 0) {
+			/* counts that raced a clear into a free slot are not this flow's */
+			__builtin_memset(&slot->dp_counts, 0, sizeof(slot->dp_counts));
 			slot->dp_key = *key;
+		}
 		if (dp_same_key(&slot->dp_key, key)) {
 			slot->dp_counts.dp_packets[stage] += 1;
 			return index;
@@ -288,9 +292,9 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
  * a row on one CPU: dp_memos remembers, per CPU, the last such words seen and
  * what they led to (filtered out, or a slot), so the next stage of the same
  * packet, or the next packet of the flow, skips building the key, the filter
- * and the slot search. A memo holds while dp_generation stays: user space
- * moves it on every filter change and clear (slots change owners only on
- * clear). */
+ * and the slot search. A memo holds while dp_generation stays, and never
+ * under generation 0: user space writes 0 before a filter change or a clear
+ * (slots change owners only on clear) and a new generation after it. */
 static __always_inline int dp_count(void *skb, int stage, int l3_at)
 {
 	struct dp_flow_key key;	/* written whole by dp_key_ipv4/6 */
@@ -315,9 +319,10 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 		if (tag && dp_ipv4_left_out(c, ip))	/* the early exit of filtered traffic */
 			return 0;
 		generation = dp_generation_before_filter(c);
+#ifndef DP_NO_MEMO
 		if (tag) {
 			memo = dp_memos.lookup(&zero);
-			if (memo && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
+			if (memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
 			    memo->dp_generation == generation) {
 				__u32 index = memo->dp_slot;
 				struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
@@ -326,6 +331,7 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 				return 0;
 			}
 		}
+#endif
 		if (dp_key_ipv4(l3, ip, (__u64 *)&key))
 			return 0;
 	} else if (ethertype == __builtin_bswap16(0x86dd)) {

@@ -83,12 +83,12 @@ struct dp_config {
 	struct dp_flow_key dp_value;
 	__u8 dp_active;
 	__u8 dp_pad[3];
-	__u32 dp_generation;	/* moved on by every filter change and clear; 0: no memos */
+	__u32 dp_generation;	/* a memo holds while it stays; 0: no memo is used or made (config.py) */
 	/* The same filters over bytes 8..23 of an IPv4 header without options
 	 * (protocol, addresses and ports as on the wire), as two little-endian
 	 * words: a packet whose words, masked, differ from dp_ipv4_value is one
 	 * the filters leave out, known before its key is built. Written by
-	 * tracer.py ipv4_mask_and_value; all 0 when no filter is set. */
+	 * config.py ipv4_mask_and_value; all 0 when no filter is set. */
 	__u64 dp_ipv4_mask[2];
 	__u64 dp_ipv4_value[2];
 };

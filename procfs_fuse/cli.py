@@ -17,7 +17,7 @@ usually through ./mount.sh, which also installs what is missing."""
 
 def cmd_mount(args):
     from .drop_packet.controller import DropPacketEntry
-    from .drop_packet.tracer import BccSession
+    from .drop_packet.session import BccSession
     from .fs import ENTRY_PATH, serve
 
     entry = DropPacketEntry(BccSession)
@@ -45,7 +45,7 @@ def cmd_doctor(_args):
 
 
 def cmd_bpf_source(_args):
-    from .drop_packet.tracer import generated_source
+    from .drop_packet.activation import generated_source
 
     sys.stdout.write(generated_source())
     return 0

@@ -14,7 +14,7 @@ import time
 
 from fuse import FUSE, FuseOSError, Operations, fuse_get_context
 
-from .drop_packet.controller import EntryError
+from .drop_packet.errors import ErrnoError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class ProcFS(Operations):
             return super().__call__(op, *args)
         except FuseOSError:
             raise
-        except EntryError as e:
+        except ErrnoError as e:
             raise FuseOSError(e.errno)
         except Exception:
             log.exception("FUSE %s failed", op)

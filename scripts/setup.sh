@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what drop-packet needs on a fresh Debian/Ubuntu machine, idempotently:
 # system packages (BCC, FUSE, kernel headers, tools) and a virtualenv in .venv
-# that sees the system's BCC. Usage: scripts/setup.sh [--test]  (--test: test tools too)
+# that sees the system's BCC.
+# Usage: scripts/setup.sh [--test | --bench]  (test tools too; or the benchmark's: iperf3, bpftool)
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$here/.venv"
@@ -11,6 +12,7 @@ mode="${1:-}"
 
 wanted=(python3-bpfcc libbpfcc fuse libfuse2 python3-venv python3-pip iproute2 kmod)
 [ "$mode" = "--test" ] && wanted+=(nftables bpftool ethtool)
+[ "$mode" = "--bench" ] && wanted+=(iperf3 bpftool)
 
 missing=()
 for p in "${wanted[@]}"; do
@@ -29,11 +31,12 @@ if [ "${#missing[@]}" -gt 0 ] || [ "$need_headers" = 1 ]; then
   echo "setup: installing ${missing[*]} $([ "$need_headers" = 1 ] && echo headers)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  [ "${#missing[@]}" -gt 0 ] && apt-get install -y -qq "${missing[@]}" >/dev/null
+  # --no-remove: never take a package away (fuse Breaks fuse3); fail instead
+  [ "${#missing[@]}" -gt 0 ] && apt-get install -y -qq --no-remove "${missing[@]}" >/dev/null
   if [ "$need_headers" = 1 ]; then
-    apt-get install -y -qq "linux-headers-$release" >/dev/null 2>&1 ||
-      apt-get install -y -qq "linux-headers-$(dpkg --print-architecture)" >/dev/null 2>&1 ||
-      apt-get install -y -qq linux-headers-generic >/dev/null
+    apt-get install -y -qq --no-remove "linux-headers-$release" >/dev/null 2>&1 ||
+      apt-get install -y -qq --no-remove "linux-headers-$(dpkg --print-architecture)" >/dev/null 2>&1 ||
+      apt-get install -y -qq --no-remove linux-headers-generic >/dev/null
   fi
 fi
 

@@ -1,6 +1,6 @@
 """The drop-packet entry: settings, state (inactive | active) and one lock.
 
-render() and command() are all the file system calls. The tracer is passed
+render() and command() are all the file system calls. The session is passed
 in (a factory of sessions), so this runs without a kernel in tests.
 """
 import contextlib
@@ -11,16 +11,11 @@ import logging
 import threading
 
 from . import commands as cmdlang
+from .errors import ErrnoError
 from .flows import DEFAULT_MAX_FLOWS, Filters, Snapshot
 from .report import FlowTexts, render
 
 log = logging.getLogger(__name__)
-
-
-class EntryError(Exception):
-    def __init__(self, errno_value, message):
-        super().__init__(message)
-        self.errno = errno_value
 
 
 @contextlib.contextmanager
@@ -60,13 +55,13 @@ class DropPacketEntry:
         return text.encode()
 
     def command(self, data: bytes):
-        """Run one write's batch; raises EntryError (and keeps the reason for the report)."""
+        """Run one write's batch; raises ErrnoError (and keeps the reason for the report)."""
         with self._lock:
             try:
                 batch = cmdlang.parse(data)
             except cmdlang.CommandError as e:
                 self._last_error = str(e)
-                raise EntryError(errno.EINVAL, str(e))
+                raise ErrnoError(errno.EINVAL, str(e))
             before = (self._session, self._filters, self._max_flows)
             try:
                 for command in batch:
@@ -76,7 +71,7 @@ class DropPacketEntry:
                 log.warning("command failed: %s", reason)
                 self._rollback(*before)
                 self._last_error = reason
-                raise EntryError(getattr(e, "errno", None) or errno.EIO, reason)
+                raise ErrnoError(getattr(e, "errno", None) or errno.EIO, reason)
             self._last_error = None
 
     def _rollback(self, session_before, filters_before, max_flows_before):

@@ -20,7 +20,7 @@ class Flow:
     def __post_init__(self):
         # sort_key orders as (protocol, IP version, saddr, sport, daddr, dport)
         # would, as one bytes: sorting and hashing 10,000 flows run in C. Made
-        # once per Flow: the tracer keeps a Flow per kernel key across reads.
+        # once per Flow: tables.Decoder keeps a Flow per kernel key across reads.
         sort_key = (bytes((self.protocol, self.saddr.version)) + self.saddr.packed + self.sport.to_bytes(2, "big")
                     + self.daddr.packed + self.dport.to_bytes(2, "big"))
         object.__setattr__(self, "sort_key", sort_key)

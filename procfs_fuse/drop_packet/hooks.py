@@ -1,77 +1,12 @@
-"""Hook planning: for each stage, an ordered list of attach candidates.
+"""Hook planning: for each stage, the first attach candidate that works.
 
-The first candidate the running kernel offers wins; the ones skipped before it
-are kept with the reason, so the report can say exactly what ran and why.
-Pure logic: availability is asked of a function passed in.
+The ones skipped before it are kept with the reason, so the report can say
+exactly what ran and why. Pure logic: availability is asked of a function
+passed in; the candidates are the stage table's (stages.py).
 """
 from dataclasses import dataclass, field
 
-from .stages import STAGES
-
-KPROBE, TRACEPOINT = "kprobe", "tracepoint"
-
-
-@dataclass(frozen=True)
-class Candidate:
-    kind: str      # KPROBE or TRACEPOINT
-    target: str    # kernel function, or "category:event"
-    function: str  # the stub in bpf/drop_packet.c
-    approximate: bool = False  # fires near, not in, the seed's function
-    record: bool = False  # a tracepoint stub that reads the event record (offsets from
-                          # its tracefs format), not the raw tracepoint's arguments
-
-    def describe(self):
-        return "%s %s" % (self.kind, self.target)
-
-
-# The classic module's kprobe first, then a tracepoint inside that function,
-# then a nearby tracepoint that approximates it (README: "How hooks fall back").
-CANDIDATES = {
-    "ETH_RECV": (
-        Candidate(KPROBE, "eth_type_trans", "dp_kp_eth_type_trans"),
-        # veth, loopback and non-NAPI drivers call eth_type_trans, then netif_rx
-        Candidate(TRACEPOINT, "net:netif_rx", "dp_tp_netif_rx", approximate=True),
-    ),
-    "GRO_RECV": (
-        Candidate(KPROBE, "napi_gro_receive", "dp_kp_napi_gro_receive"),
-        Candidate(TRACEPOINT, "net:napi_gro_receive_entry", "dp_tp_napi_gro_receive_entry"),
-    ),
-    "RECV_SKB": (
-        Candidate(KPROBE, "__netif_receive_skb_core", "dp_kp_netif_receive_skb_core"),
-        Candidate(TRACEPOINT, "net:netif_receive_skb", "dp_tp_netif_receive_skb"),
-    ),
-    # No tracepoint fires for every packet these functions take: tcp:tcp_probe
-    # skips handshakes and non-established sockets, and 6.x udp_recvmsg copies
-    # linear skbs without skb:skb_copy_datagram_iovec. Better "unavailable" than
-    # a count that looks like loss.
-    "TCP_V4_RCV": (
-        Candidate(KPROBE, "tcp_v4_rcv", "dp_kp_tcp_v4_rcv"),
-    ),
-    "UDP_RCV": (
-        Candidate(KPROBE, "udp_rcv", "dp_kp_udp_rcv"),
-    ),
-    "TCP_V6_RCV": (
-        Candidate(KPROBE, "tcp_v6_rcv", "dp_kp_tcp_v6_rcv"),
-    ),
-    "UDP_V6_RCV": (
-        Candidate(KPROBE, "udpv6_rcv", "dp_kp_udpv6_rcv"),
-    ),
-    "QUEUE_XMIT": (
-        Candidate(KPROBE, "dev_queue_xmit", "dp_kp_dev_queue_xmit"),
-        # since 5.19 dev_queue_xmit is an inline wrapper of __dev_queue_xmit
-        Candidate(KPROBE, "__dev_queue_xmit", "dp_kp_dev_queue_xmit"),
-        Candidate(TRACEPOINT, "net:net_dev_queue", "dp_tp_net_dev_queue"),
-    ),
-    "SEND_SKB": (
-        Candidate(TRACEPOINT, "net:net_dev_xmit", "dp_tp_net_dev_xmit"),
-    ),
-    "RETRANS": (
-        Candidate(TRACEPOINT, "tcp:tcp_retransmit_skb", "dp_tp_tcp_retransmit_skb", record=True),
-    ),
-    "DROPPED": (
-        Candidate(TRACEPOINT, "skb:kfree_skb", "dp_tp_kfree_skb", record=True),
-    ),
-}
+from .stages import TABLE, Candidate
 
 
 @dataclass(frozen=True)
@@ -90,21 +25,21 @@ class StageHook:
         return head
 
 
-def plan(why_unavailable):
+def plan(why_unavailable, table=TABLE):
     """One StageHook per stage, in stage order.
 
     why_unavailable(candidate) -> None if it is (or was just) attached, else a
     reason. The same walk previews a plan and performs an activation.
     """
     hooks = []
-    for stage in STAGES:
+    for stage in table:
         skipped = []
         chosen = None
-        for candidate in CANDIDATES[stage]:
+        for candidate in stage.candidates:
             why = why_unavailable(candidate)
             if why is None:
                 chosen = candidate
                 break
             skipped.append((candidate, why))
-        hooks.append(StageHook(stage, chosen, tuple(skipped)))
+        hooks.append(StageHook(stage.name, chosen, tuple(skipped)))
     return hooks

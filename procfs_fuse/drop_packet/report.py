@@ -7,25 +7,11 @@ from operator import itemgetter
 from .commands import FILTERS, MAX_FLOWS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
 from .reasons import hint
-from .stages import STAGES
-
-TCP, UDP = 6, 17
-# Stages that only some flows can reach: stage -> (IP version or None, protocol).
-STAGE_SCOPE = {"TCP_V4_RCV": (4, TCP), "UDP_RCV": (4, UDP), "TCP_V6_RCV": (6, TCP),
-               "UDP_V6_RCV": (6, UDP), "RETRANS": (None, TCP)}
-# The order a packet meets the stages when both ends are on this host.
-PATH_ORDER = ("QUEUE_XMIT", "SEND_SKB", "ETH_RECV", "GRO_RECV", "RECV_SKB",
-              "TCP_V4_RCV", "UDP_RCV", "TCP_V6_RCV", "UDP_V6_RCV")
-DROPPED = "DROPPED"
+from .stages import DROPPED, PATH_ORDER, TABLE
 
 
 def _setting(value):
     return "*" if value is None else str(value)
-
-
-def _applies(stage, flow):
-    version, protocol = STAGE_SCOPE.get(stage, (None, None))
-    return (version is None or version == flow.saddr.version) and (protocol is None or protocol == flow.protocol)
 
 
 def flow_header(flow):
@@ -90,7 +76,7 @@ class _StageLines:
     costs one format each, not one per stage: `cat` of 10,000 flows."""
 
     def __init__(self, flow, attached):
-        shown = [(i, stage) for i, stage in enumerate(STAGES) if _applies(stage, flow)]
+        shown = [(i, row.name) for i, row in enumerate(TABLE) if row.applies(flow)]
         cut = next((n + 1 for n, (_i, stage) in enumerate(shown) if stage == DROPPED), len(shown))
         measured = {stage: i for i, stage in shown if stage in attached}
         self.path = tuple(stage for stage in PATH_ORDER if stage in measured)

@@ -1,10 +1,110 @@
-"""Stage ids and names, read from the one shared header bpf/drop_packet.h."""
+"""THE stage table: one row per stage of bpf/drop_packet.h's enum dp_stage.
+
+A row says how the stage is hooked (its attach candidates, best first), where
+it sits on a packet's path, which flows can reach it, and which event-record
+fields its stub reads. Ids and the report's order come from the header (the
+one source C and Python share); a new stage is its enum line, its C stub and
+one row here. Everything else (hook plan, report, tests) derives from this.
+"""
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional, Tuple
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 SHARED_HEADER = BPF_DIR / "drop_packet.h"
 PROGRAM = BPF_DIR / "drop_packet.c"
+
+KPROBE, TRACEPOINT = "kprobe", "tracepoint"
+TCP, UDP = 6, 17
+
+
+@dataclass(frozen=True)
+class Record:
+    """Event-record fields a tracepoint stub reads, at offsets from the
+    event's tracefs format: -D PREFIX_FIELD=offset for each; an event that
+    lacks a needed field gets none, and its stub is not compiled."""
+    prefix: str
+    needed: Tuple[str, ...]
+    optional: Tuple[str, ...] = ()  # -1 where this kernel lacks them
+
+
+@dataclass(frozen=True)
+class Candidate:
+    kind: str      # KPROBE or TRACEPOINT
+    target: str    # kernel function, or "category:event"
+    function: str  # the stub in bpf/drop_packet.c
+    approximate: bool = False  # fires near, not in, the seed's function
+    record: Optional[Record] = None  # a tracepoint stub that reads the event record,
+                                     # not the raw tracepoint's arguments
+
+    def describe(self):
+        return "%s %s" % (self.kind, self.target)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    candidates: Tuple[Candidate, ...]
+    path: Optional[int] = None  # order a packet meets it when both ends are on this
+                                # host (send, then receive); None: an event, not a place
+    version: Optional[int] = None   # the only IP version that reaches it, if one
+    protocol: Optional[int] = None  # the only IP protocol that reaches it, if one
+
+    def applies(self, flow):
+        return ((self.version is None or self.version == flow.saddr.version)
+                and (self.protocol is None or self.protocol == flow.protocol))
+
+
+def kprobe(function, stub):
+    return Candidate(KPROBE, function, stub)
+
+
+def tracepoint(event, stub, **kw):
+    return Candidate(TRACEPOINT, event, stub, **kw)
+
+
+# The classic module's kprobe first, then a tracepoint inside that function,
+# then a nearby tracepoint that approximates it (README: "How hooks fall back").
+# TCP_V4_RCV .. UDP_V6_RCV have no tracepoint that fires for every packet they
+# take: tcp:tcp_probe skips handshakes and non-established sockets, and 6.x
+# udp_recvmsg copies linear skbs without skb:skb_copy_datagram_iovec. Better
+# "unavailable" than a count that looks like loss.
+ROWS = (
+    Stage("ETH_RECV", path=2, candidates=(
+        kprobe("eth_type_trans", "dp_kp_eth_type_trans"),
+        # veth, loopback and non-NAPI drivers call eth_type_trans, then netif_rx
+        tracepoint("net:netif_rx", "dp_tp_netif_rx", approximate=True))),
+    Stage("GRO_RECV", path=3, candidates=(
+        kprobe("napi_gro_receive", "dp_kp_napi_gro_receive"),
+        tracepoint("net:napi_gro_receive_entry", "dp_tp_napi_gro_receive_entry"))),
+    Stage("RECV_SKB", path=4, candidates=(
+        kprobe("__netif_receive_skb_core", "dp_kp_netif_receive_skb_core"),
+        tracepoint("net:netif_receive_skb", "dp_tp_netif_receive_skb"))),
+    Stage("TCP_V4_RCV", path=5, version=4, protocol=TCP, candidates=(
+        kprobe("tcp_v4_rcv", "dp_kp_tcp_v4_rcv"),)),
+    Stage("UDP_RCV", path=6, version=4, protocol=UDP, candidates=(
+        kprobe("udp_rcv", "dp_kp_udp_rcv"),)),
+    Stage("TCP_V6_RCV", path=7, version=6, protocol=TCP, candidates=(
+        kprobe("tcp_v6_rcv", "dp_kp_tcp_v6_rcv"),)),
+    Stage("UDP_V6_RCV", path=8, version=6, protocol=UDP, candidates=(
+        kprobe("udpv6_rcv", "dp_kp_udpv6_rcv"),)),
+    Stage("QUEUE_XMIT", path=0, candidates=(
+        kprobe("dev_queue_xmit", "dp_kp_dev_queue_xmit"),
+        # since 5.19 dev_queue_xmit is an inline wrapper of __dev_queue_xmit
+        kprobe("__dev_queue_xmit", "dp_kp_dev_queue_xmit"),
+        tracepoint("net:net_dev_queue", "dp_tp_net_dev_queue"))),
+    Stage("SEND_SKB", path=1, candidates=(
+        tracepoint("net:net_dev_xmit", "dp_tp_net_dev_xmit"),)),
+    Stage("RETRANS", protocol=TCP, candidates=(
+        tracepoint("tcp:tcp_retransmit_skb", "dp_tp_tcp_retransmit_skb",
+                   record=Record("DP_RETRANS", ("sport", "dport", "saddr", "daddr"),
+                                 ("family", "saddr_v6", "daddr_v6"))),)),
+    Stage("DROPPED", candidates=(
+        tracepoint("skb:kfree_skb", "dp_tp_kfree_skb",
+                   record=Record("DP_KFREE_SKB", ("skbaddr", "location"), ("reason",))),)),
+)
+DROPPED = "DROPPED"
 
 _ENUM = re.compile(r"enum dp_stage \{(.*?)\};", re.S)
 _ENUMERATOR = re.compile(r"DP_STAGE_(\w+)\s*=\s*(\d+)")
@@ -25,4 +125,20 @@ def parse_stages(header_text):
     return tuple(name for _, name in pairs)
 
 
-STAGES = parse_stages(SHARED_HEADER.read_text())
+def order_rows(names, rows):
+    """The rows in the header's id order; each header stage needs exactly one
+    row and each row a header stage."""
+    by_name = {row.name: row for row in rows}
+    if len(by_name) != len(rows) or set(by_name) != set(names):
+        raise ValueError("stage rows %s do not match the header's stages %s" % (sorted(by_name), sorted(names)))
+    paths = sorted(row.path for row in rows if row.path is not None)
+    if paths != list(range(len(paths))):
+        raise ValueError("path positions are not 0..n-1")
+    return tuple(by_name[name] for name in names)
+
+
+STAGES = parse_stages(SHARED_HEADER.read_text())  # names in id (report) order
+TABLE = order_rows(STAGES, ROWS)                  # their rows, in the same order
+BY_NAME = {row.name: row for row in TABLE}
+PATH_ORDER = tuple(row.name for row in sorted((r for r in TABLE if r.path is not None), key=lambda r: r.path))
+RECORDS = {c.target: c.record for row in TABLE for c in row.candidates if c.record}  # event -> Record

@@ -1,20 +1,33 @@
-"""A real FUSE mount driven from the shell, over a fake tracer."""
+"""A real FUSE mount driven from the shell, over a fake session."""
 import errno
 import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.fakes import FAIL_ACTIVATION_PORT, FAIL_READ_PORT
-from tests.mounts import ENTRY, sh, start_fake_daemon, unmount
-from tests.unit.test_properties import batches_without_injection
+from tests.support.mounts import ENTRY, sh, start_fake_daemon, unmount
+from tests.support.strategies import batches
 
 pytestmark = pytest.mark.root
+FAIL_ACTIVATION_PORT, FAIL_READ_PORT = 9, 13  # the fake daemon's injected failures
 
 
 @pytest.fixture(scope="module")
 def mnt(tmp_path_factory):
     base = tmp_path_factory.mktemp("fuse")
+    mountpoint = base / "mnt"
+    mountpoint.mkdir()
+    process = start_fake_daemon(mountpoint, base / "daemon.log", "--fail-activation-port", FAIL_ACTIVATION_PORT,
+                                "--fail-read-port", FAIL_READ_PORT)
+    yield mountpoint
+    unmount(mountpoint, process)
+    assert process.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def plain_mnt(tmp_path_factory):
+    """A mount whose fake session fails nowhere: any bytes may be written."""
+    base = tmp_path_factory.mktemp("fuse-plain")
     mountpoint = base / "mnt"
     mountpoint.mkdir()
     process = start_fake_daemon(mountpoint, base / "daemon.log")
@@ -132,8 +145,9 @@ def test_direct_io_reads_past_st_size(f):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(batches_without_injection)
-def test_a_sample_of_any_bytes_through_the_mount_is_success_or_einval(f, data):
+@given(batches)
+def test_a_sample_of_any_bytes_through_the_mount_is_success_or_einval(plain_mnt, data):
+    f = plain_mnt / ENTRY
     before = sh("head -n 7 %s" % f).stdout  # the settings, without last-error
     fd = os.open(f, os.O_WRONLY)
     try:

@@ -3,7 +3,8 @@ with the exact count, reason and place."""
 import pytest
 
 from tests.kernel.conftest import report, send_udp, write
-from tests.mounts import flow_header
+from tests.support.mounts import flow_header
+from tests.support.netns import QUIET_SECONDS
 
 pytestmark = pytest.mark.root
 
@@ -67,9 +68,9 @@ def test_a_tiny_qdisc_drops_between_queue_xmit_and_send_skb(f, hosts):
     total = 500
     hosts.run(hosts.a, "tc qdisc add dev %s root tbf rate 1mbit burst 2kb limit 3kb" % hosts.a_dev)
     write(f, "activate")
-    receiver = hosts.start_peer(hosts.b, "udp-recv", 7784, total, 2)
+    receiver = hosts.start_peer(hosts.b, "udp-recv", 7784, total, QUIET_SECONDS)
     hosts.finish(hosts.start_peer(hosts.a, "udp-send", hosts.B_ADDR, 7784, total, 40040))
-    received = int(hosts.finish(receiver))
+    received = int(hosts.finish(receiver, say="sender done\n"))
     flow = report(f)["flows"][flow_header("UDP", hosts.A_ADDR, 40040, hosts.B_ADDR, 7784)]
     stages = flow["stages"]
     assert 0 < received < total

@@ -14,7 +14,7 @@ import pytest
 
 from tests.kernel.conftest import (REPO, daemon_pid, our_bpf_objects, report, send_udp,
                                    wait_no_bpf_objects, write)
-from tests.mounts import ENTRY, flow_header, is_mounted, parse_report, sh, wait_for
+from tests.support.mounts import ENTRY, flow_header, is_mounted, parse_report, sh, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -86,22 +86,23 @@ def test_kill_9_leaves_nothing_in_the_kernel_and_mount_sh_recovers(scratch_mount
 
 def test_activation_failing_part_way_detaches_what_it_attached(monkeypatch):
     """All or nothing: a failure after some hooks attached leaves none of ours."""
-    from procfs_fuse.drop_packet import tracer
+    from procfs_fuse.drop_packet import activation
     from procfs_fuse.drop_packet.flows import Filters
+    from procfs_fuse.drop_packet.session import BccSession
 
-    real_attach, attached = tracer.BccSession._attach, []
+    real_attach, attached = activation.try_attach, []
 
-    def attach_then_fail(self, candidate):
+    def attach_then_fail(bpf, candidate):
         if len(attached) == 3:
             raise RuntimeError("injected failure after 3 hooks")
-        reason = real_attach(self, candidate)
+        reason = real_attach(bpf, candidate)
         if reason is None:
             attached.append(candidate)
         return reason
 
-    monkeypatch.setattr(tracer.BccSession, "_attach", attach_then_fail)
+    monkeypatch.setattr(activation, "try_attach", attach_then_fail)
     with pytest.raises(RuntimeError, match="injected"):
-        tracer.BccSession(Filters())
+        BccSession(Filters())
     assert len(attached) == 3
     wait_no_bpf_objects()
 

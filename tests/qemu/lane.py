@@ -13,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,6 +23,9 @@ PACKAGES = ["qemu-system-x86", "linux-image-amd64", "linux-headers-amd64", "busy
 # What the initramfs needs to reach the host's root: virtio PCI, 9p over virtio, overlayfs.
 BOOT_MODULES = ["virtio_pci", "9pnet_virtio", "9p", "overlay"]
 MARKER = re.compile(r"DP-GUEST-RC=(\d+)")
+# Bounds a hung guest, far above a run's time (5 min here, 17 under a busy
+# host): CI's 90 minutes must never be spent waiting on it.
+LANE_TIMEOUT = 45 * 60
 
 
 def install():
@@ -29,7 +34,7 @@ def install():
     if missing:
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends"] + missing,
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "--no-remove"] + missing,
                        check=True, env=env, stdout=subprocess.DEVNULL)
 
 
@@ -102,16 +107,31 @@ def main():
         "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
         "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
     ]
+    started = time.monotonic()
     guest = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                              text=True, errors="replace")
+    timed_out = threading.Event()
+
+    def end_hung_guest():
+        timed_out.set()
+        guest.kill()  # its output ends, and so does the loop below
+
+    watchdog = threading.Timer(LANE_TIMEOUT, end_hung_guest)
+    watchdog.start()
     result = None
-    for line in guest.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        found = MARKER.search(line)
-        if found:
-            result = int(found.group(1))
-    guest.wait()
+    try:
+        for line in guest.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            found = MARKER.search(line)
+            if found:
+                result = int(found.group(1))
+        guest.wait()
+    finally:
+        watchdog.cancel()
+    print("lane: %.0f s wall time" % (time.monotonic() - started), flush=True)
+    if timed_out.is_set():
+        sys.exit("lane: FAILED: the guest ran past %d s and was ended" % LANE_TIMEOUT)
     if result is None:
         sys.exit("lane: the guest ended without a test result")
     sys.exit(result)

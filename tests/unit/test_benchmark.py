@@ -1,7 +1,7 @@
 """The overhead benchmark's statistics, on canned ratios."""
 import math
 
-from benchmarks.overhead import median_interval, middle
+from benchmarks.stats import median_interval, middle
 
 
 def test_the_interval_of_a_median_is_the_sign_tests():

@@ -1,42 +1,49 @@
-"""The entry's state machine, with a fake tracer session."""
+"""The entry's state machine, with a fake session."""
 import errno
 
 import pytest
 
-from procfs_fuse.drop_packet.controller import DropPacketEntry, EntryError
-from tests.fakes import FAIL_ACTIVATION_PORT, FAIL_READ_PORT, FLOW, FakeSession
+from procfs_fuse.drop_packet.controller import DropPacketEntry
+from procfs_fuse.drop_packet.errors import ErrnoError
+from tests.support.fakes import FLOW, FakeSessions
+
+FAIL_ACTIVATION_PORT, FAIL_READ_PORT = 9, 13
 
 
 @pytest.fixture
-def entry():
-    FakeSession.opened = []
-    return DropPacketEntry(FakeSession)
+def sessions():
+    return FakeSessions(fail_activation_port=FAIL_ACTIVATION_PORT, fail_read_port=FAIL_READ_PORT)
+
+
+@pytest.fixture
+def entry(sessions):
+    return DropPacketEntry(sessions)
 
 
 def report(entry):
     return entry.render().decode()
 
 
-def test_activate_deactivate_and_their_no_ops(entry):
+def test_activate_deactivate_and_their_no_ops(entry, sessions):
     entry.command(b"activate\n")
     entry.command(b"activate\n")  # no-op: still the one session
-    assert len(FakeSession.opened) == 1
+    assert len(sessions.opened) == 1
     assert "  activated: y\n" in report(entry)
     entry.command(b"deactivate\n")
     entry.command(b"deactivate\n")
-    assert FakeSession.opened[0].closed
+    assert sessions.opened[0].closed
     assert report(entry).startswith("settings:\n  activated: N\n")
 
 
-def test_deactivate_keeps_the_last_counters_and_activate_starts_from_zero(entry):
+def test_deactivate_keeps_the_last_counters_and_activate_starts_from_zero(entry, sessions):
     entry.command(b"activate")
-    FakeSession.opened[0].flows[FLOW][0] = 4242
+    sessions.opened[0].flows[FLOW][0] = 4242
     entry.command(b"deactivate")
     assert "    ETH_RECV: 4242\n" in report(entry)
     entry.command(b"clear")
     assert "flows: 0\n" in report(entry)
     entry.command(b"activate")
-    assert FakeSession.opened[1].flows[FLOW][0] == 1000  # a new session, new counters
+    assert sessions.opened[1].flows[FLOW][0] == 1000  # a new session, new counters
 
 
 def test_clear_while_active(entry):
@@ -44,10 +51,10 @@ def test_clear_while_active(entry):
     assert "flows: 0\n" in report(entry)
 
 
-def test_filters_reach_the_session_and_a_change_restarts_counting(entry):
+def test_filters_reach_the_session_and_a_change_restarts_counting(entry, sessions):
     entry.command(b"activate\n")
     entry.command(b"dest-port 7777\nsource-addr 198.18.0.1\n")
-    session = FakeSession.opened[0]
+    session = sessions.opened[0]
     assert session.filters.dest_port == 7777 and str(session.filters.source_addr) == "198.18.0.1"
     assert session.flows == {}
     text = report(entry)
@@ -56,16 +63,16 @@ def test_filters_reach_the_session_and_a_change_restarts_counting(entry):
     assert session.filters.dest_port is None and "  dest-port: *\n" in report(entry)
 
 
-def test_filters_set_while_inactive_apply_at_activation(entry):
+def test_filters_set_while_inactive_apply_at_activation(entry, sessions):
     entry.command(b"source-port 40000\nactivate\n")
-    assert FakeSession.opened[0].filters.source_port == 40000
+    assert sessions.opened[0].filters.source_port == 40000
 
 
 def test_bad_input_is_einval_changes_nothing_and_is_readable(entry):
     entry.command(b"activate\ndest-port 80\n")
     before = report(entry)
     for bad in (b"dest-port 1\nbogus\n", b"source-port 65536", b"\xff\xfe", b"x" * 5000):
-        with pytest.raises(EntryError) as raised:
+        with pytest.raises(ErrnoError) as raised:
             entry.command(bad)
         assert raised.value.errno == errno.EINVAL
     after = report(entry)
@@ -77,7 +84,7 @@ def test_bad_input_is_einval_changes_nothing_and_is_readable(entry):
 
 
 def test_failed_activation_reports_and_rolls_back_the_batch(entry):
-    with pytest.raises(EntryError) as raised:
+    with pytest.raises(ErrnoError) as raised:
         entry.command(b"dest-port %d\nactivate\n" % FAIL_ACTIVATION_PORT)
     assert raised.value.errno == errno.EOPNOTSUPP
     text = report(entry)
@@ -85,25 +92,25 @@ def test_failed_activation_reports_and_rolls_back_the_batch(entry):
     assert "  last-error: [Errno 95] injected activation failure\n" in text
 
 
-def test_a_batch_failing_after_activate_detaches_what_it_attached(entry):
+def test_a_batch_failing_after_activate_detaches_what_it_attached(entry, sessions):
     entry.command(b"source-port %d\n" % FAIL_READ_PORT)
-    with pytest.raises(EntryError):
+    with pytest.raises(ErrnoError):
         entry.command(b"activate\ndeactivate\n")  # deactivate reads the counters: raises
-    assert FakeSession.opened[0].closed
+    assert sessions.opened[0].closed
     assert "  activated: N\n" in report(entry)
 
 
-def test_close_detaches(entry):
+def test_close_detaches(entry, sessions):
     entry.command(b"activate")
     entry.close()
-    assert FakeSession.opened[0].closed
+    assert sessions.opened[0].closed
 
 
-def test_max_flows_applies_now_when_active_and_at_activation_otherwise(entry):
+def test_max_flows_applies_now_when_active_and_at_activation_otherwise(entry, sessions):
     entry.command(b"max-flows 100\nactivate\n")
-    assert FakeSession.opened[0].max_flows == 100
+    assert sessions.opened[0].max_flows == 100
     assert "  max-flows: 100\n" in report(entry) and "  flows: 1 of 100, evicted 0\n" in report(entry)
     entry.command(b"max-flows 5000\n")  # a map's size is fixed: a new session
-    assert FakeSession.opened[0].closed and FakeSession.opened[1].max_flows == 5000
+    assert sessions.opened[0].closed and sessions.opened[1].max_flows == 5000
     entry.command(b"max-flows\n")
-    assert FakeSession.opened[2].max_flows == 16384
+    assert sessions.opened[2].max_flows == 16384

@@ -1,19 +1,23 @@
+"""The stage table against the shared header and the C stubs, and hook
+planning over it. Expectations come from the table, not from positions."""
 import re
 
 import pytest
 
-from procfs_fuse.drop_packet.hooks import CANDIDATES, KPROBE, TRACEPOINT, plan
-from procfs_fuse.drop_packet.stages import PROGRAM, SHARED_HEADER, STAGES, parse_stages
+from procfs_fuse.drop_packet.hooks import plan
+from procfs_fuse.drop_packet.stages import (BY_NAME, KPROBE, PATH_ORDER, PROGRAM, SHARED_HEADER, STAGES, TABLE,
+                                            TRACEPOINT, Stage, order_rows, parse_stages)
 
 C_SOURCE = PROGRAM.read_text()
 # stub name -> the DP_STAGE_ it counts at
 STUB_STAGES = dict(re.findall(r"^int (dp_\w+)\([^)]*\)\n\{.*?DP_STAGE_(\w+)", C_SOURCE, re.S | re.M))
 
 
-def test_stages_come_from_the_shared_header():
-    assert STAGES == ("ETH_RECV", "GRO_RECV", "RECV_SKB", "TCP_V4_RCV", "UDP_RCV", "TCP_V6_RCV",
-                      "UDP_V6_RCV", "QUEUE_XMIT", "SEND_SKB", "RETRANS", "DROPPED")
+def test_the_table_has_one_row_per_header_stage_in_id_order():
     assert STAGES == parse_stages(SHARED_HEADER.read_text())
+    assert tuple(row.name for row in TABLE) == STAGES
+    # the classic module's five stages are there, by the names its users grep for
+    assert {"ETH_RECV", "GRO_RECV", "RECV_SKB", "TCP_V4_RCV", "UDP_RCV", "QUEUE_XMIT", "SEND_SKB"} <= set(STAGES)
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -26,34 +30,60 @@ def test_header_mistakes_are_caught(text, reason):
         parse_stages(text)
 
 
+def test_a_row_without_a_header_stage_or_a_stage_without_a_row_is_caught():
+    rows = (Stage("A", (), path=0), Stage("B", ()))
+    assert [r.name for r in order_rows(("B", "A"), rows)] == ["B", "A"]
+    with pytest.raises(ValueError, match="do not match"):
+        order_rows(("A",), rows)
+    with pytest.raises(ValueError, match="do not match"):
+        order_rows(("A", "B", "C"), rows)
+    with pytest.raises(ValueError, match="path positions"):
+        order_rows(("A", "B"), (Stage("A", (), path=1), Stage("B", ())))
+
+
 def test_every_stage_has_candidates_and_every_candidate_a_stub_for_its_stage():
-    assert tuple(CANDIDATES) == STAGES
-    for stage, candidates in CANDIDATES.items():
-        assert candidates
-        for candidate in candidates:
-            assert STUB_STAGES.get(candidate.function) == stage, candidate
+    for row in TABLE:
+        assert row.candidates, row.name
+        for candidate in row.candidates:
+            assert STUB_STAGES.get(candidate.function) == row.name, candidate
 
 
 def test_every_stub_is_some_candidate():
-    functions = {c.function for cs in CANDIDATES.values() for c in cs}
-    assert set(STUB_STAGES) == functions
+    assert set(STUB_STAGES) == {c.function for row in TABLE for c in row.candidates}
 
 
-def test_plan_prefers_kprobes_when_the_kernel_has_them():
+def test_a_stub_that_reads_its_record_is_compiled_only_with_its_offsets():
+    for row in TABLE:
+        for candidate in row.candidates:
+            if candidate.record:
+                before = C_SOURCE[:C_SOURCE.index("\nint %s(" % candidate.function)]
+                last_conditional = re.findall(r"^#(?:ifdef|ifndef|if|endif)\b.*$", before, re.M)[-1]
+                assert last_conditional == "#ifdef %s_%s" % (candidate.record.prefix,
+                                                             candidate.record.needed[0].upper()), candidate
+
+
+def test_the_path_is_send_then_receive_and_events_are_not_on_it():
+    assert PATH_ORDER[:2] == ("QUEUE_XMIT", "SEND_SKB")
+    assert set(PATH_ORDER) == {row.name for row in TABLE if row.path is not None}
+    assert BY_NAME["RETRANS"].path is None and BY_NAME["DROPPED"].path is None
+
+
+def test_plan_prefers_the_first_candidate_when_the_kernel_has_everything():
     hooks = plan(lambda c: None)
-    assert [h.chosen.kind for h in hooks] == [KPROBE] * 8 + [TRACEPOINT] * 3
-    assert hooks[7].describe() == "kprobe dev_queue_xmit"
+    assert [h.chosen for h in hooks] == [row.candidates[0] for row in TABLE]
     assert all(not h.skipped for h in hooks)
-    assert hooks[0].describe() == "kprobe eth_type_trans"
+    assert {h.stage: h.describe() for h in hooks}["QUEUE_XMIT"] == "kprobe dev_queue_xmit"
 
 
 def test_plan_without_kprobes_falls_back_and_says_why():
     hooks = {h.stage: h for h in plan(lambda c: "kprobes not supported" if c.kind == KPROBE else None)}
+    for row in TABLE:
+        kprobes = [c for c in row.candidates if c.kind == KPROBE]
+        others = [c for c in row.candidates if c.kind != KPROBE]
+        assert hooks[row.name].chosen == (others[0] if others else None)
+        assert hooks[row.name].skipped == tuple((c, "kprobes not supported") for c in kprobes)
     assert hooks["ETH_RECV"].describe() == (
         "tracepoint net:netif_rx, approximate (kprobe eth_type_trans: kprobes not supported)")
-    assert hooks["RECV_SKB"].describe() == (
-        "tracepoint net:netif_receive_skb (kprobe __netif_receive_skb_core: kprobes not supported)")
-    assert hooks["TCP_V4_RCV"].chosen is None
     assert hooks["TCP_V4_RCV"].describe() == "unavailable (kprobe tcp_v4_rcv: kprobes not supported)"
     assert hooks["SEND_SKB"].describe() == "tracepoint net:net_dev_xmit"
 
@@ -61,24 +91,19 @@ def test_plan_without_kprobes_falls_back_and_says_why():
 def test_plan_with_nothing_available_lists_every_reason():
     hooks = plan(lambda c: "no such tracepoint" if c.kind == TRACEPOINT else "kprobes not supported")
     assert all(h.chosen is None for h in hooks)
-    assert hooks[1].describe() == ("unavailable (kprobe napi_gro_receive: kprobes not supported; "
-                                   "tracepoint net:napi_gro_receive_entry: no such tracepoint)")
+    assert {h.stage: h.describe() for h in hooks}["GRO_RECV"] == (
+        "unavailable (kprobe napi_gro_receive: kprobes not supported; "
+        "tracepoint net:napi_gro_receive_entry: no such tracepoint)")
 
 
 def test_a_failed_attach_moves_on_to_the_next_candidate():
     tried = []
+    first, second = BY_NAME["ETH_RECV"].candidates[:2]
 
     def attach(candidate):
-        tried.append(candidate.target)
-        return "attach failed: EPERM" if candidate.target == "eth_type_trans" else None
+        tried.append(candidate)
+        return "attach failed: EPERM" if candidate == first else None
 
-    hooks = plan(attach)
-    assert hooks[0].chosen.target == "net:netif_rx"
-    assert tried[:2] == ["eth_type_trans", "net:netif_rx"]
-
-
-def test_report_orders_name_only_real_stages():
-    from procfs_fuse.drop_packet.report import PATH_ORDER, STAGE_SCOPE
-    assert set(STAGE_SCOPE) <= set(STAGES)
-    # every stage a packet passes is in the path order; the event counters are not
-    assert set(PATH_ORDER) == set(STAGES) - {"RETRANS", "DROPPED"}
+    hooks = {h.stage: h for h in plan(attach)}
+    assert hooks["ETH_RECV"].chosen == second
+    assert tried[:2] == [first, second]

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from procfs_fuse.drop_packet.hooks import CANDIDATES
+from procfs_fuse.drop_packet.stages import BY_NAME
 from procfs_fuse.kernel import headers
 from procfs_fuse.kernel.ksyms import KernelSymbols, Symbolizer, text_symbols
 from procfs_fuse.kernel.tracefs import KernelHooks
@@ -49,17 +49,17 @@ def _fake_kernel(tmp_path, tracepoints, kprobes):
 
 def test_availability_on_a_kernel_without_kprobes(tmp_path):
     kernel = _fake_kernel(tmp_path, ["net:netif_rx"], kprobes=False)
-    eth_kprobe, eth_tp = CANDIDATES["ETH_RECV"]
+    eth_kprobe, eth_tp = BY_NAME["ETH_RECV"].candidates
     assert kernel.why_unavailable(eth_kprobe) == "kprobes not supported"
     assert kernel.why_unavailable(eth_tp) is None
-    assert kernel.why_unavailable(CANDIDATES["SEND_SKB"][0]) == "no such tracepoint"
+    assert kernel.why_unavailable(BY_NAME["SEND_SKB"].candidates[0]) == "no such tracepoint"
 
 
 def test_availability_on_a_kernel_with_kprobes(tmp_path):
     kernel = _fake_kernel(tmp_path, [], kprobes=True)
-    assert kernel.why_unavailable(CANDIDATES["ETH_RECV"][0]) is None
-    assert kernel.why_unavailable(CANDIDATES["RECV_SKB"][0]) is None
-    assert kernel.why_unavailable(CANDIDATES["TCP_V4_RCV"][0]) == "no such function"
+    assert kernel.why_unavailable(BY_NAME["ETH_RECV"].candidates[0]) is None
+    assert kernel.why_unavailable(BY_NAME["RECV_SKB"].candidates[0]) is None
+    assert kernel.why_unavailable(BY_NAME["TCP_V4_RCV"].candidates[0]) == "no such function"
 
 
 def test_generic_headers_newest_pair_merged_into_one_tree(tmp_path):

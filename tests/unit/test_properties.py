@@ -5,23 +5,11 @@ import errno
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.commands import ACTIONS, FILTERS, MAX_FLOWS, CommandError, parse
-from procfs_fuse.drop_packet.controller import DropPacketEntry, EntryError
-from tests.fakes import FakeSession
-
-WORDS = list(ACTIONS) + list(FILTERS) + [MAX_FLOWS]
-# lines that look like commands, so that the search reaches deep into the parser
-command_lines = st.builds(
-    lambda word, arg: (word + " " + arg).strip(),
-    st.sampled_from(WORDS),
-    st.one_of(st.just(""), st.just("*"), st.integers(-5, 2_000_000).map(str),
-              st.ip_addresses().map(str), st.text(max_size=12)))
-batches = st.one_of(
-    st.binary(max_size=5000),
-    st.lists(command_lines, max_size=6).map(lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass")),
-)
-# without the fake tracer's injected failures (ports 9 and 13)
-batches_without_injection = batches.filter(lambda data: b"9" not in data and b"13" not in data)
+from procfs_fuse.drop_packet.commands import CommandError, parse
+from procfs_fuse.drop_packet.controller import DropPacketEntry
+from procfs_fuse.drop_packet.errors import ErrnoError
+from tests.support.fakes import FakeSessions
+from tests.support.strategies import WORDS, batches
 
 
 def settings_lines(entry):
@@ -40,13 +28,13 @@ def test_parse_succeeds_or_raises_command_error(data):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(batches_without_injection, min_size=1, max_size=4))
+@given(st.lists(batches, min_size=1, max_size=4))
 def test_a_rejected_write_changes_no_setting(writes):
-    entry = DropPacketEntry(FakeSession)
+    entry = DropPacketEntry(FakeSessions())  # no injected failures: every byte is tried
     for data in writes:
         before = settings_lines(entry)
         try:
             entry.command(data)
-        except EntryError as e:
+        except ErrnoError as e:
             assert e.errno == errno.EINVAL
             assert settings_lines(entry) == before

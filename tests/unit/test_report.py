@@ -5,10 +5,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Snapshot, TableUse
-from procfs_fuse.drop_packet.hooks import CANDIDATES, StageHook
+from procfs_fuse.drop_packet.hooks import StageHook
 from procfs_fuse.drop_packet.reasons import HINT_PREFIXES, HINTS
 from procfs_fuse.drop_packet.report import FlowTexts, render, verdict
-from procfs_fuse.drop_packet.stages import STAGES
+from procfs_fuse.drop_packet.stages import KPROBE, STAGES, TABLE
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
 
@@ -16,10 +16,10 @@ A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
 def hooks_without_kprobes():
     """As on this project's kernel: no kprobes, tracepoint fallbacks."""
     hooks = []
-    for stage, candidates in CANDIDATES.items():
-        kprobes = [c for c in candidates if c.kind == "kprobe"]
-        others = [c for c in candidates if c.kind != "kprobe"]
-        hooks.append(StageHook(stage, others[0] if others else None,
+    for stage in TABLE:
+        kprobes = [c for c in stage.candidates if c.kind == KPROBE]
+        others = [c for c in stage.candidates if c.kind != KPROBE]
+        hooks.append(StageHook(stage.name, others[0] if others else None,
                                tuple((c, "kprobes not supported") for c in kprobes)))
     return hooks
 

@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.mounts import sh
+from tests.support.mounts import sh
 
 PEER = str(Path(__file__).parent / "peer.py")
+HANG_SECONDS = 600  # only bounds a hang; a healthy peer ends long before
+QUIET_SECONDS = 2  # after the sender is done: how long a receiver waits for stragglers
 
 
 class Hosts:
@@ -69,7 +71,7 @@ class Hosts:
         return process
 
     @staticmethod
-    def finish(process, timeout=60, say=None):
+    def finish(process, timeout=HANG_SECONDS, say=None):
         """Wait for a peer (telling it `say` on stdin first); its last printed line."""
         out, err = process.communicate(input=say, timeout=timeout)
         assert process.returncode == 0, err

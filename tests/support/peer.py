@@ -1,6 +1,7 @@
 """Traffic ends run inside the test namespaces: `ip netns exec NS python peer.py MODE ...`.
 
-  udp-recv PORT N IDLE              print how many datagrams arrived (stops at N, or IDLE s of quiet)
+  udp-recv PORT N QUIET             print how many datagrams arrived: stops at N, or, once a
+                                    line on stdin said the sender is done, at QUIET s of quiet
   udp-hold PORT                     a tiny receive buffer, never read until a line on stdin;
                                     then print how many datagrams were queued
   udp-send DST PORT N SPORT [SIZE [IPOPTS]]
@@ -14,10 +15,12 @@
                                     vary; from SPORT, else an ephemeral port)
 Every mode prints "ready" once its socket is set up.
 """
+import select
 import socket
 import sys
 
 SO_RCVBUFFORCE = 33  # linux/socket.h; not exported by Python's socket module
+HANG_SECONDS = 600  # only bounds a hang: a peer waiting this long has lost its other end
 
 
 def ready():
@@ -36,8 +39,8 @@ def udp_socket(port, rcvbuf):
     return s
 
 
-def drain(s, idle):
-    got = 0
+def drain(s, idle, got=0):
+    """Counts datagrams on from got until IDLE s of quiet (0: until none is queued)."""
     if idle:
         s.settimeout(idle)
     try:
@@ -49,13 +52,25 @@ def drain(s, idle):
         return
 
 
-def udp_recv(port, count, idle):
+def udp_recv(port, count, quiet):
+    """No clock runs until the sender is done: on a slow or busy machine its
+    start-up may take longer than any quiet time."""
     s = udp_socket(port, 16 << 20)  # no drops at the socket
+    s.setblocking(False)
     ready()
-    got = 0
-    for got in drain(s, idle):
-        if got == count:
+    got, sender_done = 0, False
+    while got < count:
+        waiting = [s] if sender_done else [s, sys.stdin]
+        readable, _, _ = select.select(waiting, [], [], quiet if sender_done else HANG_SECONDS)
+        if not readable:
             break
+        if sys.stdin in readable:
+            sys.stdin.readline()
+            sender_done = True
+        if s in readable:
+            for got in drain(s, 0, got):
+                if got == count:
+                    break
     print(got, flush=True)
 
 

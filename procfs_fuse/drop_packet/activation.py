@@ -1,0 +1,212 @@
+"""Activation: compile bpf/drop_packet.c for the running kernel (BTF offsets,
+event-record offsets, kfunc patch), attach the hook plan, detach it.
+
+The one place that knows every attach kind both ways (attach and detach) and
+what an empty program on each looks like (the benchmark's floor).
+"""
+import errno
+import logging
+from dataclasses import dataclass
+
+from ..kernel import headers, kfunc, tracefs
+from ..kernel.btf import BTF
+from . import hooks as hookplan
+from . import reasons
+from .errors import ErrnoError
+from .flows import DEFAULT_MAX_FLOWS
+from .stages import BPF_DIR, KPROBE, PROGRAM, RECORDS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_DROPS = 4096
+
+# -D name -> (struct sk_buff member, its size in bytes): what dp_parse reads.
+SKB_MEMBERS = {
+    "DP_SKB_HEAD": ("head", 8),
+    "DP_SKB_DATA": ("data", 8),
+    "DP_SKB_NETWORK_HEADER": ("network_header", 2),
+    "DP_SKB_PROTOCOL": ("protocol", 2),
+}
+MAX_SKB_WINDOW = 128  # bytes dp_parse reads from an sk_buff at once, on its stack
+
+
+def skb_cflags(btf):
+    """-D flags with the running kernel's sk_buff offsets and the window that
+    spans them; checks the sizes."""
+    flags, spans = [], []
+    for macro, (member, size) in SKB_MEMBERS.items():
+        found = btf.struct_member("sk_buff", member)
+        if found.size != size:
+            raise ErrnoError(errno.EOPNOTSUPP, "sk_buff.%s is %d bytes, expected %d" % (member, found.size, size))
+        flags.append("-D%s=%d" % (macro, found.offset))
+        spans.append((found.offset, found.offset + size))
+    # 8-aligned, as sk_buff is: a stack copy of the window keeps each member
+    # naturally aligned, which older verifiers demand of stack loads
+    start, end = min(a for a, _ in spans) & ~7, max(b for _, b in spans)
+    length = (end - start + 7) & ~7
+    if length > MAX_SKB_WINDOW:
+        raise ErrnoError(errno.EOPNOTSUPP, "sk_buff members %d bytes apart" % (end - start))
+    return flags + ["-DDP_SKB_WINDOW_START=%d" % start, "-DDP_SKB_WINDOW_LEN=%d" % length]
+
+
+def record_formats():
+    """{event: its tracefs format text, or None} of every event a stub reads the record of."""
+    return {event: tracefs.event_format(event) for event in RECORDS}
+
+
+def record_cflags(formats, records=RECORDS):
+    """-D flags with record field offsets; formats: {event: format text or None}.
+    An event that is missing or lacks a needed field gets none: its stub is not compiled."""
+    flags = []
+    for event, record in records.items():
+        fields = tracefs.parse_fields(formats.get(event) or "")
+        if not all(name in fields for name in record.needed):
+            continue
+        for name in record.needed + record.optional:
+            flags.append("-D%s_%s=%d" % (record.prefix, name.upper(), fields.get(name, (-1, 0))[0]))
+    return flags
+
+
+def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=None, formats=None,
+                  direct_read=False):
+    """direct_read: the kernel takes bpf_rdonly_cast (kfunc.rdonly_cast_id)."""
+    btf = btf or BTF.from_file()
+    formats = record_formats() if formats is None else formats
+    direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % kfunc.PLACEHOLDER] if direct_read else []
+    return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops]
+            + skb_cflags(btf) + record_cflags(formats) + direct)
+
+
+@dataclass(frozen=True)
+class AttachKind:
+    """How BCC attaches a candidate's stub and detaches it, and the C of an
+    empty stub of that kind."""
+    attach: object   # (bpf, target bytes, function bytes)
+    detach: object   # (bpf, target bytes)
+    context: str     # the stub's argument type
+    target: object = lambda candidate: candidate.target  # what BCC names the attach point by
+
+
+ATTACH_KINDS = {
+    "kprobe": AttachKind(lambda bpf, t, fn: bpf.attach_kprobe(event=t, fn_name=fn),
+                         lambda bpf, t: bpf.detach_kprobe(event=t), "struct pt_regs *"),
+    # a stub that reads the event record
+    "tracepoint": AttachKind(lambda bpf, t, fn: bpf.attach_tracepoint(tp=t, fn_name=fn),
+                             lambda bpf, t: bpf.detach_tracepoint(tp=t), "void *"),
+    # cheaper: no event record is copied; BCC names it by the event alone
+    "raw_tracepoint": AttachKind(lambda bpf, t, fn: bpf.attach_raw_tracepoint(tp=t, fn_name=fn),
+                                 lambda bpf, t: bpf.detach_raw_tracepoint(tp=t),
+                                 "struct bpf_raw_tracepoint_args *", lambda c: c.target.split(":")[1]),
+}
+
+
+def attach_kind(candidate):
+    if candidate.kind == KPROBE:
+        return ATTACH_KINDS["kprobe"]
+    return ATTACH_KINDS["tracepoint" if candidate.record else "raw_tracepoint"]
+
+
+def attach(bpf, candidate, function=None):
+    """Attaches function (default: the candidate's stub) the way the candidate says."""
+    kind = attach_kind(candidate)
+    kind.attach(bpf, kind.target(candidate).encode(), (function or candidate.function).encode())
+
+
+def detach(bpf, candidate):
+    kind = attach_kind(candidate)
+    kind.detach(bpf, kind.target(candidate).encode())
+
+
+def empty_program(name, candidate):
+    """C of a program that does nothing, attachable where candidate's stub is."""
+    return "int %s(%sctx) { return 0; }" % (name, attach_kind(candidate).context)
+
+
+class Attachments:
+    """Functions of one loaded program and where they go: attached and
+    detached as a set, without compiling again (the benchmark's windows)."""
+
+    def __init__(self, bpf, pairs):
+        self.bpf, self.pairs = bpf, list(pairs)  # [(Candidate, function name)]
+
+    def attach_all(self):
+        for candidate, function in self.pairs:
+            attach(self.bpf, candidate, function)
+
+    def detach_all(self):
+        for candidate, _function in self.pairs:
+            detach(self.bpf, candidate)
+
+
+def import_bcc():
+    try:
+        from bcc import BPF  # Debian's python3-bpfcc; never PyPI's "bcc"
+    except ImportError as e:
+        raise ErrnoError(errno.EOPNOTSUPP, "BCC is not importable (%s): run mount.sh" % e)
+    return BPF
+
+
+def try_attach(bpf, candidate):
+    """None if attached, else why not: a failed attach moves on to the next candidate."""
+    try:
+        attach(bpf, candidate)
+    except Exception as e:  # BCC raises plain Exception on attach failure
+        log.warning("attach %s failed: %s", candidate.describe(), e)
+        return "attach failed: %s" % e
+    return None
+
+
+class Activation:
+    """The program compiled for this kernel, then attached by the hook plan.
+    close() detaches everything and frees the program and its maps."""
+
+    def __init__(self, max_flows=DEFAULT_MAX_FLOWS, extra_cflags=()):
+        BPF = import_bcc()
+        tracefs.ensure_mounted()
+        headers.point_bcc_at_headers()
+        btf = BTF.from_file()
+        formats = record_formats()
+        self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
+        self.bpf, self.hooks = None, None
+        rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
+        if why_not:
+            log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
+        try:
+            self.bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags(
+                max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast)) + list(extra_cflags))
+        except Exception as e:
+            raise ErrnoError(errno.EIO, "BPF compile failed: %s" % e)
+        if rdonly_cast:
+            try:
+                kfunc.patch_module(self.bpf, rdonly_cast)
+            except BaseException:
+                self.close()
+                raise
+
+    def attach(self):
+        """Attaches the plan's first working candidate of each stage; fails
+        (having detached all) when no stage attaches at all."""
+        kernel = tracefs.KernelHooks()
+        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or try_attach(self.bpf, c))
+        if not any(h.chosen for h in self.hooks):
+            self.close()
+            raise ErrnoError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
+                "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
+
+    def attachments(self):
+        """The attached stubs as an Attachments set."""
+        return Attachments(self.bpf, [(h.chosen, h.chosen.function) for h in self.hooks if h.chosen])
+
+    def close(self):
+        bpf, self.bpf = self.bpf, None
+        if bpf is not None:
+            bpf.cleanup()  # detaches every probe and closes program and map fds
+
+
+def generated_source(max_flows=DEFAULT_MAX_FLOWS):
+    """What BCC compiles, with the flags an activation here would use: for
+    `procfs_fuse bpf-source`."""
+    btf = BTF.from_file()
+    rdonly_cast, _why_not = kfunc.rdonly_cast_id(btf)
+    flags = compile_flags(max_flows, btf=btf, direct_read=bool(rdonly_cast))
+    return "// cflags: %s\n%s" % (" ".join(flags), PROGRAM.read_text())

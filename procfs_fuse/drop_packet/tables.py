@@ -1,0 +1,178 @@
+"""The kernel's tables as plain data: batch reads of a map into bytes, then a
+Snapshot decoded from those bytes alone (slot and table merged, per-CPU sums,
+table use), so the decoding runs on canned bytes in tests."""
+import ctypes
+import errno
+import os
+import socket
+from dataclasses import dataclass
+from operator import add
+
+from . import reasons
+from .flows import Drop, Flow, Snapshot, TableUse, address_from_key
+from .stages import STAGES
+
+RAW_BATCH = 4096  # entries per BPF_MAP_LOOKUP_BATCH call
+
+TABLE_NAMES = ("flows", "slots", "drops", "inserted")  # dp_NAME; inserted: see enum dp_table
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """One map's entries: keys [bytes], values (every entry's value, entry
+    after entry; in a per-CPU map each value is cpus values in a row)."""
+    keys: list
+    values: bytes
+    capacity: int
+    cpus: int = 1
+
+
+def bcc_lib():
+    from bcc import lib
+    return lib
+
+
+def read_raw(table, lib=None):
+    """A RawTable of a BCC table, read in batches without a Python object per
+    entry but its key (a `cat` of 10,000 flows), through buffers for one batch,
+    not for the table's capacity (a million flows: 200 MB)."""
+    lib = lib or bcc_lib()
+    key_size, value_size = ctypes.sizeof(table.Key), ctypes.sizeof(table.Leaf)
+    cpus = getattr(table, "total_cpu", 1) if hasattr(table, "sLeaf") else 1
+    batch = min(RAW_BATCH, table.max_entries)
+    keys = ctypes.create_string_buffer(key_size * batch)
+    values = ctypes.create_string_buffer(value_size * batch)
+    in_batch, out_batch, got = ctypes.c_uint32(0), ctypes.c_uint32(0), ctypes.c_uint32(0)
+    key_list, value_parts = [], []
+    while len(key_list) < table.max_entries:
+        got.value = batch
+        failed = lib.bpf_lookup_batch(table.map_fd, ctypes.byref(in_batch) if value_parts else None,
+                                      ctypes.byref(out_batch), keys, values, ctypes.byref(got))
+        error = ctypes.get_errno()
+        if failed and error != errno.ENOENT:
+            if value_parts:
+                raise OSError(error, "BPF_MAP_LOOKUP_BATCH: %s" % os.strerror(error))
+            entries = list(table.items())  # kernels without batch operations
+            return RawTable([bytes(k) for k, _ in entries], b"".join(bytes(v) for _, v in entries),
+                            table.max_entries, cpus)
+        batch_keys = ctypes.string_at(keys, key_size * got.value)
+        key_list += [batch_keys[i:i + key_size] for i in range(0, len(batch_keys), key_size)]
+        value_parts.append(ctypes.string_at(values, value_size * got.value))
+        in_batch.value = out_batch.value
+        if failed or not got.value:  # ENOENT: that batch was the last
+            break
+    return RawTable(key_list, b"".join(value_parts), table.max_entries, cpus)
+
+
+def clear(tables):
+    """Zeroes the tables of TABLE_NAMES ({name: BCC table})."""
+    for name in ("flows", "drops"):
+        table = tables[name]
+        try:
+            list(table.items_lookup_and_delete_batch())
+        except Exception:  # no batch operations: one key at a time
+            for key in list(table.keys()):
+                table.pop(key, None)  # LRU may have evicted it meanwhile
+    for name in ("slots", "inserted"):  # arrays: cleared to zero
+        tables[name].clear()
+
+
+def sum_over_cpus(values, count, cpus, width):
+    """Per entry, its width 64-bit counters summed over CPUs, from the raw values
+    of a per-CPU table (entry after entry, CPU after CPU): [tuple] * count.
+    Column by column, so the loops run in C."""
+    flat = memoryview(values).cast("B").cast("Q")
+    stride = cpus * width
+    columns = []
+    for i in range(width):
+        column = flat[i::stride]
+        for cpu in range(1, cpus):
+            column = map(add, column, flat[cpu * width + i::stride])
+        columns.append(column)
+    return list(zip(*columns)) if count else []
+
+
+def flow_from_key(key):
+    """The Flow of a dp_flow_key, or None for an unattributed packet (family 0)."""
+    if key.dp_family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    v6 = key.dp_family == socket.AF_INET6
+    return Flow(key.dp_protocol, address_from_key(v6, key.dp_saddr), key.dp_sport,
+                address_from_key(v6, key.dp_daddr), key.dp_dport)
+
+
+class Decoder:
+    """RawTables -> Snapshot. Keeps one Flow per kernel key and one decoded
+    drop site per drop key across reads (most of a big table is idle between
+    two `cat`s), the sites while the kernel's symbols stay."""
+
+    def __init__(self, flow_key, drop_key, slot, reason_names, symbols):
+        """flow_key, drop_key, slot: the ctypes layouts of struct dp_flow_key,
+        dp_drop_key and dp_slot (BCC's, from the compiled program); symbols:
+        a KernelSymbols (current() -> a Symbolizer)."""
+        self._flow_key, self._drop_key, self._slot = flow_key, drop_key, slot
+        self._reason_names, self._symbols = reason_names, symbols
+        self._flows_by_key, self._sites_by_key, self._sites_symbolized_by = {}, {}, None
+
+    def forget(self):
+        """After clear: the keys seen so far will not come back soon."""
+        self._flows_by_key.clear()
+        self._sites_by_key.clear()
+
+    def snapshot(self, flows, slots, drops, inserted):
+        """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
+        width = len(STAGES)
+        counts_by_flow = {}
+        for raw_key, counts in zip(flows.keys, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width)):
+            flow = self._flow(raw_key)
+            if flow is not None:
+                counts_by_flow[flow] = counts
+        in_table = len(counts_by_flow)
+        slots_held = 0
+        slot_size = ctypes.sizeof(self._slot)
+        for at in range(0, len(slots.values), slot_size):  # every slot of every CPU
+            slot = self._slot.from_buffer_copy(slots.values, at)
+            flow = self._flow(bytes(slot.dp_key))
+            if flow is not None:
+                slots_held += 1
+                counts_by_flow[flow] = tuple(map(add, counts_by_flow.get(flow, (0,) * width),
+                                                 slot.dp_counts.dp_packets))
+        site = self._drop_sites()
+        drop_list = tuple(Drop(*site(raw_key), n) for raw_key, (n,) in
+                          zip(drops.keys, sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1)))
+        ever = [n for (n,) in sum_over_cpus(inserted.values, len(inserted.keys), inserted.cpus, 1)]
+        ever += [0] * (2 - len(ever))
+        uses = (TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
+                TableUse("drops", len(drop_list), drops.capacity, max(0, ever[1] - len(drop_list))),
+                TableUse("slots", slots_held, slots.capacity * slots.cpus, 0))
+        if len(self._flows_by_key) > 2 * (in_table + slots.capacity * slots.cpus) + 1024:
+            self._flows_by_key.clear()  # keys of flows long evicted
+        if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
+            self._sites_by_key.clear()
+        return Snapshot(counts_by_flow, drop_list, uses)
+
+    def _flow(self, raw_key):
+        """The Flow of a dp_flow_key's bytes (None: unattributed)."""
+        try:
+            return self._flows_by_key[raw_key]
+        except KeyError:
+            flow = self._flows_by_key[raw_key] = flow_from_key(self._flow_key.from_buffer_copy(raw_key))
+            return flow
+
+    def _drop_sites(self):
+        """raw dp_drop_key -> (Flow, reason name, location)."""
+        symbols = self._symbols.current()
+        if symbols is not self._sites_symbolized_by:
+            self._sites_by_key.clear()
+            self._sites_symbolized_by = symbols
+
+        def site(raw_key):
+            try:
+                return self._sites_by_key[raw_key]
+            except KeyError:
+                key = self._drop_key.from_buffer_copy(raw_key)
+                found = self._sites_by_key[raw_key] = (
+                    self._flow(bytes(key.dp_flow)), reasons.reason_name(self._reason_names, key.dp_reason),
+                    symbols.symbolize(key.dp_location))
+                return found
+        return site

@@ -1,0 +1,165 @@
+"""Reading the kernel's tables: batch reads (and the fallback without them),
+per-CPU sums, and a Snapshot decoded from canned bytes alone: slots and the
+flow table merged, drops decoded, table use and evictions."""
+import ctypes
+import errno
+import ipaddress
+import struct
+
+import pytest
+
+from procfs_fuse.drop_packet.flows import Drop, Flow, TableUse
+from procfs_fuse.drop_packet.stages import STAGES
+from procfs_fuse.drop_packet.tables import Decoder, RawTable, read_raw, sum_over_cpus
+from procfs_fuse.drop_packet import tables
+from procfs_fuse.kernel.ksyms import Symbolizer
+from tests.support.layouts import Counts, DropKey, FlowKey, Slot, key_of
+
+ip = ipaddress.ip_address
+UDP_FLOW = Flow(17, ip("198.18.0.1"), 40000, ip("198.18.0.2"), 7777)
+TCP_FLOW = Flow(6, ip("2001:2::1"), 40001, ip("2001:2::2"), 8080)
+KALLSYMS = "ffffffff81000000 T udp_rcv\nffffffff81000100 T tcp_v4_rcv\n"
+CPUS = 2
+
+
+def test_per_cpu_values_are_summed_per_entry_and_counter():
+    # 2 entries x 3 CPUs x 2 counters, as a per-CPU table's batch read lays them out
+    values = struct.pack("<12Q", 1, 2, 10, 20, 100, 200,
+                         3, 4, 30, 40, 300, 400)
+    assert sum_over_cpus(values, 2, 3, 2) == [(111, 222), (333, 444)]
+    assert sum_over_cpus(struct.pack("<2Q", 5, 6), 1, 1, 2) == [(5, 6)]
+    assert sum_over_cpus(b"", 0, 2, 11) == []
+
+
+class BatchedMap:
+    """A hash map as BPF_MAP_LOOKUP_BATCH hands it out: at most the asked count
+    per call, from where the last call stopped, ENOENT with the last batch.
+    batches=False: a kernel without batch operations (EINVAL), read by items()."""
+    Key, Leaf = ctypes.c_uint64 * 5, ctypes.c_uint64 * 2
+    map_fd = 7
+
+    def __init__(self, count, max_entries, batches=True):
+        self.entries = [(self.Key(i, 0, 0, 0, i), self.Leaf(i, 2 * i)) for i in range(count)]
+        self.max_entries, self.calls, self.batches = max_entries, 0, batches
+
+    def bpf_lookup_batch(self, fd, in_batch, out_batch, keys, values, count):
+        self.calls += 1
+        if not self.batches:
+            ctypes.set_errno(errno.EINVAL)
+            return -1
+        start = in_batch._obj.value if in_batch is not None else 0
+        part = self.entries[start:start + count._obj.value]
+        for i, (key, value) in enumerate(part):
+            ctypes.memmove(ctypes.addressof(keys) + i * 40, key, 40)
+            ctypes.memmove(ctypes.addressof(values) + i * 16, value, 16)
+        count._obj.value, out_batch._obj.value = len(part), start + len(part)
+        if start + len(part) < len(self.entries):
+            return 0
+        ctypes.set_errno(errno.ENOENT)
+        return -1
+
+    def items(self):
+        return list(self.entries)
+
+
+@pytest.mark.parametrize("batches", [True, False])
+def test_a_table_is_read_whole_in_batches_through_buffers_for_one(batches):
+    for count, max_entries in ((10000, 20000), (4096, 4096), (0, 100), (5, 100)):
+        table = BatchedMap(count, max_entries, batches)
+        raw = read_raw(table, lib=table)
+        assert raw.keys == [bytes(k) for k, _ in table.entries]
+        assert raw.values == b"".join(bytes(v) for _, v in table.entries)
+        assert (raw.capacity, raw.cpus) == (max_entries, 1)
+        assert table.calls == (max(1, -(-count // min(tables.RAW_BATCH, max_entries))) if batches else 1)
+
+
+class Symbols:
+    """KernelSymbols as the decoder sees it: current() may be a new Symbolizer."""
+
+    def __init__(self, kallsyms_text):
+        self.symbolizer = Symbolizer(kallsyms_text)
+
+    def current(self):
+        return self.symbolizer
+
+
+def per_cpu(*cpu_counts):
+    """The bytes of one per-CPU dp_flow_counts value: one {stage: n} per CPU."""
+    return b"".join(bytes(Counts((ctypes.c_uint64 * len(STAGES))(*(c.get(s, 0) for s in STAGES))))
+                    for c in cpu_counts)
+
+
+def key_bytes(flow):
+    return bytes(key_of(str(flow.saddr), flow.sport, str(flow.daddr), flow.dport, flow.protocol))
+
+
+def slot_bytes(flow, counts):
+    slot = Slot(dp_key=key_of(str(flow.saddr), flow.sport, str(flow.daddr), flow.dport, flow.protocol)
+                if flow else FlowKey())
+    for stage, n in counts.items():
+        slot.dp_counts.dp_packets[STAGES.index(stage)] = n
+    return bytes(slot)
+
+
+def canned_tables(flow_capacity=100, drop_capacity=10, inserted=(3, 4)):
+    """UDP_FLOW in CPU 0's slot 5 and in the table (it met a taken slot on
+    CPU 1), TCP_FLOW in the table only, one unattributed drop."""
+    slots_per_cpu = 8
+    cpu0 = [slot_bytes(None, {})] * slots_per_cpu
+    cpu0[5] = slot_bytes(UDP_FLOW, {"SEND_SKB": 70, "DROPPED": 1})
+    cpu1 = [slot_bytes(None, {})] * slots_per_cpu
+    slot_values = b"".join(a + b for a, b in zip(cpu0, cpu1))  # slot after slot, CPU after CPU
+    flows = RawTable([key_bytes(UDP_FLOW), key_bytes(TCP_FLOW), bytes(FlowKey())],
+                     per_cpu({"SEND_SKB": 20}, {"SEND_SKB": 10}) + per_cpu({"RECV_SKB": 3}, {})
+                     + per_cpu({"RECV_SKB": 9}, {}),  # an all-zero key: unattributed, not a flow
+                     flow_capacity, CPUS)
+    udp_drop = DropKey(dp_flow=key_of("198.18.0.1", 40000, "198.18.0.2", 7777), dp_location=0xffffffff81000010,
+                       dp_reason=2)
+    unattributed = DropKey(dp_location=0xffffffff81000104, dp_reason=99)
+    drops = RawTable([bytes(udp_drop), bytes(unattributed)], struct.pack("<4Q", 1, 0, 0, 2), drop_capacity, CPUS)
+    inserted_table = RawTable([struct.pack("<I", 0), struct.pack("<I", 1)],
+                              struct.pack("<4Q", inserted[0], 0, 0, inserted[1]), 2, CPUS)
+    return (flows, RawTable(list(range(slots_per_cpu)), slot_values, slots_per_cpu, CPUS), drops, inserted_table)
+
+
+def decoder(symbols=None):
+    return Decoder(FlowKey, DropKey, Slot, {2: "NO_SOCKET"}, symbols or Symbols(KALLSYMS))
+
+
+def test_a_snapshot_merges_slots_and_table_and_says_how_full_each_is():
+    snapshot = decoder().snapshot(*canned_tables())
+    counts = {flow: dict((s, n) for s, n in zip(STAGES, c) if n) for flow, c in snapshot.flows.items()}
+    # slot (70 sent, 1 dropped) + table (20 + 10 sent, on two CPUs)
+    assert counts == {UDP_FLOW: {"SEND_SKB": 100, "DROPPED": 1}, TCP_FLOW: {"RECV_SKB": 3}}
+    assert sorted(snapshot.drops, key=lambda d: d.reason) == [
+        Drop(UDP_FLOW, "NO_SOCKET", "udp_rcv+0x10", 1), Drop(None, "REASON_99", "tcp_v4_rcv+0x4", 2)]
+    # held: flows in the table (not the unattributed key), drops, taken slots of every CPU;
+    # evicted: ever inserted - held
+    assert snapshot.tables == (TableUse("flows", 2, 100, 1), TableUse("drops", 2, 10, 2),
+                               TableUse("slots", 1, 16, 0))
+
+
+def test_evicted_is_never_negative():
+    # a clear racing a read can leave fewer inserted than held
+    assert decoder().snapshot(*canned_tables(inserted=(0, 0))).tables[:2] == (
+        TableUse("flows", 2, 100, 0), TableUse("drops", 2, 10, 0))
+
+
+def test_empty_tables_make_an_empty_snapshot():
+    empty = RawTable([], b"", 100, CPUS)
+    snapshot = decoder().snapshot(empty, RawTable([], b"", 8, CPUS), empty, RawTable([], b"", 2, CPUS))
+    assert snapshot.flows == {} and snapshot.drops == ()
+    assert snapshot.tables == (TableUse("flows", 0, 100, 0), TableUse("drops", 0, 100, 0),
+                               TableUse("slots", 0, 16, 0))
+
+
+def test_a_key_is_decoded_once_until_the_kernel_symbols_change():
+    symbols = Symbols(KALLSYMS)
+    decode = decoder(symbols)
+    first = decode.snapshot(*canned_tables())
+    again = decode.snapshot(*canned_tables())
+    assert [id(f) for f in first.flows] == [id(f) for f in again.flows]  # one Flow per key across reads
+    assert {d.location for d in again.drops} == {"udp_rcv+0x10", "tcp_v4_rcv+0x4"}
+    symbols.symbolizer = Symbolizer("ffffffff81000008 T udp_queue_rcv_skb\n")  # a module came or went
+    assert {d.location for d in decode.snapshot(*canned_tables()).drops} == {
+        "udp_queue_rcv_skb+0x8", "udp_queue_rcv_skb+0xfc"}
