@@ -5,8 +5,9 @@
 #ifndef DROP_PACKET_H
 #define DROP_PACKET_H
 
-/* Per-flow counters, in report order: the receive path, the send path, then
- * events that are not path stages. The report prints them in this order. */
+/* Per-flow counters: their index in dp_flow_counts. Python takes the names
+ * and ids from here; the report's order and each stage's hooks are its row
+ * in procfs_fuse/drop_packet/stages.py (a new stage goes at the end here). */
 enum dp_stage {
 	DP_STAGE_ETH_RECV = 0,
 	DP_STAGE_GRO_RECV = 1,

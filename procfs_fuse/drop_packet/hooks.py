@@ -26,7 +26,7 @@ class StageHook:
 
 
 def plan(why_unavailable, table=TABLE):
-    """One StageHook per stage, in stage order.
+    """One StageHook per stage, in the table's (the report's) order.
 
     why_unavailable(candidate) -> None if it is (or was just) attached, else a
     reason. The same walk previews a plan and performs an activation.

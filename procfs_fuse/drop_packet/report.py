@@ -76,7 +76,7 @@ class _StageLines:
     costs one format each, not one per stage: `cat` of 10,000 flows."""
 
     def __init__(self, flow, attached):
-        shown = [(i, row.name) for i, row in enumerate(TABLE) if row.applies(flow)]
+        shown = [(row.id, row.name) for row in TABLE if row.applies(flow)]
         cut = next((n + 1 for n, (_i, stage) in enumerate(shown) if stage == DROPPED), len(shown))
         measured = {stage: i for i, stage in shown if stage in attached}
         self.path = tuple(stage for stage in PATH_ORDER if stage in measured)

@@ -2,12 +2,12 @@
 
 A row says how the stage is hooked (its attach candidates, best first), where
 it sits on a packet's path, which flows can reach it, and which event-record
-fields its stub reads. Ids and the report's order come from the header (the
-one source C and Python share); a new stage is its enum line, its C stub and
-one row here. Everything else (hook plan, report, tests) derives from this.
+fields its stub reads; the rows' order is the report's. Ids come from the
+header (the one source C and Python share). A new stage is its enum line, its
+C stub and one row here; the hook plan, the report and the tests follow.
 """
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -16,6 +16,7 @@ SHARED_HEADER = BPF_DIR / "drop_packet.h"
 PROGRAM = BPF_DIR / "drop_packet.c"
 
 KPROBE, TRACEPOINT = "kprobe", "tracepoint"
+SEND, RECEIVE = "send", "receive"  # where on a packet's path a stage is
 TCP, UDP = 6, 17
 
 
@@ -46,10 +47,10 @@ class Candidate:
 class Stage:
     name: str
     candidates: Tuple[Candidate, ...]
-    path: Optional[int] = None  # order a packet meets it when both ends are on this
-                                # host (send, then receive); None: an event, not a place
+    path: Optional[str] = None  # SEND or RECEIVE; None: an event, not a place on the path
     version: Optional[int] = None   # the only IP version that reaches it, if one
     protocol: Optional[int] = None  # the only IP protocol that reaches it, if one
+    id: int = -1  # DP_STAGE_<name>, from the header: its counter's index
 
     def applies(self, flow):
         return ((self.version is None or self.version == flow.saddr.version)
@@ -71,30 +72,30 @@ def tracepoint(event, stub, **kw):
 # udp_recvmsg copies linear skbs without skb:skb_copy_datagram_iovec. Better
 # "unavailable" than a count that looks like loss.
 ROWS = (
-    Stage("ETH_RECV", path=2, candidates=(
+    Stage("ETH_RECV", path=RECEIVE, candidates=(
         kprobe("eth_type_trans", "dp_kp_eth_type_trans"),
         # veth, loopback and non-NAPI drivers call eth_type_trans, then netif_rx
         tracepoint("net:netif_rx", "dp_tp_netif_rx", approximate=True))),
-    Stage("GRO_RECV", path=3, candidates=(
+    Stage("GRO_RECV", path=RECEIVE, candidates=(
         kprobe("napi_gro_receive", "dp_kp_napi_gro_receive"),
         tracepoint("net:napi_gro_receive_entry", "dp_tp_napi_gro_receive_entry"))),
-    Stage("RECV_SKB", path=4, candidates=(
+    Stage("RECV_SKB", path=RECEIVE, candidates=(
         kprobe("__netif_receive_skb_core", "dp_kp_netif_receive_skb_core"),
         tracepoint("net:netif_receive_skb", "dp_tp_netif_receive_skb"))),
-    Stage("TCP_V4_RCV", path=5, version=4, protocol=TCP, candidates=(
+    Stage("TCP_V4_RCV", path=RECEIVE, version=4, protocol=TCP, candidates=(
         kprobe("tcp_v4_rcv", "dp_kp_tcp_v4_rcv"),)),
-    Stage("UDP_RCV", path=6, version=4, protocol=UDP, candidates=(
+    Stage("UDP_RCV", path=RECEIVE, version=4, protocol=UDP, candidates=(
         kprobe("udp_rcv", "dp_kp_udp_rcv"),)),
-    Stage("TCP_V6_RCV", path=7, version=6, protocol=TCP, candidates=(
+    Stage("TCP_V6_RCV", path=RECEIVE, version=6, protocol=TCP, candidates=(
         kprobe("tcp_v6_rcv", "dp_kp_tcp_v6_rcv"),)),
-    Stage("UDP_V6_RCV", path=8, version=6, protocol=UDP, candidates=(
+    Stage("UDP_V6_RCV", path=RECEIVE, version=6, protocol=UDP, candidates=(
         kprobe("udpv6_rcv", "dp_kp_udpv6_rcv"),)),
-    Stage("QUEUE_XMIT", path=0, candidates=(
+    Stage("QUEUE_XMIT", path=SEND, candidates=(
         kprobe("dev_queue_xmit", "dp_kp_dev_queue_xmit"),
         # since 5.19 dev_queue_xmit is an inline wrapper of __dev_queue_xmit
         kprobe("__dev_queue_xmit", "dp_kp_dev_queue_xmit"),
         tracepoint("net:net_dev_queue", "dp_tp_net_dev_queue"))),
-    Stage("SEND_SKB", path=1, candidates=(
+    Stage("SEND_SKB", path=SEND, candidates=(
         tracepoint("net:net_dev_xmit", "dp_tp_net_dev_xmit"),)),
     Stage("RETRANS", protocol=TCP, candidates=(
         tracepoint("tcp:tcp_retransmit_skb", "dp_tp_tcp_retransmit_skb",
@@ -125,20 +126,19 @@ def parse_stages(header_text):
     return tuple(name for _, name in pairs)
 
 
-def order_rows(names, rows):
-    """The rows in the header's id order; each header stage needs exactly one
-    row and each row a header stage."""
-    by_name = {row.name: row for row in rows}
-    if len(by_name) != len(rows) or set(by_name) != set(names):
-        raise ValueError("stage rows %s do not match the header's stages %s" % (sorted(by_name), sorted(names)))
-    paths = sorted(row.path for row in rows if row.path is not None)
-    if paths != list(range(len(paths))):
-        raise ValueError("path positions are not 0..n-1")
-    return tuple(by_name[name] for name in names)
+def with_ids(names, rows):
+    """The rows, each with its id from the header's names (in id order); each
+    header stage needs exactly one row and each row a header stage."""
+    found = [row.name for row in rows]
+    if len(set(found)) != len(found) or set(found) != set(names):
+        raise ValueError("stage rows %s do not match the header's stages %s" % (sorted(found), sorted(names)))
+    return tuple(replace(row, id=names.index(row.name)) for row in rows)
 
 
-STAGES = parse_stages(SHARED_HEADER.read_text())  # names in id (report) order
-TABLE = order_rows(STAGES, ROWS)                  # their rows, in the same order
+STAGES = parse_stages(SHARED_HEADER.read_text())  # names in id order: the counters' order
+TABLE = with_ids(STAGES, ROWS)                    # the rows, in report order
 BY_NAME = {row.name: row for row in TABLE}
-PATH_ORDER = tuple(row.name for row in sorted((r for r in TABLE if r.path is not None), key=lambda r: r.path))
+# The order a packet meets the stages when both ends are on this host: the send
+# side, then the receive side, each in the table's order.
+PATH_ORDER = tuple(row.name for side in (SEND, RECEIVE) for row in TABLE if row.path == side)
 RECORDS = {c.target: c.record for row in TABLE for c in row.candidates if c.record}  # event -> Record

@@ -6,16 +6,16 @@ import pytest
 
 from procfs_fuse.drop_packet.hooks import plan
 from procfs_fuse.drop_packet.stages import (BY_NAME, KPROBE, PATH_ORDER, PROGRAM, SHARED_HEADER, STAGES, TABLE,
-                                            TRACEPOINT, Stage, order_rows, parse_stages)
+                                            TRACEPOINT, Stage, with_ids, parse_stages)
 
 C_SOURCE = PROGRAM.read_text()
 # stub name -> the DP_STAGE_ it counts at
 STUB_STAGES = dict(re.findall(r"^int (dp_\w+)\([^)]*\)\n\{.*?DP_STAGE_(\w+)", C_SOURCE, re.S | re.M))
 
 
-def test_the_table_has_one_row_per_header_stage_in_id_order():
+def test_the_table_has_one_row_per_header_stage_with_its_id():
     assert STAGES == parse_stages(SHARED_HEADER.read_text())
-    assert tuple(row.name for row in TABLE) == STAGES
+    assert sorted((row.id, row.name) for row in TABLE) == list(enumerate(STAGES))
     # the classic module's five stages are there, by the names its users grep for
     assert {"ETH_RECV", "GRO_RECV", "RECV_SKB", "TCP_V4_RCV", "UDP_RCV", "QUEUE_XMIT", "SEND_SKB"} <= set(STAGES)
 
@@ -31,14 +31,12 @@ def test_header_mistakes_are_caught(text, reason):
 
 
 def test_a_row_without_a_header_stage_or_a_stage_without_a_row_is_caught():
-    rows = (Stage("A", (), path=0), Stage("B", ()))
-    assert [r.name for r in order_rows(("B", "A"), rows)] == ["B", "A"]
+    rows = (Stage("A", ()), Stage("B", ()))
+    assert [(r.name, r.id) for r in with_ids(("B", "A"), rows)] == [("A", 1), ("B", 0)]
     with pytest.raises(ValueError, match="do not match"):
-        order_rows(("A",), rows)
+        with_ids(("A",), rows)
     with pytest.raises(ValueError, match="do not match"):
-        order_rows(("A", "B", "C"), rows)
-    with pytest.raises(ValueError, match="path positions"):
-        order_rows(("A", "B"), (Stage("A", (), path=1), Stage("B", ())))
+        with_ids(("A", "B", "C"), rows)
 
 
 def test_every_stage_has_candidates_and_every_candidate_a_stub_for_its_stage():
@@ -63,7 +61,8 @@ def test_a_stub_that_reads_its_record_is_compiled_only_with_its_offsets():
 
 
 def test_the_path_is_send_then_receive_and_events_are_not_on_it():
-    assert PATH_ORDER[:2] == ("QUEUE_XMIT", "SEND_SKB")
+    assert PATH_ORDER == ("QUEUE_XMIT", "SEND_SKB", "ETH_RECV", "GRO_RECV", "RECV_SKB",
+                          "TCP_V4_RCV", "UDP_RCV", "TCP_V6_RCV", "UDP_V6_RCV")
     assert set(PATH_ORDER) == {row.name for row in TABLE if row.path is not None}
     assert BY_NAME["RETRANS"].path is None and BY_NAME["DROPPED"].path is None
 
