@@ -12,7 +12,7 @@ from procfs_fuse.drop_packet.session import BccSession
 from procfs_fuse.drop_packet.stages import KPROBE
 from procfs_fuse.kernel import headers, tracefs
 
-RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round)
+RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round), by default
 PEER_ROUNDS = 5  # rounds that measure bpftrace too: a reference, and each start costs it a compile
 COMPILE_SETTLE = 2  # after bpftrace starts or stops: its compile and teardown disturb the traffic
 

@@ -39,7 +39,6 @@ import contextlib
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -179,14 +178,12 @@ def measure(args, configs, entry):
                         floor_before = floor_after
                     to_floor["floor"][kind].append(1.0)
                     print("%s round %d of %d done" % (kind, round_number + 1, args.rounds), file=sys.stderr)
-                if kind == "udp":  # a window of each per round, for RUN_TIME_ROUNDS rounds: medians
+                if kind == "udp":  # a window of each per round, in turns: [(ns, events per packet)] each
                     timed_configs = [name for name in RUN_TIMED if name in configs]
-                    samples = {name: [] for name in timed_configs}
-                    for _ in range(RUN_TIME_ROUNDS):
-                        for name in timed_configs:
-                            samples[name].append(bpf_run_time(traffic, configs[name], args.seconds))
-                    run_times = {name: tuple(statistics.median(column) for column in zip(*taken))
-                                 for name, taken in samples.items()}
+                    run_times = {name: [] for name in timed_configs}
+                    for round_number in range(args.run_time_rounds):
+                        for name in timed_configs[::1 if round_number % 2 == 0 else -1]:
+                            run_times[name].append(bpf_run_time(traffic, configs[name], args.seconds))
 
         activations = []
         for _ in range(args.rounds):
@@ -218,6 +215,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=1, help="UDP window per configuration and round")
     parser.add_argument("--tcp-seconds", type=float, default=3,
                         help="TCP window (bulk TCP over veth swings more from second to second)")
+    parser.add_argument("--run-time-rounds", type=int, default=RUN_TIME_ROUNDS,
+                        help="rounds of BPF run time windows (UDP), each configuration once a round")
     parser.add_argument("--udp-only", action="store_true",
                         help="no TCP rounds: the UDP ratios are the ones this VM's noise blurs most")
     parser.add_argument("--only", action="append", metavar="CONFIGURATION",

@@ -5,7 +5,7 @@ import math
 import os
 import statistics
 
-from benchmarks.configurations import PEER_ROUNDS, RUN_TIME_ROUNDS
+from benchmarks.configurations import PEER_ROUNDS
 from benchmarks.stats import median_interval, middle
 
 def print_results(args, rates, to_floor, run_times, activations, cats, flows):
@@ -39,15 +39,21 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
     for name in rates:
         print("  %-20s TCP %.3f-%.3f, UDP %.3f-%.3f" % (name, *interval(name, "floor", "tcp"),
                                                        *interval(name, "floor", "udp")))
-    floor_ns = run_times["floor"][0]
+    medians = {name: tuple(statistics.median(column) for column in zip(*taken)) for name, taken in run_times.items()}
+    floor_ns = medians["floor"][0]
     packet_ns = 1e9 / median["floor"]["udp"]
-    print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, interleaved; it counts "
-          "its own clock reads):" % RUN_TIME_ROUNDS)
-    for name, (ns, per_packet) in run_times.items():
+    print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, in turns; it counts "
+          "its own clock reads):" % args.run_time_rounds)
+    for name, (ns, per_packet) in medians.items():
         print("  %-20s %5.1f ns x %.2f events per packet%s" % (
             name, ns, per_packet, "" if name == "floor" else
             ": %+.1f ns per packet over the floor, %.1f%% of a packet's time at the floor's rate"
             % ((ns - floor_ns) * per_packet, 100 * (ns - floor_ns) * per_packet / packet_ns)))
+    if "active" in run_times and "active, no memo" in run_times:
+        saved = [without[0] - with_memo[0] for with_memo, without in zip(run_times["active"], run_times["active, no memo"])]
+        low, high = median_interval(saved)
+        print("the memo (dp_memos) saves %.1f ns an event (median of %d rounds' differences, 95%% interval %.1f-%.1f; "
+              "faster with it in %d of them)" % (middle(saved), len(saved), low, high, sum(d > 0 for d in saved),))
     print("activation: %.2f s (median of %d)" % (statistics.median(activations), len(activations)))
     cat_ms = {case: statistics.median(times) * 1000 for case, times in cats.items()}
     print("cat with %d flows: %.0f ms after every flow changed (median of %d), %.0f ms unchanged since the "
@@ -77,6 +83,3 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
     ]
     for goal, verdict in goals:
         print("goal %-34s %s" % (goal, verdict))
-    if "active" in run_times and "active, no memo" in run_times:
-        saved = run_times["active, no memo"][0] - run_times["active"][0]
-        print("the memo (dp_memos) saves %.1f ns an event (kept only where it saves at least 2)" % saved)
