@@ -18,11 +18,11 @@ usually through ./mount.sh, which also installs what is missing."""
 def cmd_mount(args):
     from .drop_packet.controller import DropPacketEntry
     from .drop_packet.session import BccSession
-    from .fs import ENTRY_PATH, serve
+    from .fs import ENTRY_PATH, serve, views
 
     entry = DropPacketEntry(BccSession)
     try:
-        serve({ENTRY_PATH: entry}, args.mountpoint, allow_other=args.allow_other, private=args.private)
+        serve(views(ENTRY_PATH, entry), args.mountpoint, allow_other=args.allow_other, private=args.private)
     finally:
         entry.close()  # unmounted or signalled: leave no hook behind
     return 0

@@ -1,10 +1,13 @@
-"""fusepy Operations: routes paths to entries, keeps one snapshot per open.
+"""FUSE Operations: routes paths to an entry's views, keeps one snapshot per open.
 
 Only routing and /proc semantics live here: st_size 0 with direct_io, one
 render per open (like seq_file's single_open), reads served from that
-snapshot by offset, one write() = one command batch, truncate a no-op.
+snapshot by offset, one write() = one command batch, truncate a no-op. The
+text file takes commands; its .json and .prom siblings are read-only views
+of the same entry.
 """
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -12,13 +15,20 @@ import stat
 import threading
 import time
 
-from fuse import FUSE, FuseOSError, Operations, fuse_get_context
-
 from .drop_packet.errors import ErrnoError
+from .fuse_binding import FUSE, LIBFUSE_MAJOR, FuseOSError, Operations, fuse_get_context
 
 log = logging.getLogger(__name__)
 
 ENTRY_PATH = "/mooc/net/drop-packet"
+# path suffix -> the entry's view; the text view alone takes writes
+VIEW_SUFFIXES = {"": "text", ".json": "json", ".prom": "prom"}
+WRITABLE_VIEW = "text"
+
+
+def views(path, entry):
+    """{path: (entry, view)} of an entry served at path and its read-only siblings."""
+    return {path + suffix: (entry, view) for suffix, view in VIEW_SUFFIXES.items()}
 
 
 def _directories(file_paths):
@@ -39,28 +49,37 @@ def _require_root():
         raise FuseOSError(errno.EACCES)
 
 
+def _errno_of_failures(operation):
+    """A handler's error becomes an errno and one log line; the daemon keeps
+    serving. A decorator, not Operations.__call__: mfusepy calls the
+    methods directly."""
+    @functools.wraps(operation)
+    def guarded(self, *args):
+        try:
+            return operation(self, *args)
+        except FuseOSError:
+            raise
+        except ErrnoError as e:
+            raise FuseOSError(e.errno)
+        except Exception:
+            log.exception("FUSE %s failed", operation.__name__)
+            raise FuseOSError(errno.EIO)
+    return guarded
+
+
 class ProcFS(Operations):
+    use_ns = True  # times in ns, as both bindings take them without a warning
+
     def __init__(self, entries, file_mode=0o644):
-        """entries: {path: object with render() -> bytes and command(bytes)}."""
+        """entries: {path: (entry, view)}: an object with view(name) -> bytes
+        and command(bytes), and the name of the view at that path."""
         self._entries = entries
         self._file_mode = file_mode
         self._dirs = _directories(entries)
         self._snapshots = {}
         self._handles = itertools.count(1)
         self._snapshots_lock = threading.Lock()
-        self._mounted_at = time.time()
-
-    def __call__(self, op, *args):
-        # A handler's error becomes an errno and one log line; the daemon keeps serving.
-        try:
-            return super().__call__(op, *args)
-        except FuseOSError:
-            raise
-        except ErrnoError as e:
-            raise FuseOSError(e.errno)
-        except Exception:
-            log.exception("FUSE %s failed", op)
-            raise FuseOSError(errno.EIO)
+        self._mounted_at = time.time_ns()
 
     def _entry(self, path):
         try:
@@ -68,29 +87,44 @@ class ProcFS(Operations):
         except KeyError:
             raise FuseOSError(errno.ENOENT) from None
 
-    def getattr(self, path, fh=None):
-        times = dict(st_atime=self._mounted_at, st_mtime=self._mounted_at, st_ctime=self._mounted_at,
-                     st_uid=0, st_gid=0)
-        if path in self._dirs:
-            return dict(times, st_mode=stat.S_IFDIR | 0o555, st_nlink=2)
-        self._entry(path)
-        return dict(times, st_mode=stat.S_IFREG | self._file_mode, st_nlink=1, st_size=0)
+    def _writable(self, path):
+        entry, view = self._entry(path)
+        if view != WRITABLE_VIEW:
+            raise FuseOSError(errno.EACCES)
+        _require_root()
+        return entry
 
+    @_errno_of_failures
+    def getattr(self, path, fh=None):
+        if path in self._dirs:
+            return dict(st_atime=self._mounted_at, st_mtime=self._mounted_at, st_ctime=self._mounted_at,
+                        st_uid=0, st_gid=0, st_mode=stat.S_IFDIR | 0o555, st_nlink=2)
+        _entry, view = self._entry(path)
+        mode = self._file_mode if view == WRITABLE_VIEW else self._file_mode & 0o444
+        now = time.time_ns()  # each open renders anew: the content is as new as the moment of asking
+        return dict(st_atime=now, st_mtime=now, st_ctime=now, st_uid=0, st_gid=0,
+                    st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
+
+    @_errno_of_failures
     def readdir(self, path, fh):
         if path not in self._dirs:
             raise FuseOSError(errno.ENOTDIR)
         return [".", ".."] + sorted(self._dirs[path])
 
+    @_errno_of_failures
     def open(self, path, fi):
-        entry = self._entry(path)
+        entry, view = self._entry(path)
+        if (fi.flags & os.O_ACCMODE) != os.O_RDONLY:
+            self._writable(path)
         fi.direct_io = 1  # size 0 yet content: the kernel must not cache or trust st_size
         fi.fh = next(self._handles)
         if (fi.flags & os.O_ACCMODE) != os.O_WRONLY:
-            snapshot = entry.render()
+            snapshot = entry.view(view)
             with self._snapshots_lock:
                 self._snapshots[fi.fh] = snapshot
         return 0
 
+    @_errno_of_failures
     def read(self, path, size, offset, fi):
         with self._snapshots_lock:
             snapshot = self._snapshots.get(fi.fh)
@@ -98,20 +132,20 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EBADF)
         return snapshot[offset:offset + size]
 
+    @_errno_of_failures
     def write(self, path, data, offset, fi):
         # Any offset: a script may keep the file open and write batch after
         # batch. serve() sets max_write so that the kernel never splits an
         # acceptable batch into pieces.
-        entry = self._entry(path)
-        _require_root()
-        entry.command(data)
+        self._writable(path).command(data)
         return len(data)
 
+    @_errno_of_failures
     def truncate(self, path, length, fh=None):
-        self._entry(path)
-        _require_root()
+        self._writable(path)
         return 0  # so `echo x > file` works, as on /proc
 
+    @_errno_of_failures
     def release(self, path, fi):
         with self._snapshots_lock:
             self._snapshots.pop(fi.fh, None)
@@ -120,6 +154,7 @@ class ProcFS(Operations):
 
 def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=False):
     """Mount and serve in the foreground until unmounted or signalled.
+    entries: {path: (entry, view)}, as views() makes them.
 
     Only root may use the mount unless allow_other; then the kernel checks the
     file modes (default_permissions): others may read the report (not with
@@ -127,5 +162,7 @@ def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=
     always arrives in one write.
     """
     access = dict(allow_other=True, default_permissions=True) if allow_other else {}
+    if LIBFUSE_MAJOR == 2:
+        access["big_writes"] = True  # always on, and no option, in libfuse 3
     FUSE(ProcFS(entries, file_mode=0o600 if private else 0o644), mountpoint, foreground=True,
-         raw_fi=True, big_writes=True, max_write=131072, fsname=fsname, subtype="drop-packet", **access)
+         raw_fi=True, max_write=131072, fsname=fsname, subtype="drop-packet", **access)

@@ -11,7 +11,7 @@ mode="${1:-}"
 [ "$(id -u)" -eq 0 ] || { echo "setup: run as root (sudo)" >&2; exit 1; }
 
 wanted=(python3-bpfcc libbpfcc fuse libfuse2 python3-venv python3-pip iproute2 kmod)
-[ "$mode" = "--test" ] && wanted+=(nftables bpftool ethtool)
+[ "$mode" = "--test" ] && wanted+=(nftables bpftool ethtool prometheus prometheus-node-exporter libfuse3-3)
 [ "$mode" = "--bench" ] && wanted+=(iperf3 bpftool)
 
 missing=()

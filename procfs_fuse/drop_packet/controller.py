@@ -1,6 +1,6 @@
 """The drop-packet entry: settings, state (inactive | active) and one lock.
 
-render() and command() are all the file system calls. The session is passed
+view() and command() are all the file system calls. The session is passed
 in (a factory of sessions), so this runs without a kernel in tests.
 """
 import contextlib
@@ -9,10 +9,12 @@ import errno
 import gc
 import logging
 import threading
+import time
 
 from . import commands as cmdlang
 from .errors import ErrnoError
-from .flows import DEFAULT_MAX_FLOWS, Filters, Snapshot
+from . import json_view, metrics
+from .flows import DEFAULT_MAX_FLOWS, Filters, Reading, Snapshot
 from .report import FlowTexts, render
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,9 @@ def _no_cycle_collection():
             gc.enable()
 
 
+BUSY_WAIT = 0.05  # seconds a read waits for a running command before it answers from the last reading
+
+
 class DropPacketEntry:
     def __init__(self, session_factory):
         """session_factory(filters, max_flows) -> session with .hooks, .read() -> Snapshot,
@@ -45,14 +50,37 @@ class DropPacketEntry:
         self._last_error = None
         self._hooks = None      # of the current or last activation
         self._kept = Snapshot()  # counters kept readable after deactivate
-        self._texts = FlowTexts()  # of the last render: idle flows are not formatted again
+        self._texts = FlowTexts()  # of the last text render: idle flows are not formatted again
+        self._since = None  # when the counts started (see Reading.since)
+        self._last_reading = self._reading(Snapshot())
 
-    def render(self) -> bytes:
-        with self._lock, _no_cycle_collection():
-            snapshot = self._session.read() if self._session else self._kept
-            text = render(self._session is not None, self._filters, self._max_flows,
-                          self._last_error, self._hooks, snapshot, self._texts)
-        return text.encode()
+    VIEWS = ("text", "json", "prom")
+
+    def view(self, name="text") -> bytes:
+        """One view of a fresh reading. While a command runs (an activation
+        compiles for a second or more), the last reading instead: a scrape
+        never waits for a compile."""
+        if not self._lock.acquire(timeout=BUSY_WAIT):
+            return self._render(name, self._last_reading, texts=None)
+        try:
+            with _no_cycle_collection():
+                reading = self._last_reading = self._reading(self._session.read() if self._session else self._kept)
+                return self._render(name, reading, self._texts)
+        finally:
+            self._lock.release()
+
+    def _reading(self, snapshot):
+        return Reading(self._session is not None, self._filters, self._max_flows, self._last_error, self._hooks,
+                       snapshot, self._since)
+
+    @staticmethod
+    def _render(name, reading, texts):
+        if name == "json":
+            return json_view.render(reading)
+        if name == "prom":
+            return metrics.render(reading)
+        return render(reading.active, reading.filters, reading.max_flows, reading.last_error, reading.hooks,
+                      reading.snapshot, texts).encode()
 
     def command(self, data: bytes):
         """Run one write's batch; raises ErrnoError (and keeps the reason for the report)."""
@@ -94,6 +122,7 @@ class DropPacketEntry:
         elif command.word == "clear":
             if self._session is not None:
                 self._session.clear()
+                self._since = time.time()
             self._kept = Snapshot()
         elif command.word == cmdlang.MAX_FLOWS:
             self._max_flows = command.value or DEFAULT_MAX_FLOWS
@@ -107,11 +136,13 @@ class DropPacketEntry:
             if self._session is not None:
                 self._session.set_filters(self._filters)
                 self._session.clear()
+                self._since = time.time()
 
     def _activate(self):
         self._session = self._new_session(self._filters, self._max_flows)
         self._hooks = self._session.hooks
         self._kept = Snapshot()
+        self._since = time.time()
 
     def _deactivate(self):
         session, self._session = self._session, None

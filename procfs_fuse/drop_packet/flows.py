@@ -75,3 +75,15 @@ class Snapshot:
     flows: dict = field(default_factory=dict)  # {Flow: [count per stage]}
     drops: tuple = ()                          # (Drop, ...)
     tables: tuple = ()                         # (TableUse, ...)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one open of a view shows: the settings, the hooks, one Snapshot."""
+    active: bool
+    filters: Filters
+    max_flows: int
+    last_error: Optional[str]
+    hooks: Optional[list]  # [StageHook] of the current or last activation; None: never attached
+    snapshot: Snapshot
+    since: Optional[float] = None  # unix time the counts start from (activation, clear, filter change)

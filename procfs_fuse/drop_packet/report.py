@@ -23,7 +23,7 @@ def flow_header(flow):
     return "protocol: %s, Source IP: %s, Dest IP: %s" % (name, saddr, daddr)
 
 
-def _by_count(items):
+def by_count(items):
     """(reason, location) -> count, most first; ties by name for a stable order."""
     if len(items) == 1:  # most flows' drops: nothing to sort
         return list(items.items())
@@ -36,12 +36,12 @@ def verdict(counts, drops, drops_traced):
     if not drops_traced:
         return "unknown: drops are not traced on this kernel"
     stages = [stage for stage in PATH_ORDER if stage in counts]
-    return _verdict(stages, [counts[stage] for stage in stages], _by_count(drops))
+    return _verdict(stages, [counts[stage] for stage in stages], by_count(drops))
 
 
 def _verdict(stages, seen, ranked_drops):
     """stages: the measured path stages in PATH_ORDER; seen: their counts;
-    ranked_drops: _by_count of the flow's drops."""
+    ranked_drops: by_count of the flow's drops."""
     dropped = sum(n for _, n in ranked_drops)
     if not dropped:
         return "no drops seen"
@@ -100,17 +100,41 @@ class FlowTexts:
         self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (counts, drops, text, header)}
 
 
-def _flow_text(header, counts, flow_drops, block, drops_traced, no_drops):
+def _flow_text(header, counts, drops_of_flow, block, drops_traced, no_drops):
     (head, head_pick), (tail, tail_pick) = block.head, block.tail
     text = header + "\n" + head % head_pick(counts)
-    if flow_drops:
-        ranked = _by_count(flow_drops)
+    if drops_of_flow:
+        ranked = by_count(drops_of_flow)
         text += "".join(["\n        %s: %d at %s" % (reason, n, location) for (reason, location), n in ranked])
     if tail:
         text += "\n" + tail % tail_pick(counts)
-    if flow_drops and drops_traced:
+    if drops_of_flow and drops_traced:
         return text + "\n    verdict: " + _verdict(block.path, block.path_counts(counts), ranked)
     return text + "\n" + no_drops
+
+
+def flow_drops(drops):
+    """{Flow.sort_key (hashed in C; a Flow hashes in Python) or None (unattributed):
+    {(reason, location): count}}: plain dicts, which compare in C."""
+    by_flow = defaultdict(dict)
+    for drop in drops:
+        per_flow = by_flow[drop.flow and drop.flow.sort_key]
+        where = (drop.reason, drop.location)
+        per_flow[where] = per_flow.get(where, 0) + drop.count
+    return by_flow
+
+
+def host_drops(by_flow):
+    """Host-wide, like dropwatch's summary: every flow's drops and what could
+    not be parsed, {(reason, location): count}."""
+    everywhere = Counter()
+    for per_flow in by_flow.values():
+        everywhere.update(per_flow)
+    return everywhere
+
+
+def attached_stages(hooks):
+    return {h.stage for h in hooks or () if h.chosen}
 
 
 def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
@@ -126,16 +150,10 @@ def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
         lines.append("  (never attached)")
     else:
         lines += ["  %s: %s" % (h.stage, h.describe()) for h in hooks]
-    attached = {h.stage for h in hooks or () if h.chosen}
+    attached = attached_stages(hooks)
     drops_traced = DROPPED in attached
 
-    # {Flow.sort_key (hashed in C; a Flow hashes in Python) or None (unattributed):
-    #  {(reason, location): count}}: plain dicts, which compare in C
-    drops_by_flow = defaultdict(dict)
-    for drop in snapshot.drops:
-        per_flow = drops_by_flow[drop.flow and drop.flow.sort_key]
-        where = (drop.reason, drop.location)
-        per_flow[where] = per_flow.get(where, 0) + drop.count
+    drops_by_flow = flow_drops(snapshot.drops)
 
     lines.append("tables:")
     lines += ["  %s: %d of %d, evicted %d" % (t.name, t.held, t.capacity, t.evicted) for t in snapshot.tables]
@@ -150,24 +168,21 @@ def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
     no_drops = "    verdict: " + verdict({}, {}, drops_traced)
     for flow, counts in sorted(snapshot.flows.items(), key=_flow_order):
         key = flow.sort_key
-        counts, flow_drops = tuple(counts), drops_by_flow.get(key)
+        counts, drops_of_flow = tuple(counts), drops_by_flow.get(key)
         kept = last.get(key)
-        if kept and kept[0] == counts and kept[1] == flow_drops:
+        if kept and kept[0] == counts and kept[1] == drops_of_flow:
             text, header = kept[2], kept[3]
         else:
             header = kept[3] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
             block = stage_lines.get(kind) or stage_lines.setdefault(kind, _StageLines(flow, attached))
-            text = _flow_text(header, counts, flow_drops, block, drops_traced, no_drops)
-        now[key] = (counts, flow_drops, text, header)
+            text = _flow_text(header, counts, drops_of_flow, block, drops_traced, no_drops)
+        now[key] = (counts, drops_of_flow, text, header)
         lines.append(text)
     texts.attached, texts.by_flow = attached, now
 
-    # host-wide, like dropwatch's summary: every flow, and what could not be parsed
-    everywhere = Counter()
-    for per_flow in drops_by_flow.values():
-        everywhere.update(per_flow)
+    everywhere = host_drops(drops_by_flow)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
     lines.append("  unattributed: %d" % sum(drops_by_flow.get(None, {}).values()))
-    lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in _by_count(everywhere)]
+    lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(everywhere)]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,9 @@
 """A real FUSE mount driven from the shell, over a fake session."""
 import errno
 import os
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,8 +49,10 @@ def f(mnt):
 
 def test_tree_modes_and_size(mnt, f):
     assert sh("ls %s" % mnt).stdout.split() == ["mooc"]
-    assert sh("ls %s/mooc/net" % mnt).stdout.split() == ["drop-packet"]
+    assert sh("ls %s/mooc/net" % mnt).stdout.split() == ["drop-packet", "drop-packet.json", "drop-packet.prom"]
     assert sh("stat -c '%%A %%U %%G %%s' %s" % f).stdout.strip() == "-rw-r--r-- root root 0"
+    for view in ("json", "prom"):
+        assert sh("stat -c '%%A %%U %%G %%s' %s.%s" % (f, view)).stdout.strip() == "-r--r--r-- root root 0"
     assert sh("stat -c '%%A' %s/mooc/net" % mnt).stdout.strip() == "dr-xr-xr-x"
     missing = sh("cat %s/mooc/net/nope" % mnt)
     assert missing.returncode == 1 and "No such file or directory" in missing.stderr
@@ -157,3 +162,53 @@ def test_a_sample_of_any_bytes_through_the_mount_is_success_or_einval(plain_mnt,
         assert sh("head -n 7 %s" % f).stdout == before
     finally:
         os.close(fd)
+
+
+def test_json_and_prometheus_views_show_the_text_reports_numbers(f):
+    sh("echo activate > %s" % f, check=True)
+    assert "    ETH_RECV: 1000\n" in sh("cat %s" % f).stdout
+    assert sh("jq '.flows[0].stages.ETH_RECV, .flows[0].stages.UDP_RCV, .settings.activated' %s.json" % f,
+              check=True).stdout.split() == ["1000", "null", "true"]
+    prom = sh("cat %s.prom" % f, check=True).stdout
+    assert 'drop_packet_packets_total{stage="ETH_RECV"} 1000\n' in prom and "drop_packet_active 1\n" in prom
+    assert sh("promtool check metrics < %s.prom" % f).returncode == 0
+
+
+def test_the_views_are_read_only_and_as_new_as_the_moment_of_asking(f):
+    before = sh("cat %s" % f).stdout
+    for view in ("json", "prom"):
+        result = sh("echo activate > %s.%s" % (f, view))
+        assert result.returncode == 1 and "Permission denied" in result.stderr
+        assert abs(float(sh("stat -c %%Y %s.%s" % (f, view)).stdout) - time.time()) < 60
+    assert sh("cat %s" % f).stdout == before
+
+
+@pytest.fixture(scope="module")
+def slow_mnt(tmp_path_factory):
+    """A mount whose activation takes 3 s, as a compile can."""
+    base = tmp_path_factory.mktemp("fuse-slow")
+    mountpoint = base / "mnt"
+    mountpoint.mkdir()
+    process = start_fake_daemon(mountpoint, base / "daemon.log", "--activation-seconds", 3)
+    yield mountpoint
+    unmount(mountpoint, process)
+    assert process.returncode == 0
+
+
+def test_a_read_during_an_activation_answers_from_the_last_reading(slow_mnt):
+    f = slow_mnt / ENTRY
+    activation = subprocess.Popen(["bash", "-c", "echo activate > %s" % f])
+    try:
+        time.sleep(0.5)  # the activation is under way (3 s)
+        for suffix in ("", ".json", ".prom"):
+            started = time.monotonic()
+            text = Path(str(f) + suffix).read_bytes()
+            took = time.monotonic() - started
+            # it answers at once (about 0.05 s here), not after the compile; the bound
+            # is loose for a busy machine, far under the activation's 3 s
+            assert took < 1.0, (suffix, took)
+            assert text
+        assert Path(f).read_text().startswith("settings:\n  activated: N\n")  # the last reading's state
+    finally:
+        assert activation.wait(timeout=60) == 0
+    assert Path(f).read_text().startswith("settings:\n  activated: y\n")

@@ -1,6 +1,6 @@
 """The real daemon's file system over a fake session:
 `python fake_daemon.py MOUNTPOINT [--allow-other] [--private]
-                      [--fail-activation-port P] [--fail-read-port P]`."""
+                      [--fail-activation-port P] [--fail-read-port P] [--activation-seconds S]`."""
 import argparse
 import logging
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from procfs_fuse.drop_packet.controller import DropPacketEntry  # noqa: E402
-from procfs_fuse.fs import ENTRY_PATH, serve  # noqa: E402
+from procfs_fuse.fs import ENTRY_PATH, serve, views  # noqa: E402
 from tests.support.fakes import FakeSessions  # noqa: E402
 
 if __name__ == "__main__":
@@ -19,8 +19,9 @@ if __name__ == "__main__":
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--fail-activation-port", type=int)
     parser.add_argument("--fail-read-port", type=int)
+    parser.add_argument("--activation-seconds", type=float, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    sessions = FakeSessions(args.fail_activation_port, args.fail_read_port)
-    serve({ENTRY_PATH: DropPacketEntry(sessions)}, args.mountpoint, fsname="drop-packet-test",
+    sessions = FakeSessions(args.fail_activation_port, args.fail_read_port, args.activation_seconds)
+    serve(views(ENTRY_PATH, DropPacketEntry(sessions)), args.mountpoint, fsname="drop-packet-test",
           allow_other=args.allow_other, private=args.private)

@@ -2,6 +2,7 @@
 injected only where a test asks for them."""
 import errno
 import ipaddress
+import time
 
 from procfs_fuse.drop_packet.flows import Flow, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import StageHook
@@ -15,13 +16,16 @@ class FakeSessions:
     """The session factory DropPacketEntry takes. fail_activation_port: a
     dest-port filter that makes activation fail, as a kernel could;
     fail_read_port: a source-port filter that makes reading the counters
-    raise. opened: every session made, in order."""
+    raise; activation_seconds: how long an activation takes (a compile).
+    opened: every session made, in order."""
 
-    def __init__(self, fail_activation_port=None, fail_read_port=None):
+    def __init__(self, fail_activation_port=None, fail_read_port=None, activation_seconds=0):
         self.fail_activation_port, self.fail_read_port = fail_activation_port, fail_read_port
+        self.activation_seconds = activation_seconds
         self.opened = []
 
     def __call__(self, filters, max_flows):
+        time.sleep(self.activation_seconds)
         if self.fail_activation_port is not None and filters.dest_port == self.fail_activation_port:
             raise OSError(errno.EOPNOTSUPP, "injected activation failure")
         session = FakeSession(self, filters, max_flows)

@@ -21,7 +21,7 @@ def entry(sessions):
 
 
 def report(entry):
-    return entry.render().decode()
+    return entry.view().decode()
 
 
 def test_activate_deactivate_and_their_no_ops(entry, sessions):

@@ -13,7 +13,7 @@ from tests.support.strategies import WORDS, batches
 
 
 def settings_lines(entry):
-    return [l for l in entry.render().decode().splitlines()[:9] if "last-error" not in l]
+    return [l for l in entry.view().decode().splitlines()[:9] if "last-error" not in l]
 
 
 @settings(max_examples=500, deadline=None)

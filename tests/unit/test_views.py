@@ -1,0 +1,102 @@
+"""The JSON and Prometheus views of a canned reading: the same numbers as the
+text report, in the forms jq and Prometheus take (promtool checks the latter)."""
+import ipaddress
+import json
+import shutil
+import subprocess
+
+from procfs_fuse.drop_packet import json_view, metrics
+from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Reading, Snapshot, TableUse
+from procfs_fuse.drop_packet.report import render
+from tests.support.mounts import parse_report
+from tests.unit.test_report import counts, hooks_without_kprobes
+
+A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
+UDP = Flow(17, A, 40000, B, 7777)
+ICMP = Flow(1, B, 0, A, 0)
+
+
+def reading(active=True, hooks=None, since=1700000000.25):
+    flows = {UDP: counts(ETH_RECV=2000, RECV_SKB=2000, QUEUE_XMIT=2000, SEND_SKB=2000, DROPPED=500),
+             ICMP: counts(ETH_RECV=1, RECV_SKB=1, QUEUE_XMIT=1, SEND_SKB=1)}
+    drops = (Drop(UDP, "NETFILTER_DROP", "nft_do_chain+0x4c4", 500),
+             Drop(None, "NOT_SPECIFIED", "skb_release+0x10", 3))
+    tables = (TableUse("flows", 2, 100, 7), TableUse("drops", 2, 4096, 0), TableUse("slots", 1, 512, 0))
+    return Reading(active, Filters(dest_addr=B, source_port=40000), 100, None,
+                   hooks_without_kprobes() if hooks is None else hooks, Snapshot(flows, drops, tables), since)
+
+
+def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
+    r = reading()
+    doc = json.loads(json_view.render(r))
+    text = parse_report(render(r.active, r.filters, r.max_flows, r.last_error, r.hooks, r.snapshot))
+    assert doc["version"] == 1
+    assert doc["settings"] == {"activated": True, "source_addr": None, "source_port": 40000,
+                               "dest_addr": "198.18.0.2", "dest_port": None, "max_flows": 100, "last_error": None}
+    assert doc["measurement_start"] == 1700000000.25
+    assert doc["hooks"]["TCP_V4_RCV"] == {"attached": None, "approximate": False,
+                                          "skipped": [{"hook": "kprobe tcp_v4_rcv", "why": "kprobes not supported"}]}
+    assert doc["hooks"]["ETH_RECV"]["attached"] == "tracepoint net:netif_rx" and doc["hooks"]["ETH_RECV"]["approximate"]
+    assert doc["tables"]["flows"] == {"held": 2, "capacity": 100, "evicted": 7}
+    by_header = {header: flow for header, flow in text["flows"].items()}
+    assert len(doc["flows"]) == len(by_header) == 2
+    for flow, header in zip(doc["flows"], by_header):  # same order as the text
+        assert flow["stages"] == by_header[header]["stages"]
+        assert flow["verdict"] == by_header[header]["verdict"]
+        assert {"%s at %s" % (d["reason"], d["location"]): d["count"] for d in flow["drops"]} == \
+            by_header[header]["drops"]
+    udp = doc["flows"][1]
+    assert (udp["protocol"], udp["source"], udp["source_port"], udp["dest"], udp["dest_port"], udp["ip_version"]) == \
+        ("UDP", "198.18.0.1", 40000, "198.18.0.2", 7777, 4)
+    assert udp["stages"]["UDP_RCV"] is None and "TCP_V4_RCV" not in udp["stages"]
+    assert doc["flows"][0]["source_port"] is None  # ICMP: no ports
+    assert doc["drops"]["total"] == text["drops"]["total"] == 503
+    assert doc["drops"]["unattributed"] == 3
+    assert doc["drops"]["sites"][0] == {"reason": "NETFILTER_DROP", "location": "nft_do_chain+0x4c4", "count": 500}
+
+
+def test_json_of_the_inactive_never_attached_state():
+    doc = json.loads(json_view.render(Reading(False, Filters(), 16384, "bad port", None, Snapshot())))
+    assert doc["settings"]["activated"] is False and doc["settings"]["last_error"] == "bad port"
+    assert doc["hooks"] is None and doc["flows"] == [] and doc["measurement_start"] is None
+    assert doc["drops"] == {"total": 0, "unattributed": 0, "sites": []}
+
+
+def samples(text):
+    """{series: value} of an exposition, without comments."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
+def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():
+    text = metrics.render(reading()).decode()
+    got = samples(text)
+    assert got["drop_packet_active"] == 1
+    assert got["drop_packet_measurement_start_seconds"] == 1700000000.25
+    assert got['drop_packet_packets_total{stage="ETH_RECV"}'] == 2001
+    assert got['drop_packet_packets_total{stage="DROPPED"}'] == 500
+    assert 'drop_packet_packets_total{stage="UDP_RCV"}' not in got  # not measured: no series, not 0
+    assert got['drop_packet_drops_total{reason="NETFILTER_DROP",location="nft_do_chain+0x4c4"}'] == 500
+    assert got["drop_packet_unattributed_drops_total"] == 3
+    assert got['drop_packet_table_evictions_total{table="flows"}'] == 7
+    assert got["drop_packet_flows"] == 2
+    assert got['drop_packet_stage_hook_info{stage="ETH_RECV",hook="tracepoint net:netif_rx"}'] == 1
+    # no flow's addresses or ports in any label
+    assert "198.18.0.1" not in text and "40000" not in text
+    for line in text.splitlines():
+        if line.startswith("# TYPE") and line.endswith(" counter"):
+            assert line.split()[2].endswith("_total"), line
+
+
+def test_prometheus_labels_are_escaped():
+    odd = Reading(True, Filters(), 100, None, hooks_without_kprobes(),
+                  Snapshot({}, (Drop(None, 'A"B\\C', "f\n+0x1", 1),), ()))
+    assert 'drop_packet_drops_total{reason="A\\"B\\\\C",location="f\\n+0x1"} 1' in metrics.render(odd).decode()
+
+
+def test_promtool_accepts_every_state():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/setup.sh --test installs prometheus"
+    for r in (reading(), reading(active=False), Reading(False, Filters(), 16384, None, None, Snapshot())):
+        checked = subprocess.run([promtool, "check", "metrics"], input=metrics.render(r), capture_output=True)
+        assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), checked
