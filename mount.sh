@@ -27,6 +27,16 @@ entry="$mnt/mooc/net/drop-packet"
 
 [ "$(id -u)" -eq 0 ] || { echo "mount.sh: run as root (sudo)" >&2; exit 1; }
 
+# fuse3's fusermount3 or fuse 2's fusermount, whichever the host has; root can umount
+unmount_fuse() {  # [-z] MOUNTPOINT
+  local lazy=()
+  [ "$1" = "-z" ] && { lazy=(-z); shift; }
+  if command -v fusermount3 >/dev/null; then fusermount3 -u "${lazy[@]}" "$1"
+  elif command -v fusermount >/dev/null; then fusermount -u "${lazy[@]}" "$1"
+  else umount ${lazy:+-l} "$1"
+  fi
+}
+
 daemon_alive() { [ -f "$state.pid" ] && kill -0 "$(cat "$state.pid")" 2>/dev/null; }
 
 wait_daemon_gone() {
@@ -38,13 +48,13 @@ wait_daemon_gone() {
 clear_stale() {
   if ! stat "$mnt" >/dev/null 2>&1 && mount | grep -q " $mnt "; then
     echo "mount.sh: clearing stale mount at $mnt"
-    fusermount -uz "$mnt" 2>/dev/null || umount -l "$mnt"
+    unmount_fuse -z "$mnt" 2>/dev/null || umount -l "$mnt"
   fi
 }
 
 if [ "$unmount" = 1 ]; then
   clear_stale
-  if mountpoint -q "$mnt"; then fusermount -u "$mnt"; fi
+  if mountpoint -q "$mnt"; then unmount_fuse "$mnt"; fi
   wait_daemon_gone
   rm -f "$state.pid"
   exit 0

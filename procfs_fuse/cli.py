@@ -14,6 +14,23 @@ then:
   cat mnt/mooc/net/drop-packet
 usually through ./mount.sh, which also installs what is missing."""
 
+MOUNT_EPILOG = """examples:
+  python -m procfs_fuse mount mnt                        # root only
+  python -m procfs_fuse mount --allow-other mnt          # others read the report, only root writes
+  python -m procfs_fuse mount --allow-other --private mnt   # others see the files, read nothing
+files:
+  mnt/mooc/net/drop-packet        the report; takes commands (echo activate > ...)
+  mnt/mooc/net/drop-packet.json   the same reading as JSON (jq)
+  mnt/mooc/net/drop-packet.prom   the same as Prometheus text (node_exporter's textfile collector)"""
+
+DOCTOR_EPILOG = """examples:
+  python -m procfs_fuse doctor && echo activate > mnt/mooc/net/drop-packet
+exits 1, with the reason on its last line, when activation cannot work here."""
+
+BPF_SOURCE_EPILOG = """examples:
+  python -m procfs_fuse bpf-source | head -1        # the compile flags (BTF offsets, record fields)
+  python -m procfs_fuse bpf-source > /tmp/dp.c      # what BCC compiles, to read or diff"""
+
 
 def cmd_mount(args):
     from .drop_packet.controller import DropPacketEntry
@@ -32,16 +49,22 @@ def cmd_doctor(_args):
     from .drop_packet import hooks
     from .kernel import probe, tracefs
 
-    ok = True
+    missing = []
     for name, check in probe.CHECKS:
         good, text = check()
-        ok = ok and (good or name in probe.OPTIONAL)
+        if not good and name not in probe.OPTIONAL:
+            missing.append("%s: %s" % (name, text))
         print("%-9s %-8s %s" % (name + ":", "ok" if good else "MISSING", text))
     print("hook plan:")
     kernel = tracefs.KernelHooks()
-    for hook in hooks.plan(kernel.why_unavailable):
+    plan = hooks.plan(kernel.why_unavailable)
+    for hook in plan:
         print("  %s: %s" % (hook.stage, hook.describe()))
-    return 0 if ok else 1
+    if not any(h.chosen for h in plan):
+        missing.append("no stage has a hook this kernel offers")
+    print("verdict: " + ("activation can work here" if not missing else
+                         "activation cannot work here: " + "; ".join(missing)))
+    return 0 if not missing else 1
 
 
 def cmd_bpf_source(_args):
@@ -57,16 +80,19 @@ def main(argv=None):
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    mount = sub.add_parser("mount", help="mount and serve until unmounted or signalled")
+    sub_options = dict(formatter_class=argparse.RawDescriptionHelpFormatter)
+    mount = sub.add_parser("mount", help="mount and serve until unmounted or signalled", epilog=MOUNT_EPILOG,
+                           **sub_options)
     mount.add_argument("mountpoint")
     mount.add_argument("--allow-other", action="store_true",
                        help="let other users in: they may read the report, never write")
     mount.add_argument("--private", action="store_true",
                        help="with --allow-other: the report too is for root only (mode 0600)")
     mount.set_defaults(run=cmd_mount)
-    sub.add_parser("doctor", help="check BPF, BTF, tracefs, kprobes, headers, BCC, FUSE").set_defaults(
-        run=cmd_doctor)
-    sub.add_parser("bpf-source", help="print the BPF C and compile flags").set_defaults(run=cmd_bpf_source)
+    sub.add_parser("doctor", help="check BPF, BTF, tracefs, kprobes, headers, BCC, FUSE", epilog=DOCTOR_EPILOG,
+                   **sub_options).set_defaults(run=cmd_doctor)
+    sub.add_parser("bpf-source", help="print the BPF C and compile flags", epilog=BPF_SOURCE_EPILOG,
+                   **sub_options).set_defaults(run=cmd_bpf_source)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -162,7 +162,7 @@ def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=
     always arrives in one write.
     """
     access = dict(allow_other=True, default_permissions=True) if allow_other else {}
-    if LIBFUSE_MAJOR == 2:
-        access["big_writes"] = True  # always on, and no option, in libfuse 3
+    if LIBFUSE_MAJOR == 2:  # libfuse 3 has big writes always on (up to 128 KiB), and neither option
+        access.update(big_writes=True, max_write=131072)
     FUSE(ProcFS(entries, file_mode=0o600 if private else 0o644), mountpoint, foreground=True,
-         raw_fi=True, max_write=131072, fsname=fsname, subtype="drop-packet", **access)
+         raw_fi=True, fsname=fsname, subtype="drop-packet", **access)

@@ -70,9 +70,12 @@ def check_bcc():
 def check_fuse():
     if not os.path.exists("/dev/fuse"):
         return False, "/dev/fuse missing"
-    if not shutil.which("fusermount"):
-        return False, "fusermount missing (apt-get install fuse)"
-    return True, "/dev/fuse and fusermount present"
+    try:
+        from .. import fuse_binding
+    except (ImportError, OSError, EnvironmentError) as e:
+        return False, "no FUSE binding (%s): run mount.sh" % e
+    tool = shutil.which("fusermount3") or shutil.which("fusermount") or "none (root unmounts with umount)"
+    return True, "%s; /dev/fuse; fusermount: %s" % (fuse_binding.describe(), tool)
 
 
 CHECKS = (("BPF", check_bpf), ("BTF", check_btf), ("tracefs", check_tracefs),

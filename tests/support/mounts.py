@@ -1,6 +1,7 @@
 """Mounting, shell and report-parsing helpers shared by the tests and the benchmark."""
 import ipaddress
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,7 +48,8 @@ def start_fake_daemon(mountpoint, log_path, *options):
 
 def unmount(mountpoint, process=None):
     if is_mounted(mountpoint):
-        sh("fusermount -u %s" % mountpoint, check=True)
+        tool = shutil.which("fusermount3") or shutil.which("fusermount")  # fuse3's, or fuse 2's
+        sh("%s -u %s" % (tool, mountpoint) if tool else "umount %s" % mountpoint, check=True)
     if process is not None:
         process.wait(timeout=30)
 
