@@ -203,6 +203,11 @@ def measure(args, configs, entry):
         for _ in range(CHANGED_CATS):
             flood()
             cats["changed"].append(cat())
+        scrape = Path(str(entry) + ".prom")  # what node_exporter's textfile collector reads
+        cats["scrape"] = []
+        for _ in range(CHANGED_CATS):
+            flood()
+            cats["scrape"].append(timed(scrape.read_bytes))
         flows = entry.read_text().count("\nprotocol: ")
         write(entry, "deactivate")
         write(entry, "max-flows")

@@ -1,10 +1,12 @@
 """The entry's state machine, with a fake session."""
 import errno
+import time
 
 import pytest
 
 from procfs_fuse.drop_packet.controller import DropPacketEntry
 from procfs_fuse.drop_packet.errors import ErrnoError
+from procfs_fuse.drop_packet.stages import STAGES
 from tests.support.fakes import FLOW, FakeSessions
 
 FAIL_ACTIVATION_PORT, FAIL_READ_PORT = 9, 13
@@ -114,3 +116,28 @@ def test_max_flows_applies_now_when_active_and_at_activation_otherwise(entry, se
     assert sessions.opened[0].closed and sessions.opened[1].max_flows == 5000
     entry.command(b"max-flows\n")
     assert sessions.opened[2].max_flows == 16384
+
+
+def prom(entry):
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in entry.view("prom").decode().splitlines() if line and not line.startswith("#")}
+
+
+def test_a_new_measurement_is_a_counter_reset_with_its_start_time(entry, sessions):
+    eth = 'drop_packet_packets_total{stage="ETH_RECV"}'
+    assert "drop_packet_measurement_start_seconds" not in prom(entry)  # never active
+    entry.command(b"activate")
+    started = prom(entry)
+    assert started[eth] == 1000 and started["drop_packet_active"] == 1
+    for command in (b"clear", b"dest-port 80"):  # each starts counting again
+        time.sleep(0.01)
+        entry.command(command)
+        sessions.opened[0].flows = {FLOW: [5] * len(STAGES)}
+        now = prom(entry)
+        assert now[eth] == 5  # lower than before: rate() takes it as a counter reset
+        assert now["drop_packet_measurement_start_seconds"] > started["drop_packet_measurement_start_seconds"]
+        started = now
+    entry.command(b"deactivate")
+    stopped = prom(entry)
+    assert stopped["drop_packet_active"] == 0 and stopped[eth] == 5  # the last counts stay
+    assert stopped["drop_packet_measurement_start_seconds"] == started["drop_packet_measurement_start_seconds"]
