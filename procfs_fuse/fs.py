@@ -24,6 +24,7 @@ ENTRY_PATH = "/mooc/net/drop-packet"
 # path suffix -> the entry's view; the text view alone takes writes
 VIEW_SUFFIXES = {"": "text", ".json": "json", ".prom": "prom"}
 WRITABLE_VIEW = "text"
+LIBFUSE3_LOOP_ENDED = 8  # fuse_main's code when its event loop returned nonzero
 
 
 def views(path, entry):
@@ -164,5 +165,12 @@ def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=
     access = dict(allow_other=True, default_permissions=True) if allow_other else {}
     if LIBFUSE_MAJOR == 2:  # libfuse 3 has big writes always on (up to 128 KiB), and neither option
         access.update(big_writes=True, max_write=131072)
-    FUSE(ProcFS(entries, file_mode=0o600 if private else 0o644), mountpoint, foreground=True,
-         raw_fi=True, fsname=fsname, subtype="drop-packet", **access)
+    try:
+        FUSE(ProcFS(entries, file_mode=0o600 if private else 0o644), mountpoint, foreground=True,
+             raw_fi=True, fsname=fsname, subtype="drop-packet", **access)
+    except RuntimeError as e:
+        # libfuse 3's fuse_main ends with 8 when its loop ended on a signal
+        # (SIGTERM, SIGINT): a normal end here; any other code is a failure
+        if not (LIBFUSE_MAJOR == 3 and str(e) == str(LIBFUSE3_LOOP_ENDED)):
+            raise
+        log.info("libfuse 3's loop ended (a signal): unmounted")
