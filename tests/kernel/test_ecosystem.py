@@ -5,7 +5,6 @@ ended by the test, their data in a temporary directory."""
 import json
 import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
