@@ -85,8 +85,8 @@ def config_value(config_type, filters, generation):
 class FilterConfig:
     """Writes dp_config (a BCC table of one struct dp_config)."""
 
-    def __init__(self, table, filters=Filters()):
-        self._table, self._filters, self._generation = table, filters, 0
+    def __init__(self, table):
+        self._table, self._filters, self._generation = table, Filters(), 0
 
     @property
     def filters(self):

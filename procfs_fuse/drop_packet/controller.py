@@ -12,8 +12,8 @@ import threading
 import time
 
 from . import commands as cmdlang
-from .errors import ErrnoError
 from . import json_view, metrics
+from .errors import ErrnoError
 from .flows import DEFAULT_MAX_FLOWS, Filters, Reading, Snapshot
 from .report import FlowTexts, render
 
@@ -53,8 +53,6 @@ class DropPacketEntry:
         self._texts = FlowTexts()  # of the last text render: idle flows are not formatted again
         self._since = None  # when the counts started (see Reading.since)
         self._last_reading = self._reading(Snapshot())
-
-    VIEWS = ("text", "json", "prom")
 
     def view(self, name="text") -> bytes:
         """One view of a fresh reading. While a command runs (an activation

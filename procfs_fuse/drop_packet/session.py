@@ -15,7 +15,7 @@ class BccSession:
         try:
             bpf = self.activation.bpf
             self._tables = {name: bpf[b"dp_" + name.encode()] for name in tables.TABLE_NAMES}
-            self.config = FilterConfig(bpf[b"dp_config"], filters)
+            self.config = FilterConfig(bpf[b"dp_config"])
             self.config.set_filters(filters)  # before attaching: no packet is counted unfiltered
             symbols = KernelSymbols()
             symbols.current()  # 120,000 symbols read now, not by the first `cat`
