@@ -20,7 +20,7 @@ echo "guest kernel: $(uname -r), kprobes: $([ -e /sys/bus/event_source/devices/k
 cd "$repo"
 .venv/bin/python -m procfs_fuse doctor
 # -v: one line per test as it goes, so a slow or hung test shows where
-DROP_PACKET_NO_SKIP=1 .venv/bin/python -m pytest -p no:cacheprovider -rs -v \
+DROP_PACKET_NO_SKIP=1 .venv/bin/python -m pytest -p no:cacheprovider -rs -v --durations=5 \
   "${select[@]}" tests/kernel/test_drop_packet.py tests/kernel/test_drops.py
 echo "DP-GUEST-RC=$?"
 echo o > /proc/sysrq-trigger
