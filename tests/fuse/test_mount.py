@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.support.mounts import ENTRY, sh, start_fake_daemon, unmount
+from tests.support.mounts import ENTRY, sh, start_fake_daemon, unmount, wait_for
 from tests.support.strategies import batches
 
 pytestmark = pytest.mark.root
@@ -185,11 +185,13 @@ def test_the_views_are_read_only_and_as_new_as_the_moment_of_asking(f):
 
 @pytest.fixture(scope="module")
 def slow_mnt(tmp_path_factory):
-    """A mount whose activation takes 3 s, as a compile can."""
+    """A mount whose activation takes 5 s, as a compile can; it makes the
+    file "activating" beside the mount point when one begins."""
     base = tmp_path_factory.mktemp("fuse-slow")
     mountpoint = base / "mnt"
     mountpoint.mkdir()
-    process = start_fake_daemon(mountpoint, base / "daemon.log", "--activation-seconds", 3)
+    process = start_fake_daemon(mountpoint, base / "daemon.log", "--activation-seconds", 5,
+                                "--activation-marker", base / "activating")
     yield mountpoint
     unmount(mountpoint, process)
     assert process.returncode == 0
@@ -199,16 +201,17 @@ def test_a_read_during_an_activation_answers_from_the_last_reading(slow_mnt):
     f = slow_mnt / ENTRY
     activation = subprocess.Popen(["bash", "-c", "echo activate > %s" % f])
     try:
-        time.sleep(0.5)  # the activation is under way (3 s)
+        wait_for(lambda: (slow_mnt.parent / "activating").exists(), "the activation to begin")
         for suffix in ("", ".json", ".prom"):
             started = time.monotonic()
             text = Path(str(f) + suffix).read_bytes()
             took = time.monotonic() - started
             # it answers at once (about 0.05 s here), not after the compile; the bound
-            # is loose for a busy machine, far under the activation's 3 s
+            # is loose for a busy machine, far under the activation's 5 s
             assert took < 1.0, (suffix, took)
             assert text
         assert Path(f).read_text().startswith("settings:\n  activated: N\n")  # the last reading's state
+        assert activation.poll() is None  # all of it while the activation ran
     finally:
         assert activation.wait(timeout=60) == 0
     assert Path(f).read_text().startswith("settings:\n  activated: y\n")

@@ -1,6 +1,6 @@
 """The real daemon's file system over a fake session:
 `python fake_daemon.py MOUNTPOINT [--allow-other] [--private]
-                      [--fail-activation-port P] [--fail-read-port P] [--activation-seconds S]`."""
+                      [--fail-activation-port P] [--fail-read-port P] [--activation-seconds S [--activation-marker FILE]]`."""
 import argparse
 import logging
 import sys
@@ -20,8 +20,10 @@ if __name__ == "__main__":
     parser.add_argument("--fail-activation-port", type=int)
     parser.add_argument("--fail-read-port", type=int)
     parser.add_argument("--activation-seconds", type=float, default=0)
+    parser.add_argument("--activation-marker")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    sessions = FakeSessions(args.fail_activation_port, args.fail_read_port, args.activation_seconds)
+    sessions = FakeSessions(args.fail_activation_port, args.fail_read_port, args.activation_seconds,
+                            args.activation_marker)
     serve(views(ENTRY_PATH, DropPacketEntry(sessions)), args.mountpoint, fsname="drop-packet-test",
           allow_other=args.allow_other, private=args.private)

@@ -16,15 +16,19 @@ class FakeSessions:
     """The session factory DropPacketEntry takes. fail_activation_port: a
     dest-port filter that makes activation fail, as a kernel could;
     fail_read_port: a source-port filter that makes reading the counters
-    raise; activation_seconds: how long an activation takes (a compile).
-    opened: every session made, in order."""
+    raise; activation_seconds: how long an activation takes (a compile), and
+    activation_marker: a file made when one begins. opened: every session
+    made, in order."""
 
-    def __init__(self, fail_activation_port=None, fail_read_port=None, activation_seconds=0):
+    def __init__(self, fail_activation_port=None, fail_read_port=None, activation_seconds=0,
+                 activation_marker=None):
         self.fail_activation_port, self.fail_read_port = fail_activation_port, fail_read_port
-        self.activation_seconds = activation_seconds
+        self.activation_seconds, self.activation_marker = activation_seconds, activation_marker
         self.opened = []
 
     def __call__(self, filters, max_flows):
+        if self.activation_marker:
+            open(self.activation_marker, "w").close()
         time.sleep(self.activation_seconds)
         if self.fail_activation_port is not None and filters.dest_port == self.fail_activation_port:
             raise OSError(errno.EOPNOTSUPP, "injected activation failure")
