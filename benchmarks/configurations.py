@@ -9,7 +9,7 @@ import time
 from procfs_fuse.drop_packet import activation, hooks as hookplan
 from procfs_fuse.drop_packet.flows import Filters
 from procfs_fuse.drop_packet.session import BccSession
-from procfs_fuse.drop_packet.stages import KPROBE
+from procfs_fuse.drop_packet.stages import KPROBE, TRACEPOINT
 from procfs_fuse.kernel import headers, tracefs
 
 RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round), by default
@@ -47,7 +47,7 @@ def session_programs(extra_cflags=()):
     """The programs an activation compiles (BccSession), detached, to be
     attached window by window: (session, Attachments)."""
     session = BccSession(Filters(), extra_cflags=extra_cflags)
-    attachments = session.activation.attachments()
+    attachments = session.activation.attached
     attachments.detach_all()
     if [c for c, _function in attachments.pairs] != planned_hooks():
         session.close()
@@ -67,11 +67,11 @@ def filtered_out(session, attachments):
 
 
 class Bpftrace:
-    """The minimal peer: bpftrace counting the same tracepoints."""
+    """The minimal peer: bpftrace counting on the same kprobes and tracepoints."""
 
     def __enter__(self):
         probes = ", ".join("kprobe:%s" % c.target if c.kind == KPROBE else "tracepoint:%s" % c.target
-                           for c in planned_hooks())
+                           for c in planned_hooks() if c.kind in (KPROBE, TRACEPOINT))  # no cgroup_skb there
         self.process = subprocess.Popen(["bpftrace", "-B", "line", "-e", "%s { @[probe] = count(); }" % probes],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline()

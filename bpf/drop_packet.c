@@ -14,7 +14,8 @@
  *       defined at all when the tracepoint is missing);
  *   DP_PARSE_ONLY, DP_NO_MEMO: only in the overhead benchmark's reference
  *       programs (the parse alone; everything but the memo).
- * Every probe is a stub calling one helper; user space attaches only the
+ * Every probe is a stub calling one helper (dp_count, or dp_count_at_socket
+ * for the cgroup_skb ones); user space attaches only the
  * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
 #include "drop_packet.h"
@@ -416,6 +417,61 @@ int dp_kp_tcp_v6_rcv(struct pt_regs *ctx)
 int dp_kp_udpv6_rcv(struct pt_regs *ctx)
 {
 	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_UDP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
+}
+
+/* The socket stages where no kprobe runs: a cgroup_skb ingress program sees
+ * every packet that found its socket (sk_filter_trim_cap, from tcp_v4_rcv's
+ * socket filter and from UDP's queueing), its data starting at the IP header
+ * (skb->protocol: the packet's, where skb->family is the socket's). It reads
+ * the packet with bpf_skb_load_bytes, as such programs may, and never changes
+ * traffic: it returns 1 (pass) on every path. */
+static __always_inline int dp_count_at_socket(struct __sk_buff *skb, int stage, int v6, __u64 protocol)
+{
+	struct dp_flow_key key = {};
+	__u8 ip[40];
+	__u32 ports = 0, header_len;
+
+	if (skb->protocol != __builtin_bswap16(v6 ? 0x86dd : 0x0800))
+		return 1;
+	if (v6) {
+		if (bpf_skb_load_bytes(skb, 0, ip, 40) || ip[6] != protocol)
+			return 1;
+		__builtin_memcpy(key.dp_saddr, ip + 8, 16);
+		__builtin_memcpy(key.dp_daddr, ip + 24, 16);
+		header_len = 40;	/* extension headers are not followed, as elsewhere */
+	} else {
+		if (bpf_skb_load_bytes(skb, 0, ip, 20) || ip[9] != protocol)
+			return 1;
+		__builtin_memcpy(key.dp_saddr, ip + 12, 4);
+		__builtin_memcpy(key.dp_daddr, ip + 16, 4);
+		header_len = (ip[0] & 0x0f) * 4;
+	}
+	if (bpf_skb_load_bytes(skb, header_len, &ports, 4))
+		return 1;
+	*(__u64 *)((__u8 *)&key + 32) = dp_key_tail(ports, v6 ? DP_AF_INET6 : DP_AF_INET, protocol);
+	if (dp_wanted(&key))
+		dp_bump(&key, stage);
+	return 1;
+}
+
+int dp_cg_tcp_v4_rcv(struct __sk_buff *skb)
+{
+	return dp_count_at_socket(skb, DP_STAGE_TCP_V4_RCV, 0, DP_IPPROTO_TCP);
+}
+
+int dp_cg_udp_rcv(struct __sk_buff *skb)
+{
+	return dp_count_at_socket(skb, DP_STAGE_UDP_RCV, 0, DP_IPPROTO_UDP);
+}
+
+int dp_cg_tcp_v6_rcv(struct __sk_buff *skb)
+{
+	return dp_count_at_socket(skb, DP_STAGE_TCP_V6_RCV, 1, DP_IPPROTO_TCP);
+}
+
+int dp_cg_udpv6_rcv(struct __sk_buff *skb)
+{
+	return dp_count_at_socket(skb, DP_STAGE_UDP_V6_RCV, 1, DP_IPPROTO_UDP);
 }
 
 /* dev_queue_xmit(skb) and __dev_queue_xmit(skb, sb_dev) */

@@ -4,17 +4,20 @@ event-record offsets, kfunc patch), attach the hook plan, detach it.
 The one place that knows every attach kind both ways (attach and detach) and
 what an empty program on each looks like (the benchmark's floor).
 """
+import ctypes
 import errno
 import logging
+import os
+import struct
 from dataclasses import dataclass
 
-from ..kernel import headers, kfunc, tracefs
+from ..kernel import bpfsys, cgroup, headers, kfunc, tracefs
 from ..kernel.btf import BTF
 from . import hooks as hookplan
 from . import reasons
 from .errors import ErrnoError
 from .flows import DEFAULT_MAX_FLOWS
-from .stages import BPF_DIR, KPROBE, PROGRAM, RECORDS
+from .stages import BPF_DIR, PROGRAM, RECORDS, TRACEPOINT
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ SKB_MEMBERS = {
     "DP_SKB_NETWORK_HEADER": ("network_header", 2),
     "DP_SKB_PROTOCOL": ("protocol", 2),
 }
+BPF_CGROUP_INET_INGRESS = 0  # enum bpf_attach_type
 MAX_SKB_WINDOW = 128  # bytes dp_parse reads from an sk_buff at once, on its stack
 
 
@@ -77,65 +81,96 @@ def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=
             + skb_cflags(btf) + record_cflags(formats) + direct)
 
 
+def _cgroup_ingress_link(bpf, function):
+    """A BPF link of function (a cgroup_skb program) on the cgroup v2 root's
+    ingress; closing its fd detaches it, so it never outlives the daemon
+    (an attachment by BPF_PROG_ATTACH would, after kill -9)."""
+    from bcc import BPF
+    program = bpf.load_func(function, BPF.CGROUP_SKB)
+    root = os.open(cgroup.ensure_v2_root(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        attr = ctypes.create_string_buffer(bpfsys.ATTR_SIZE)
+        # prog_fd, target_fd, attach_type (BPF_CGROUP_INET_INGRESS), flags: links are always multi
+        struct.pack_into("<IIII", attr, 0, program.fd, root, BPF_CGROUP_INET_INGRESS, 0)
+        link = bpfsys.bpf(bpfsys.BPF_LINK_CREATE, attr)
+    finally:
+        os.close(root)
+    return lambda: os.close(link)
+
+
 @dataclass(frozen=True)
 class AttachKind:
-    """How BCC attaches a candidate's stub and detaches it, and the C of an
-    empty stub of that kind."""
-    attach: object   # (bpf, target bytes, function bytes)
-    detach: object   # (bpf, target bytes)
+    """How a candidate's stub is attached (returning how to undo it), and the
+    C of an empty stub of that kind."""
+    attach: object   # (bpf, target bytes, function bytes) -> undo()
     context: str     # the stub's argument type
+    passes: int = 0  # what an empty stub returns (a cgroup_skb program: 1, pass)
     target: object = lambda candidate: candidate.target  # what BCC names the attach point by
 
 
+def _kprobe(bpf, event, function):
+    bpf.attach_kprobe(event=event, fn_name=function)
+    return lambda: bpf.detach_kprobe(event=event)
+
+
+def _tracepoint(bpf, event, function):
+    bpf.attach_tracepoint(tp=event, fn_name=function)
+    return lambda: bpf.detach_tracepoint(tp=event)
+
+
+def _raw_tracepoint(bpf, event, function):
+    bpf.attach_raw_tracepoint(tp=event, fn_name=function)
+    return lambda: bpf.detach_raw_tracepoint(tp=event)
+
+
 ATTACH_KINDS = {
-    "kprobe": AttachKind(lambda bpf, t, fn: bpf.attach_kprobe(event=t, fn_name=fn),
-                         lambda bpf, t: bpf.detach_kprobe(event=t), "struct pt_regs *"),
-    # a stub that reads the event record
-    "tracepoint": AttachKind(lambda bpf, t, fn: bpf.attach_tracepoint(tp=t, fn_name=fn),
-                             lambda bpf, t: bpf.detach_tracepoint(tp=t), "void *"),
+    "kprobe": AttachKind(_kprobe, "struct pt_regs *"),
+    "tracepoint": AttachKind(_tracepoint, "void *"),  # a stub that reads the event record
     # cheaper: no event record is copied; BCC names it by the event alone
-    "raw_tracepoint": AttachKind(lambda bpf, t, fn: bpf.attach_raw_tracepoint(tp=t, fn_name=fn),
-                                 lambda bpf, t: bpf.detach_raw_tracepoint(tp=t),
-                                 "struct bpf_raw_tracepoint_args *", lambda c: c.target.split(":")[1]),
+    "raw_tracepoint": AttachKind(_raw_tracepoint, "struct bpf_raw_tracepoint_args *",
+                                 target=lambda c: c.target.split(":")[1]),
+    "cgroup_skb": AttachKind(lambda bpf, _ingress, function: _cgroup_ingress_link(bpf, function),
+                             "struct __sk_buff *", passes=1),
 }
 
 
 def attach_kind(candidate):
-    if candidate.kind == KPROBE:
-        return ATTACH_KINDS["kprobe"]
-    return ATTACH_KINDS["tracepoint" if candidate.record else "raw_tracepoint"]
+    if candidate.kind == TRACEPOINT:
+        return ATTACH_KINDS["tracepoint" if candidate.record else "raw_tracepoint"]
+    return ATTACH_KINDS[candidate.kind]
 
 
 def attach(bpf, candidate, function=None):
-    """Attaches function (default: the candidate's stub) the way the candidate says."""
+    """Attaches function (default: the candidate's stub) the way the candidate
+    says; returns the call that detaches it."""
     kind = attach_kind(candidate)
-    kind.attach(bpf, kind.target(candidate).encode(), (function or candidate.function).encode())
-
-
-def detach(bpf, candidate):
-    kind = attach_kind(candidate)
-    kind.detach(bpf, kind.target(candidate).encode())
+    return kind.attach(bpf, kind.target(candidate).encode(), (function or candidate.function).encode())
 
 
 def empty_program(name, candidate):
     """C of a program that does nothing, attachable where candidate's stub is."""
-    return "int %s(%sctx) { return 0; }" % (name, attach_kind(candidate).context)
+    kind = attach_kind(candidate)
+    return "int %s(%sctx) { return %d; }" % (name, kind.context, kind.passes)
 
 
 class Attachments:
-    """Functions of one loaded program and where they go: attached and
-    detached as a set, without compiling again (the benchmark's windows)."""
+    """Functions of one loaded program and where they go, attached and
+    detached as a set without compiling again (the benchmark's windows)."""
 
-    def __init__(self, bpf, pairs):
-        self.bpf, self.pairs = bpf, list(pairs)  # [(Candidate, function name)]
+    def __init__(self, bpf, pairs=()):
+        self.bpf, self.pairs, self._detach = bpf, list(pairs), []  # pairs: [(Candidate, function name)]
+
+    def add(self, candidate, function=None):
+        self._detach.append(attach(self.bpf, candidate, function))
+        self.pairs.append((candidate, function or candidate.function))
 
     def attach_all(self):
         for candidate, function in self.pairs:
-            attach(self.bpf, candidate, function)
+            self._detach.append(attach(self.bpf, candidate, function))
 
     def detach_all(self):
-        for candidate, _function in self.pairs:
-            detach(self.bpf, candidate)
+        while self._detach:
+            self._detach.pop()()
 
 
 def import_bcc():
@@ -146,10 +181,10 @@ def import_bcc():
     return BPF
 
 
-def try_attach(bpf, candidate):
+def try_attach(attachments, candidate):
     """None if attached, else why not: a failed attach moves on to the next candidate."""
     try:
-        attach(bpf, candidate)
+        attachments.add(candidate)
     except Exception as e:  # BCC raises plain Exception on attach failure
         log.warning("attach %s failed: %s", candidate.describe(), e)
         return "attach failed: %s" % e
@@ -167,7 +202,7 @@ class Activation:
         btf = BTF.from_file()
         formats = record_formats()
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
-        self.bpf, self.hooks = None, None
+        self.bpf, self.hooks, self.attached = None, None, None
         rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
         if why_not:
             log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
@@ -187,20 +222,21 @@ class Activation:
         """Attaches the plan's first working candidate of each stage; fails
         (having detached all) when no stage attaches at all."""
         kernel = tracefs.KernelHooks()
-        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or try_attach(self.bpf, c))
+        self.attached = Attachments(self.bpf)
+        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or try_attach(self.attached, c))
         if not any(h.chosen for h in self.hooks):
             self.close()
             raise ErrnoError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
                 "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
 
-    def attachments(self):
-        """The attached stubs as an Attachments set."""
-        return Attachments(self.bpf, [(h.chosen, h.chosen.function) for h in self.hooks if h.chosen])
-
     def close(self):
         bpf, self.bpf = self.bpf, None
-        if bpf is not None:
-            bpf.cleanup()  # detaches every probe and closes program and map fds
+        try:
+            if self.attached is not None:
+                self.attached.detach_all()  # cgroup links first: BCC does not know them
+        finally:
+            if bpf is not None:
+                bpf.cleanup()  # detaches every probe and closes program and map fds
 
 
 def generated_source(max_flows=DEFAULT_MAX_FLOWS):

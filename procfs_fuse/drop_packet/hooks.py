@@ -20,6 +20,7 @@ class StageHook:
         head = "unavailable"
         if self.chosen:
             head = self.chosen.describe() + (", approximate" if self.chosen.approximate else "")
+            head += ": " + self.chosen.sees if self.chosen.sees else ""
         if self.skipped:
             head += " (%s)" % "; ".join("%s: %s" % (c.describe(), why) for c, why in self.skipped)
         return head

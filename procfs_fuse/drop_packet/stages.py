@@ -15,7 +15,7 @@ BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 SHARED_HEADER = BPF_DIR / "drop_packet.h"
 PROGRAM = BPF_DIR / "drop_packet.c"
 
-KPROBE, TRACEPOINT = "kprobe", "tracepoint"
+KPROBE, TRACEPOINT, CGROUP_SKB = "kprobe", "tracepoint", "cgroup_skb"
 SEND, RECEIVE = "send", "receive"  # where on a packet's path a stage is
 TCP, UDP = 6, 17
 
@@ -38,6 +38,7 @@ class Candidate:
     approximate: bool = False  # fires near, not in, the seed's function
     record: Optional[Record] = None  # a tracepoint stub that reads the event record,
                                      # not the raw tracepoint's arguments
+    sees: str = ""  # what an approximate hook counts, where that needs saying
 
     def describe(self):
         return "%s %s" % (self.kind, self.target)
@@ -65,12 +66,21 @@ def tracepoint(event, stub, **kw):
     return Candidate(TRACEPOINT, event, stub, **kw)
 
 
+def at_socket(stub):
+    """cgroup_skb ingress on the cgroup v2 root: every packet that found its
+    socket, in the transport's own receive path (sk_filter_trim_cap); those
+    that die before the socket lookup (NO_SOCKET, bad checksums) are not
+    counted here, their drops are."""
+    return Candidate(CGROUP_SKB, "ingress", stub, approximate=True, sees="packets that found a socket")
+
+
 # The classic module's kprobe first, then a tracepoint inside that function,
 # then a nearby tracepoint that approximates it (README: "How hooks fall back").
 # TCP_V4_RCV .. UDP_V6_RCV have no tracepoint that fires for every packet they
 # take: tcp:tcp_probe skips handshakes and non-established sockets, and 6.x
-# udp_recvmsg copies linear skbs without skb:skb_copy_datagram_iovec. Better
-# "unavailable" than a count that looks like loss.
+# udp_recvmsg copies linear skbs without skb:skb_copy_datagram_iovec. A
+# cgroup_skb program sees what found a socket: better that, said so, than a
+# count that looks like loss.
 ROWS = (
     Stage("ETH_RECV", path=RECEIVE, candidates=(
         kprobe("eth_type_trans", "dp_kp_eth_type_trans"),
@@ -83,13 +93,13 @@ ROWS = (
         kprobe("__netif_receive_skb_core", "dp_kp_netif_receive_skb_core"),
         tracepoint("net:netif_receive_skb", "dp_tp_netif_receive_skb"))),
     Stage("TCP_V4_RCV", path=RECEIVE, version=4, protocol=TCP, candidates=(
-        kprobe("tcp_v4_rcv", "dp_kp_tcp_v4_rcv"),)),
+        kprobe("tcp_v4_rcv", "dp_kp_tcp_v4_rcv"), at_socket("dp_cg_tcp_v4_rcv"))),
     Stage("UDP_RCV", path=RECEIVE, version=4, protocol=UDP, candidates=(
-        kprobe("udp_rcv", "dp_kp_udp_rcv"),)),
+        kprobe("udp_rcv", "dp_kp_udp_rcv"), at_socket("dp_cg_udp_rcv"))),
     Stage("TCP_V6_RCV", path=RECEIVE, version=6, protocol=TCP, candidates=(
-        kprobe("tcp_v6_rcv", "dp_kp_tcp_v6_rcv"),)),
+        kprobe("tcp_v6_rcv", "dp_kp_tcp_v6_rcv"), at_socket("dp_cg_tcp_v6_rcv"))),
     Stage("UDP_V6_RCV", path=RECEIVE, version=6, protocol=UDP, candidates=(
-        kprobe("udpv6_rcv", "dp_kp_udpv6_rcv"),)),
+        kprobe("udpv6_rcv", "dp_kp_udpv6_rcv"), at_socket("dp_cg_udpv6_rcv"))),
     Stage("QUEUE_XMIT", path=SEND, candidates=(
         kprobe("dev_queue_xmit", "dp_kp_dev_queue_xmit"),
         # since 5.19 dev_queue_xmit is an inline wrapper of __dev_queue_xmit

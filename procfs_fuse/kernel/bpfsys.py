@@ -3,7 +3,7 @@ import ctypes
 import os
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
-BPF_MAP_CREATE, BPF_PROG_LOAD = 0, 5
+BPF_MAP_CREATE, BPF_PROG_LOAD, BPF_LINK_CREATE = 0, 5, 28
 ATTR_SIZE = 128  # bytes of union bpf_attr passed; the kernel wants the rest zero
 
 

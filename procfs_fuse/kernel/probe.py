@@ -4,11 +4,13 @@ import os
 import shutil
 import struct
 
-from . import headers, kfunc, tracefs
-from .bpfsys import ATTR_SIZE, BPF_MAP_CREATE, bpf
+from . import cgroup, headers, kfunc, tracefs
+from .bpfsys import ATTR_SIZE, BPF_MAP_CREATE, BPF_PROG_LOAD, bpf
 from .btf import VMLINUX_BTF, BTF, BTFError
 
 _BPF_MAP_TYPE_ARRAY = 2
+_BPF_PROG_TYPE_CGROUP_SKB = 8
+_PASS_PROGRAM = struct.pack("<BBhiBBhi", 0xB7, 0, 0, 1, 0x95, 0, 0, 0)  # r0 = 1; exit
 
 
 def check_bpf():
@@ -36,6 +38,23 @@ def check_btf():
     except (OSError, BTFError) as e:
         return False, "%s: %s" % (VMLINUX_BTF, e)
     return True, "%s (sk_buff.len at offset %d)" % (VMLINUX_BTF, member.offset)
+
+
+def check_cgroup_skb():
+    """The socket stages' fallback: a cgroup_skb program on the cgroup v2 root."""
+    code = ctypes.create_string_buffer(_PASS_PROGRAM, len(_PASS_PROGRAM))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    attr = ctypes.create_string_buffer(ATTR_SIZE)
+    struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_CGROUP_SKB, len(_PASS_PROGRAM) // 8,
+                     ctypes.addressof(code), ctypes.addressof(license_))
+    try:
+        os.close(bpf(BPF_PROG_LOAD, attr))
+    except OSError as e:
+        return False, "the kernel refuses cgroup_skb programs: %s" % e
+    root = cgroup.v2_root()
+    if root is None:
+        return True, "no cgroup v2 mount: an activation mounts one at %s" % cgroup.OUR_MOUNT
+    return True, "cgroup v2 root at %s: socket stages by cgroup_skb ingress where kprobes are not" % root
 
 
 def check_tracefs():
@@ -79,7 +98,8 @@ def check_fuse():
 
 
 CHECKS = (("BPF", check_bpf), ("BTF", check_btf), ("tracefs", check_tracefs),
-          ("kprobes", check_kprobes), ("kfuncs", check_direct_read), ("headers", check_headers),
+          ("kprobes", check_kprobes), ("cgroup", check_cgroup_skb), ("kfuncs", check_direct_read),
+          ("headers", check_headers),
           ("BCC", check_bcc), ("FUSE", check_fuse))
-# Their absence only selects fallbacks (tracepoints; bpf_probe_read_kernel).
-OPTIONAL = ("kprobes", "kfuncs")
+# Their absence only selects fallbacks (tracepoints; no socket stages; bpf_probe_read_kernel).
+OPTIONAL = ("kprobes", "cgroup", "kfuncs")

@@ -38,6 +38,8 @@ class KernelHooks:
         return self._symbols
 
     def why_unavailable(self, candidate):
+        if candidate.kind == "cgroup_skb":  # needs no tracefs: a cgroup v2 root, found or mounted
+            return None
         if candidate.kind == "kprobe":
             if not self.kprobes_supported:
                 return "kprobes not supported"

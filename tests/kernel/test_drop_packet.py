@@ -30,7 +30,10 @@ def test_hooks_fall_back_as_this_kernel_allows(f):
                                      "(kprobe __netif_receive_skb_core: no such function)"), hooks
     else:
         assert hooks["RECV_SKB"].startswith("tracepoint net:netif_receive_skb (kprobe ")
-        assert hooks["TCP_V4_RCV"] == "unavailable (kprobe tcp_v4_rcv: kprobes not supported)"
+        for stage, function in (("TCP_V4_RCV", "tcp_v4_rcv"), ("UDP_RCV", "udp_rcv"),
+                                ("TCP_V6_RCV", "tcp_v6_rcv"), ("UDP_V6_RCV", "udpv6_rcv")):
+            assert hooks[stage] == ("cgroup_skb ingress, approximate: packets that found a socket "
+                                    "(kprobe %s: kprobes not supported)" % function), hooks
         assert hooks["ETH_RECV"].startswith("tracepoint net:netif_rx, approximate (kprobe eth_type_trans: ")
         assert hooks["QUEUE_XMIT"].startswith("tracepoint net:net_dev_queue (kprobe dev_queue_xmit: ")
     assert hooks["SEND_SKB"] == "tracepoint net:net_dev_xmit"
@@ -110,6 +113,28 @@ def test_tcp_counts_equal_what_netfilter_counted(f, hosts):
         assert flow["stages"] == expected(rep, header, {
             "ETH_RECV": received, "GRO_RECV": 0, "RECV_SKB": received, "TCP_V4_RCV": received,
             "QUEUE_XMIT": sent, "SEND_SKB": sent, "RETRANS": 0, "DROPPED": housekeeping})
+
+
+def test_the_socket_stages_count_exactly_what_reached_a_socket_over_ipv6_too(f, hosts):
+    count = 200
+    b_in = hosts.nft_rule(hosts.b, "input", "ip6 saddr %s tcp dport 7796" % hosts.A_ADDR6)
+    a_in = hosts.nft_rule(hosts.a, "input", "ip6 saddr %s tcp sport 7796" % hosts.B_ADDR6)
+    write(f, "activate")
+    send_udp(hosts, N, 7795, 40082, dst=hosts.B_ADDR6)  # every one reaches B's socket (the test checks)
+    server = hosts.start_peer(hosts.b, "tcp-serve", 7796)
+    hosts.finish(hosts.start_peer(hosts.a, "tcp-pingpong", hosts.B_ADDR6, 7796, count, 40083))
+    assert hosts.finish(server) == str(count)
+    rep = report(f)
+    udp = flow_header("UDP", hosts.A_ADDR6, 40082, hosts.B_ADDR6, 7795)
+    assert rep["flows"][udp]["stages"] == expected(rep, udp, {
+        "ETH_RECV": N, "GRO_RECV": 0, "RECV_SKB": N, "UDP_V6_RCV": N, "QUEUE_XMIT": N, "SEND_SKB": N,
+        "DROPPED": 0})
+    for header, received in ((flow_header("TCP", hosts.A_ADDR6, 40083, hosts.B_ADDR6, 7796), b_in()),
+                             (flow_header("TCP", hosts.B_ADDR6, 7796, hosts.A_ADDR6, 40083), a_in())):
+        stages = rep["flows"][header]["stages"]
+        assert stages["RECV_SKB"] == received >= count
+        # every segment met its socket
+        assert stages["TCP_V6_RCV"] == expected(rep, header, {"TCP_V6_RCV": received})["TCP_V6_RCV"], stages
 
 
 def test_dest_port_filter_in_the_kernel_and_changed_without_recompiling(f, hosts):

@@ -46,8 +46,10 @@ def test_tcp_to_a_closed_port_is_no_socket_in_the_tcp_receive_path(f, hosts):
     assert flow["stages"]["DROPPED"] == 5 == flow["stages"]["RECV_SKB"]
     (location, count), = only_drops(flow, "NO_SOCKET").items()
     assert count == 5 and location.startswith("tcp_v4_rcv+0x"), location
-    # the last stage that saw them: tcp_v4_rcv itself where it can be hooked
-    last = "TCP_V4_RCV" if flow["stages"]["TCP_V4_RCV"] is not None else "RECV_SKB"
+    # the last stage that saw them: tcp_v4_rcv itself where a kprobe runs there;
+    # its cgroup_skb stand-in counts only packets that found a socket: none
+    assert flow["stages"]["TCP_V4_RCV"] in (0, 5)
+    last = "TCP_V4_RCV" if flow["stages"]["TCP_V4_RCV"] == 5 else "RECV_SKB"
     assert flow["verdict"].startswith("5 of 5 lost after %s: NO_SOCKET at tcp_v4_rcv+0x" % last)
 
 

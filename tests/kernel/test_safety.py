@@ -1,5 +1,6 @@
 """It leaves the host as it found it, its numbers hold under load, and only
 root changes anything: lifecycle, concurrency, bounds, access."""
+import json
 import os
 import random
 import signal
@@ -28,6 +29,14 @@ def rss_kib(pid):
 
 def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def cgroup_programs():
+    """Ids of the BPF programs attached anywhere in the cgroup v2 tree: an
+    attachment that outlived its daemon would stay listed here."""
+    from procfs_fuse.kernel import cgroup
+    listed = json.loads(sh("bpftool -j cgroup tree %s" % cgroup.v2_root(), check=True).stdout or "[]")
+    return sorted(p["id"] for entry in listed for p in entry.get("programs", []))
 
 
 def probe_events():
@@ -75,17 +84,20 @@ def test_a_signal_detaches_unmounts_and_exits_zero(scratch_mountpoint, tmp_path,
 
 
 def test_kill_9_leaves_nothing_in_the_kernel_and_mount_sh_recovers(scratch_mountpoint):
-    events_before = probe_events()
+    events_before, cgroup_before = probe_events(), cgroup_programs()
     sh("%s/mount.sh %s" % (REPO, scratch_mountpoint), check=True)
     entry = scratch_mountpoint / ENTRY
     write(entry, "activate")
     assert our_bpf_objects()
+    if not Path("/sys/bus/event_source/devices/kprobe").exists():  # the socket stages on cgroup_skb
+        assert len(cgroup_programs()) == len(cgroup_before) + 4
     pid = daemon_pid(scratch_mountpoint)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: not Path("/proc/%d" % pid).exists() or
              "zombie" in sh("ps -o stat= -p %d" % pid).stdout.lower(), "the daemon to die")
     wait_no_bpf_objects()
     assert probe_events() == events_before
+    assert cgroup_programs() == cgroup_before  # a cgroup link is an fd: gone with the daemon
     assert "Transport endpoint is not connected" in sh("stat %s" % scratch_mountpoint).stderr
     recovered = sh("%s/mount.sh %s" % (REPO, scratch_mountpoint), check=True)
     assert "stale" in recovered.stdout
@@ -175,7 +187,7 @@ def test_32_concurrent_writers_end_consistent_and_readers_never_see_a_torn_repor
     rep = report(f)
     if rep["settings"]["activated"] == "y":
         hooks = [h for h in rep["hooks"].values() if not h.startswith("unavailable")]
-        programs = [n for n in our_bpf_objects() if n.startswith(("dp_tp_", "dp_kp_"))]
+        programs = [n for n in our_bpf_objects() if n.startswith(("dp_tp_", "dp_kp_", "dp_cg_"))]
         assert len(programs) == len(hooks)  # exactly one set
     else:
         wait_no_bpf_objects()

@@ -84,8 +84,17 @@ def test_plan_without_kprobes_falls_back_and_says_why():
         assert hooks[row.name].skipped == tuple((c, "kprobes not supported") for c in kprobes)
     assert hooks["ETH_RECV"].describe() == (
         "tracepoint net:netif_rx, approximate (kprobe eth_type_trans: kprobes not supported)")
-    assert hooks["TCP_V4_RCV"].describe() == "unavailable (kprobe tcp_v4_rcv: kprobes not supported)"
+    assert hooks["TCP_V4_RCV"].describe() == ("cgroup_skb ingress, approximate: packets that found a socket "
+                                              "(kprobe tcp_v4_rcv: kprobes not supported)")
     assert hooks["SEND_SKB"].describe() == "tracepoint net:net_dev_xmit"
+
+
+def test_the_socket_stages_fall_back_to_cgroup_skb_and_say_so_when_that_fails_too():
+    hooks = {h.stage: h for h in plan(lambda c: {"kprobe": "kprobes not supported",
+                                                 "cgroup_skb": "attach failed: EPERM"}.get(c.kind))}
+    for stage in ("TCP_V4_RCV", "UDP_RCV", "TCP_V6_RCV", "UDP_V6_RCV"):
+        assert hooks[stage].chosen is None
+        assert hooks[stage].describe().endswith("; cgroup_skb ingress: attach failed: EPERM)")
 
 
 def test_plan_with_nothing_available_lists_every_reason():

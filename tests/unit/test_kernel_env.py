@@ -100,3 +100,23 @@ def test_kernel_symbols_read_again_only_when_modules_change(tmp_path):
     kallsyms.write_text(KALLSYMS + "ffffffffc1000000 t nft_do_chain\t[nf_tables]\n")
     modules.write_text("veth 40960 0 - Live 0x0\nnf_tables 1 0 - Live 0x0\n")
     assert symbols.current().symbolize(0xffffffffc1000010) == "nft_do_chain+0x10"
+
+
+HYBRID_MOUNTINFO = """31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+"""
+UNIFIED_MOUNTINFO = """25 30 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
+90 25 0:22 /system.slice/x /run/x\\040y rw - cgroup2 cgroup2 rw
+"""
+
+
+def test_the_cgroup_v2_root_is_found_where_it_is_mounted(tmp_path):
+    from procfs_fuse.kernel import cgroup
+    assert cgroup.v2_mounts(HYBRID_MOUNTINFO) == ["/sys/fs/cgroup/unified"]
+    assert cgroup.v2_mounts(UNIFIED_MOUNTINFO) == ["/sys/fs/cgroup"]  # a bind of a subtree is not the root
+    assert cgroup.v2_mounts("22 1 0:21 / /proc rw - proc proc rw\n") == []
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(HYBRID_MOUNTINFO)
+    assert cgroup.v2_root(str(mountinfo)) == "/sys/fs/cgroup/unified"
+    assert cgroup.v2_root(str(tmp_path / "missing")) is None

@@ -5,23 +5,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Snapshot, TableUse
-from procfs_fuse.drop_packet.hooks import StageHook
+from procfs_fuse.drop_packet.hooks import plan
 from procfs_fuse.drop_packet.reasons import HINT_PREFIXES, HINTS
 from procfs_fuse.drop_packet.report import FlowTexts, render, verdict
-from procfs_fuse.drop_packet.stages import KPROBE, STAGES, TABLE
+from procfs_fuse.drop_packet.stages import CGROUP_SKB, KPROBE, STAGES
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
 
 
-def hooks_without_kprobes():
-    """As on this project's kernel: no kprobes, tracepoint fallbacks."""
-    hooks = []
-    for stage in TABLE:
-        kprobes = [c for c in stage.candidates if c.kind == KPROBE]
-        others = [c for c in stage.candidates if c.kind != KPROBE]
-        hooks.append(StageHook(stage.name, others[0] if others else None,
-                               tuple((c, "kprobes not supported") for c in kprobes)))
-    return hooks
+def hooks_without_kprobes(cgroup_skb=True):
+    """As on this project's kernel: no kprobes, tracepoint fallbacks, and the
+    socket stages on cgroup_skb (or, cgroup_skb=False, unavailable)."""
+    why = {KPROBE: "kprobes not supported", CGROUP_SKB: None if cgroup_skb else "attach failed: EPERM"}
+    return plan(lambda c: why.get(c.kind))
 
 
 def counts(**by_stage):
@@ -75,10 +71,14 @@ def test_active_with_flows_drops_filters_and_error():
         "  ETH_RECV: tracepoint net:netif_rx, approximate (kprobe eth_type_trans: kprobes not supported)\n"
         "  GRO_RECV: tracepoint net:napi_gro_receive_entry (kprobe napi_gro_receive: kprobes not supported)\n"
         "  RECV_SKB: tracepoint net:netif_receive_skb (kprobe __netif_receive_skb_core: kprobes not supported)\n"
-        "  TCP_V4_RCV: unavailable (kprobe tcp_v4_rcv: kprobes not supported)\n"
-        "  UDP_RCV: unavailable (kprobe udp_rcv: kprobes not supported)\n"
-        "  TCP_V6_RCV: unavailable (kprobe tcp_v6_rcv: kprobes not supported)\n"
-        "  UDP_V6_RCV: unavailable (kprobe udpv6_rcv: kprobes not supported)\n"
+        "  TCP_V4_RCV: cgroup_skb ingress, approximate: packets that found a socket "
+        "(kprobe tcp_v4_rcv: kprobes not supported)\n"
+        "  UDP_RCV: cgroup_skb ingress, approximate: packets that found a socket "
+        "(kprobe udp_rcv: kprobes not supported)\n"
+        "  TCP_V6_RCV: cgroup_skb ingress, approximate: packets that found a socket "
+        "(kprobe tcp_v6_rcv: kprobes not supported)\n"
+        "  UDP_V6_RCV: cgroup_skb ingress, approximate: packets that found a socket "
+        "(kprobe udpv6_rcv: kprobes not supported)\n"
         "  QUEUE_XMIT: tracepoint net:net_dev_queue (kprobe dev_queue_xmit: kprobes not supported; "
         "kprobe __dev_queue_xmit: kprobes not supported)\n"
         "  SEND_SKB: tracepoint net:net_dev_xmit\n"
@@ -100,7 +100,7 @@ def test_active_with_flows_drops_filters_and_error():
         "    ETH_RECV: 10\n"
         "    GRO_RECV: 0\n"
         "    RECV_SKB: 10\n"
-        "    TCP_V6_RCV: -\n"
+        "    TCP_V6_RCV: 0\n"
         "    QUEUE_XMIT: 10\n"
         "    SEND_SKB: 10\n"
         "    RETRANS: 2\n"
@@ -110,7 +110,7 @@ def test_active_with_flows_drops_filters_and_error():
         "    ETH_RECV: 2000\n"
         "    GRO_RECV: 0\n"
         "    RECV_SKB: 2000\n"
-        "    UDP_RCV: -\n"
+        "    UDP_RCV: 0\n"
         "    QUEUE_XMIT: 2000\n"
         "    SEND_SKB: 2000\n"
         "    DROPPED: 500\n"

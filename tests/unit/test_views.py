@@ -23,7 +23,8 @@ def reading(active=True, hooks=None, since=1700000000.25):
              Drop(None, "NOT_SPECIFIED", "skb_release+0x10", 3))
     tables = (TableUse("flows", 2, 100, 7), TableUse("drops", 2, 4096, 0), TableUse("slots", 1, 512, 0))
     return Reading(active, Filters(dest_addr=B, source_port=40000), 100, None,
-                   hooks_without_kprobes() if hooks is None else hooks, Snapshot(flows, drops, tables), since)
+                   hooks_without_kprobes(cgroup_skb=False) if hooks is None else hooks,
+                   Snapshot(flows, drops, tables), since)
 
 
 def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
@@ -34,8 +35,9 @@ def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
     assert doc["settings"] == {"activated": True, "source_addr": None, "source_port": 40000,
                                "dest_addr": "198.18.0.2", "dest_port": None, "max_flows": 100, "last_error": None}
     assert doc["measurement_start"] == 1700000000.25
-    assert doc["hooks"]["TCP_V4_RCV"] == {"attached": None, "approximate": False,
-                                          "skipped": [{"hook": "kprobe tcp_v4_rcv", "why": "kprobes not supported"}]}
+    assert doc["hooks"]["TCP_V4_RCV"] == {"attached": None, "approximate": False, "skipped": [
+        {"hook": "kprobe tcp_v4_rcv", "why": "kprobes not supported"},
+        {"hook": "cgroup_skb ingress", "why": "attach failed: EPERM"}]}
     assert doc["hooks"]["ETH_RECV"]["attached"] == "tracepoint net:netif_rx" and doc["hooks"]["ETH_RECV"]["approximate"]
     assert doc["tables"]["flows"] == {"held": 2, "capacity": 100, "evicted": 7}
     by_header = {header: flow for header, flow in text["flows"].items()}
