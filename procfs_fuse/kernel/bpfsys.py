@@ -1,6 +1,7 @@
 """The bpf() system call, for the few things BCC does not do for us."""
 import ctypes
 import os
+import struct
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280}
 BPF_MAP_CREATE, BPF_PROG_LOAD, BPF_LINK_CREATE = 0, 5, 28
@@ -19,3 +20,13 @@ def bpf(command, attr):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return fd
+
+
+def load_program(program_type, code):
+    """BPF_PROG_LOAD of code (instructions as bytes, GPL) -> its fd; OSError on refusal."""
+    instructions = ctypes.create_string_buffer(code, len(code))
+    license_ = ctypes.create_string_buffer(b"GPL")
+    attr = ctypes.create_string_buffer(ATTR_SIZE)
+    struct.pack_into("<IIQQ", attr, 0, program_type, len(code) // 8, ctypes.addressof(instructions),
+                     ctypes.addressof(license_))
+    return bpf(BPF_PROG_LOAD, attr)

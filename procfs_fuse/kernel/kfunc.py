@@ -14,7 +14,7 @@ import errno
 import os
 import struct
 
-from .bpfsys import ATTR_SIZE, BPF_PROG_LOAD, bpf
+from .bpfsys import load_program
 
 PLACEHOLDER = 0x7FF1  # helper number in the compiled call; no kernel has this helper
 _INSN = struct.Struct("<BBhi")  # code, dst_reg | src_reg << 4, off, imm
@@ -61,13 +61,8 @@ def rdonly_cast_id(btf):
         _INSN.pack(_CALL, _PSEUDO_KFUNC_CALL << 4, 0, btf_id),  # bpf_rdonly_cast(r1, r2)
         _INSN.pack(_MOV_IMM, 0, 0, 0),
         _INSN.pack(_EXIT, 0, 0, 0)))
-    code = ctypes.create_string_buffer(program, len(program))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    attr = ctypes.create_string_buffer(ATTR_SIZE)
-    struct.pack_into("<IIQQ", attr, 0, _PROG_TYPE_RAW_TRACEPOINT, len(program) // 8,
-                     ctypes.addressof(code), ctypes.addressof(license_))
     try:
-        fd = bpf(BPF_PROG_LOAD, attr)
+        fd = load_program(_PROG_TYPE_RAW_TRACEPOINT, program)
     except OSError as e:
         reason = "the kernel refuses bpf_rdonly_cast(p, 0) (6.17+)"
         return None, reason if e.errno in (errno.EINVAL, errno.EACCES) else "%s: %s" % (reason, e)

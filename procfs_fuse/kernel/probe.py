@@ -5,7 +5,7 @@ import shutil
 import struct
 
 from . import cgroup, headers, kfunc, tracefs
-from .bpfsys import ATTR_SIZE, BPF_MAP_CREATE, BPF_PROG_LOAD, bpf
+from .bpfsys import ATTR_SIZE, BPF_MAP_CREATE, bpf, load_program
 from .btf import VMLINUX_BTF, BTF, BTFError
 
 _BPF_MAP_TYPE_ARRAY = 2
@@ -42,13 +42,8 @@ def check_btf():
 
 def check_cgroup_skb():
     """The socket stages' fallback: a cgroup_skb program on the cgroup v2 root."""
-    code = ctypes.create_string_buffer(_PASS_PROGRAM, len(_PASS_PROGRAM))
-    license_ = ctypes.create_string_buffer(b"GPL")
-    attr = ctypes.create_string_buffer(ATTR_SIZE)
-    struct.pack_into("<IIQQ", attr, 0, _BPF_PROG_TYPE_CGROUP_SKB, len(_PASS_PROGRAM) // 8,
-                     ctypes.addressof(code), ctypes.addressof(license_))
     try:
-        os.close(bpf(BPF_PROG_LOAD, attr))
+        os.close(load_program(_BPF_PROG_TYPE_CGROUP_SKB, _PASS_PROGRAM))
     except OSError as e:
         return False, "the kernel refuses cgroup_skb programs: %s" % e
     root = cgroup.v2_root()
