@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from tests.kernel.conftest import send_udp, write
-from tests.support.mounts import flow_header, sh, wait_for
+from tests.support.mounts import flow_header, prometheus_samples, sh, wait_for
 
 pytestmark = pytest.mark.root
 STARTUP_SECONDS = 120  # only bounds a hang: each server is up in a second or two
@@ -26,12 +26,6 @@ def free_port():
 def http_get(url):
     with urllib.request.urlopen(url, timeout=10) as response:
         return response.read().decode()
-
-
-def samples(text, prefix):
-    """{series: value} of an exposition's lines that start with prefix."""
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line.startswith(prefix)}
 
 
 class Server:
@@ -88,8 +82,8 @@ def test_node_exporter_and_prometheus_see_the_reports_numbers(f, hosts, tmp_path
                          "--web.listen-address=127.0.0.1:%d" % prometheus_port], prometheus_port, "/-/ready", log)
     with exporter:
         scraped = http_get(exporter.url + "/metrics")
-        assert samples(scraped, "node_textfile_scrape_error") == {"node_textfile_scrape_error": 0}
-        ours = samples(scraped, "drop_packet_")
+        assert prometheus_samples(scraped, "node_textfile_scrape_error") == {"node_textfile_scrape_error": 0}
+        ours = prometheus_samples(scraped, "drop_packet_")
         assert ours["drop_packet_active"] == 1
         for stage, count in flow["stages"].items():  # one flow passes the filter: its counts are the sums
             assert ours.get('drop_packet_packets_total{stage="%s"}' % stage) == count, stage

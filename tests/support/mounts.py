@@ -130,3 +130,9 @@ def flow_of_header(header):
     protocol = {name: number for number, name in PROTOCOL_NAMES.items()}[fields["protocol"]]
     return Flow(protocol, ipaddress.ip_address(fields["Source IP"]), int(fields.get("Source Port", 0)),
                 ipaddress.ip_address(fields["Dest IP"]), int(fields.get("Dest Port", 0)))
+
+
+def prometheus_samples(text, prefix=""):
+    """{series: value} of a Prometheus exposition's sample lines that start with prefix."""
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+            if line and not line.startswith("#") and line.startswith(prefix)}

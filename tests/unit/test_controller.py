@@ -8,6 +8,7 @@ from procfs_fuse.drop_packet.controller import DropPacketEntry
 from procfs_fuse.drop_packet.errors import ErrnoError
 from procfs_fuse.drop_packet.stages import STAGES
 from tests.support.fakes import FLOW, FakeSessions
+from tests.support.mounts import prometheus_samples
 
 FAIL_ACTIVATION_PORT, FAIL_READ_PORT = 9, 13
 
@@ -119,8 +120,7 @@ def test_max_flows_applies_now_when_active_and_at_activation_otherwise(entry, se
 
 
 def prom(entry):
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in entry.view("prom").decode().splitlines() if line and not line.startswith("#")}
+    return prometheus_samples(entry.view("prom").decode())
 
 
 def test_a_new_measurement_is_a_counter_reset_with_its_start_time(entry, sessions):

@@ -8,7 +8,7 @@ import subprocess
 from procfs_fuse.drop_packet import json_view, metrics
 from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Reading, Snapshot, TableUse
 from procfs_fuse.drop_packet.report import render
-from tests.support.mounts import parse_report
+from tests.support.mounts import parse_report, prometheus_samples
 from tests.unit.test_report import counts, hooks_without_kprobes
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
@@ -64,15 +64,9 @@ def test_json_of_the_inactive_never_attached_state():
     assert doc["drops"] == {"total": 0, "unattributed": 0, "sites": []}
 
 
-def samples(text):
-    """{series: value} of an exposition, without comments."""
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
-
-
 def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():
     text = metrics.render(reading()).decode()
-    got = samples(text)
+    got = prometheus_samples(text)
     assert got["drop_packet_active"] == 1
     assert got["drop_packet_measurement_start_seconds"] == 1700000000.25
     assert got['drop_packet_packets_total{stage="ETH_RECV"}'] == 2001
