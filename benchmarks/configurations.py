@@ -18,8 +18,9 @@ COMPILE_SETTLE = 2  # after bpftrace starts or stops: its compile and teardown d
 
 
 def planned_hooks():
+    """The attach points an activation would use, each once (stages may share one)."""
     tracefs.ensure_mounted()
-    return [h.chosen for h in hookplan.plan(tracefs.KernelHooks().why_unavailable) if h.chosen]
+    return list(dict.fromkeys(h.chosen for h in hookplan.plan(tracefs.KernelHooks().why_unavailable) if h.chosen))
 
 
 @contextlib.contextmanager

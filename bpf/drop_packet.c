@@ -2,10 +2,13 @@
  * and per-flow drops by reason and location.
  *
  * Compiled by BCC with -I<this dir> and these -D values from user space:
- *   DP_SKB_HEAD, DP_SKB_DATA, DP_SKB_NETWORK_HEADER, DP_SKB_PROTOCOL:
- *       offsets of struct sk_buff members in the running kernel (from BTF;
- *       the header tree BCC compiles against may be another kernel's), and
- *       DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN: the bytes that span them;
+ *   DP_SKB_HEAD, DP_SKB_DATA, DP_SKB_NETWORK_HEADER, DP_SKB_PROTOCOL,
+ *   DP_SKB_DEV, DP_SKB_SK, DP_DEV_IFINDEX, DP_DEV_NET, DP_DEV_NAME,
+ *   DP_NET_INUM, DP_SK_NET: offsets of kernel struct members in the running
+ *       kernel (from BTF; the header tree BCC compiles against may be another
+ *       kernel's: activation.py KERNEL_OFFSETS says which member each is), and
+ *       DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN: the bytes that span the
+ *       sk_buff members read together;
  *   DP_DIRECT_READ, DP_KFUNC_PLACEHOLDER: set when the kernel lets a program
  *       load kernel memory directly (see DP_VIEW);
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
@@ -14,9 +17,8 @@
  *       defined at all when the tracepoint is missing);
  *   DP_PARSE_ONLY, DP_NO_MEMO: only in the overhead benchmark's reference
  *       programs (the parse alone; everything but the memo).
- * Every probe is a stub calling one helper (dp_count, or dp_count_at_socket
- * for the cgroup_skb ones); user space attaches only the
- * stubs its hook plan chose, so stubs for absent hooks cost nothing. */
+ * Every probe is a stub calling one helper (dp_count); user space attaches
+ * only the stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
 #include "drop_packet.h"
 
@@ -25,6 +27,7 @@
 #define DP_IPPROTO_TCP 6
 #define DP_IPPROTO_UDP 17
 #define DP_ETH_HLEN 14
+#define DP_AT_SOCKET -1	/* dp_count's stage: the socket stage of the packet's version and protocol */
 
 BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
 BPF_PERCPU_ARRAY(dp_slots, struct dp_slot, 1 << DP_SLOT_BITS);
@@ -62,11 +65,13 @@ static void *(*dp_rdonly_cast)(const void *p, __u32 btf_id) = (void *)DP_KFUNC_P
 #endif
 #define DP_AT(words, type, offset) (*(type const *)((const __u8 *)(words) + (offset)))
 
-/* Word 4 of a key (see struct dp_flow_key): ports, family, protocol. */
+/* Word 4 of a key (see struct dp_flow_key): ports, family, protocol; word 5: the hop. */
 _Static_assert(__builtin_offsetof(struct dp_flow_key, dp_sport) == 32 &&
 	       __builtin_offsetof(struct dp_flow_key, dp_dport) == 34 &&
 	       __builtin_offsetof(struct dp_flow_key, dp_family) == 36 &&
 	       __builtin_offsetof(struct dp_flow_key, dp_protocol) == 37 &&
+	       __builtin_offsetof(struct dp_flow_key, dp_netns) == 8 * DP_HOP_WORD &&
+	       __builtin_offsetof(struct dp_flow_key, dp_ifindex) == 8 * DP_HOP_WORD + 4 &&
 	       sizeof(struct dp_flow_key) == 8 * DP_KEY_WORDS, "dp_flow_key layout");
 
 static __always_inline __u64 dp_key_tail(__u32 wire_ports, __u64 family, __u64 protocol)
@@ -107,6 +112,71 @@ static __always_inline int dp_locate(void *skb, int l3_at, void **l3)
 	}
 	return DP_SKB(__u16, DP_SKB_PROTOCOL);
 #undef DP_SKB
+}
+
+/* The device skb is at (skb->dev), or 0. */
+static __always_inline void *dp_skb_dev(void *skb)
+{
+	DP_VIEW(dev, skb + DP_SKB_DEV, 8, 8);
+	return (void *)dev[0];
+}
+
+/* The inode of network namespace net into *netns (0 where it cannot be read). */
+static __always_inline int dp_netns_of(void *net, __u64 *netns)
+{
+	*netns = 0;
+	if (!net)
+		return 0;
+	DP_VIEW(inum, net + DP_NET_INUM, 4, 4);
+	*netns = DP_AT(inum, __u32, 0);
+	return 0;
+}
+
+/* The hop word (dp_netns | dp_ifindex << 32) of device dev into *hop. */
+static __always_inline int dp_hop_of_dev(void *dev, __u64 *hop)
+{
+	__u64 netns;
+
+	*hop = 0;
+	if (!dev)
+		return 0;
+	DP_VIEW(net, dev + DP_DEV_NET, 8, 8);
+	DP_VIEW(ifindex, dev + DP_DEV_IFINDEX, 4, 4);
+	dp_netns_of((void *)net[0], &netns);
+	*hop = netns | (__u64)DP_AT(ifindex, __u32, 0) << 32;
+	return 0;
+}
+
+/* The hop word of socket sk: its namespace, no device. */
+static __always_inline int dp_hop_of_sock(void *sk, __u64 *hop)
+{
+	*hop = 0;
+	if (!sk)
+		return 0;
+	DP_VIEW(net, sk + DP_SK_NET, 8, 8);
+	return dp_netns_of((void *)net[0], hop);
+}
+
+/* 1 if the device name filter of c lets a packet at dev (0: none) pass;
+ * 0 if not, -1 where the name cannot be read. */
+static __always_inline int dp_dev_passes(const struct dp_config *c, void *dev)
+{
+	if (!c->dp_dev_active)
+		return 1;
+	if (!dev)
+		return 0;
+	DP_VIEW(name, dev + DP_DEV_NAME, 16, 16);
+	return name[0] == c->dp_dev_name[0] && name[1] == c->dp_dev_name[1];
+}
+
+/* The socket stage of a packet of that IP version and protocol, or -1. */
+static __always_inline int dp_socket_stage(int v6, __u64 protocol)
+{
+	if (protocol == DP_IPPROTO_TCP)
+		return v6 ? DP_STAGE_TCP_V6_RCV : DP_STAGE_TCP_V4_RCV;
+	if (protocol == DP_IPPROTO_UDP)
+		return v6 ? DP_STAGE_UDP_V6_RCV : DP_STAGE_UDP_RCV;
+	return -1;
 }
 
 /* The first 24 bytes of the IPv4 header at l3 as 3 words: header and ports
@@ -217,12 +287,12 @@ static __always_inline int dp_passes(const struct dp_config *c, const struct dp_
 	return 1;
 }
 
-/* 1 if the flow passes the filters in dp_config. */
-static __always_inline int dp_wanted(const struct dp_flow_key *key)
+/* 1 if the flow, at device dev (0: none), passes the filters in dp_config. */
+static __always_inline int dp_wanted(const struct dp_flow_key *key, void *dev)
 {
 	int zero = 0;
 	struct dp_config *c = dp_config.lookup(&zero);
-	return !c || dp_passes(c, key);
+	return !c || (dp_passes(c, key) && dp_dev_passes(c, dev) == 1);
 }
 
 static __always_inline void dp_note_insert(int table)
@@ -265,6 +335,7 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 		if (slot->dp_key.dp_family == 0) {
 			/* counts that raced a clear into a free slot are not this flow's */
 			__builtin_memset(&slot->dp_counts, 0, sizeof(slot->dp_counts));
+			slot->dp_counts.dp_first_seen = bpf_ktime_get_ns();
 			slot->dp_key = *key;
 		}
 		if (dp_same_key(&slot->dp_key, key)) {
@@ -275,7 +346,7 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 	/* lookup, then insert-if-absent: BCC's increment() leaves LRU maps empty */
 	struct dp_flow_counts *counts = dp_flows.lookup(key);
 	if (!counts) {
-		struct dp_flow_counts fresh = {};
+		struct dp_flow_counts fresh = {.dp_first_seen = bpf_ktime_get_ns()};
 		if (dp_flows.insert(key, &fresh) == 0)
 			dp_note_insert(DP_TABLE_FLOWS);
 		counts = dp_flows.lookup(key);
@@ -286,22 +357,24 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 	return DP_MEMO_NO_SLOT;
 }
 
-/* Counts one sighting of skb at stage. Such IPv4 header words (no options,
- * first fragment) hold the whole key: the filters are first tried on them as
- * they are (dp_ipv4_left_out), so traffic the filters leave out costs the
- * reading of its headers and little more. A packet passes several stages in
- * a row on one CPU: dp_memos remembers, per CPU, the last such words seen and
- * what they led to (filtered out, or a slot), so the next stage of the same
- * packet, or the next packet of the flow, skips building the key, the filter
- * and the slot search. A memo holds while dp_generation stays, and never
- * under generation 0: user space writes 0 before a filter change or a clear
- * (slots change owners only on clear) and a new generation after it. */
-static __always_inline int dp_count(void *skb, int stage, int l3_at)
+/* Counts one sighting of skb at stage, at device dev (0: skb->dev; stage
+ * DP_AT_SOCKET: the socket stage of its version and protocol). Such IPv4
+ * header words (no options, first fragment) hold the whole flow: the address
+ * and port filters are first tried on them as they are (dp_ipv4_left_out), so
+ * traffic those filters leave out costs the reading of its headers and little
+ * more. A packet passes several stages in a row on one CPU: dp_memos
+ * remembers, per CPU, the last such words and hop seen and what they led to
+ * (filtered out, or a slot), so the next stage of the same packet at the same
+ * hop, or the next packet of the flow, skips building the key, the filter and
+ * the slot search. A memo holds while dp_generation stays, and never under
+ * generation 0: user space writes 0 before a filter change or a clear (slots
+ * change owners only on clear) and a new generation after it. */
+static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 {
-	struct dp_flow_key key;	/* written whole by dp_key_ipv4/6 */
+	struct dp_flow_key key;	/* written whole by dp_key_ipv4/6 and the hop */
 	struct dp_memo *memo = 0;	/* looked up for packets with a memo tag only */
 	void *l3;
-	__u64 ip[3], tag = 0;
+	__u64 ip[3], tag = 0, hop;
 	int zero = 0;
 
 #ifdef DP_PARSE_ONLY	/* benchmarks/overhead.py: the price of reading the headers alone */
@@ -316,15 +389,28 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 	if (ethertype == __builtin_bswap16(0x0800)) {
 		if (dp_ipv4_words(l3, ip))
 			return 0;
+		if (stage == DP_AT_SOCKET)
+			stage = dp_socket_stage(0, (ip[1] >> 8) & 0xff);
+		if (stage < 0)
+			return 0;
 		tag = dp_memo_tag(ip);
 		if (tag && dp_ipv4_left_out(c, ip))	/* the early exit of filtered traffic */
 			return 0;
-		generation = dp_generation_before_filter(c);
+	} else if (ethertype != __builtin_bswap16(0x86dd)) {
+		return 0;
+	}
+	if (!dev)
+		dev = dp_skb_dev(skb);
+	dp_hop_of_dev(dev, &hop);
+	if (dp_dev_passes(c, dev) != 1)
+		return 0;
+	generation = dp_generation_before_filter(c);
+	if (ethertype == __builtin_bswap16(0x0800)) {
 #ifndef DP_NO_MEMO
 		if (tag) {
 			memo = dp_memos.lookup(&zero);
 			if (memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
-			    memo->dp_generation == generation) {
+			    memo->dp_hop == hop && memo->dp_generation == generation) {
 				__u32 index = memo->dp_slot;
 				struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
 				if (slot)
@@ -335,13 +421,15 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 #endif
 		if (dp_key_ipv4(l3, ip, (__u64 *)&key))
 			return 0;
-	} else if (ethertype == __builtin_bswap16(0x86dd)) {
-		generation = dp_generation_before_filter(c);
+	} else {
 		if (dp_key_ipv6(l3, (__u64 *)&key))
 			return 0;
-	} else {
-		return 0;
+		if (stage == DP_AT_SOCKET)
+			stage = dp_socket_stage(1, key.dp_protocol);
+		if (stage < 0)
+			return 0;
 	}
+	((__u64 *)&key)[DP_HOP_WORD] = hop;
 	__u32 outcome = dp_passes(c, &key) ? dp_bump(&key, stage) : DP_MEMO_FILTERED;
 	if (memo && generation && outcome != DP_MEMO_NO_SLOT && memo->dp_slot != DP_MEMO_BUSY) {
 		/* A program of an interrupt that nests in here (netif_rx from a
@@ -352,6 +440,7 @@ static __always_inline int dp_count(void *skb, int stage, int l3_at)
 		asm volatile("" ::: "memory");
 		memo->dp_tag[0] = tag;
 		memo->dp_tag[1] = ip[2];
+		memo->dp_hop = hop;
 		memo->dp_slot = outcome;
 		asm volatile("" ::: "memory");
 		memo->dp_generation = generation;
@@ -367,122 +456,83 @@ static __always_inline void dp_ctx_read(void *ctx, int offset, void *dst, int si
 
 /* Stubs. Raw tracepoint args are the tracepoint's TP_PROTO arguments. */
 
+/* eth_type_trans(skb, dev) sets skb->dev: at its entry, the device is its argument. */
 int dp_kp_eth_type_trans(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_ETH_RECV, DP_L3_AT_DATA_ETH);
+	return dp_count((void *)PT_REGS_PARM1(ctx), (void *)PT_REGS_PARM2(ctx), DP_STAGE_ETH_RECV, DP_L3_AT_DATA_ETH);
 }
 
 int dp_tp_netif_rx(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dp_count((void *)ctx->args[0], DP_STAGE_ETH_RECV, DP_L3_AT_DATA);
+	return dp_count((void *)ctx->args[0], 0, DP_STAGE_ETH_RECV, DP_L3_AT_DATA);
 }
 
 int dp_kp_napi_gro_receive(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM2(ctx), DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
+	return dp_count((void *)PT_REGS_PARM2(ctx), 0, DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
 }
 
 int dp_tp_napi_gro_receive_entry(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dp_count((void *)ctx->args[0], DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
+	return dp_count((void *)ctx->args[0], 0, DP_STAGE_GRO_RECV, DP_L3_AT_DATA);
 }
 
 /* Since 5.x the first argument is struct sk_buff **pskb. */
 int dp_kp_netif_receive_skb_core(struct pt_regs *ctx)
 {
 	DP_VIEW(pskb, (void *)PT_REGS_PARM1(ctx), 8, 8);
-	return dp_count((void *)pskb[0], DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+	return dp_count((void *)pskb[0], 0, DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
 }
 
 int dp_tp_netif_receive_skb(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dp_count((void *)ctx->args[0], DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
+	return dp_count((void *)ctx->args[0], 0, DP_STAGE_RECV_SKB, DP_L3_AT_DATA);
 }
 
 int dp_kp_tcp_v4_rcv(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_TCP_V4_RCV, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)PT_REGS_PARM1(ctx), 0, DP_STAGE_TCP_V4_RCV, DP_L3_AT_NETWORK_HEADER);
 }
 
 int dp_kp_udp_rcv(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_UDP_RCV, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)PT_REGS_PARM1(ctx), 0, DP_STAGE_UDP_RCV, DP_L3_AT_NETWORK_HEADER);
 }
 
 int dp_kp_tcp_v6_rcv(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_TCP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)PT_REGS_PARM1(ctx), 0, DP_STAGE_TCP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
 }
 
 int dp_kp_udpv6_rcv(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_UDP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)PT_REGS_PARM1(ctx), 0, DP_STAGE_UDP_V6_RCV, DP_L3_AT_NETWORK_HEADER);
 }
 
-/* The socket stages where no kprobe runs: a cgroup_skb ingress program sees
- * every packet that found its socket (sk_filter_trim_cap, from tcp_v4_rcv's
- * socket filter and from UDP's queueing), its data starting at the IP header
- * (skb->protocol: the packet's, where skb->family is the socket's). It reads
- * the packet with bpf_skb_load_bytes, as such programs may, and never changes
- * traffic: it returns 1 (pass) on every path. */
-static __always_inline int dp_count_at_socket(struct __sk_buff *skb, int stage, int v6, __u64 protocol)
+/* The socket stages where no kprobe runs: one cgroup_skb ingress program
+ * sees every packet that found its socket (sk_filter_trim_cap, from
+ * tcp_v4_rcv's socket filter and from UDP's queueing), and counts it at the
+ * socket stage of its IP version and protocol. Its context is the kernel's
+ * sk_buff, read like every other stage's through bpf_rdonly_cast (which is
+ * why this needs DP_DIRECT_READ: such a program may not call
+ * bpf_probe_read_kernel). It never changes traffic: 1 (pass) on every path. */
+int dp_cg_socket(struct __sk_buff *ctx)
 {
-	struct dp_flow_key key = {};
-	__u8 ip[40];
-	__u32 ports = 0, header_len;
-
-	if (skb->protocol != __builtin_bswap16(v6 ? 0x86dd : 0x0800))
-		return 1;
-	if (v6) {
-		if (bpf_skb_load_bytes(skb, 0, ip, 40) || ip[6] != protocol)
-			return 1;
-		__builtin_memcpy(key.dp_saddr, ip + 8, 16);
-		__builtin_memcpy(key.dp_daddr, ip + 24, 16);
-		header_len = 40;	/* extension headers are not followed, as elsewhere */
-	} else {
-		if (bpf_skb_load_bytes(skb, 0, ip, 20) || ip[9] != protocol)
-			return 1;
-		__builtin_memcpy(key.dp_saddr, ip + 12, 4);
-		__builtin_memcpy(key.dp_daddr, ip + 16, 4);
-		header_len = (ip[0] & 0x0f) * 4;
-	}
-	if (bpf_skb_load_bytes(skb, header_len, &ports, 4))
-		return 1;
-	*(__u64 *)((__u8 *)&key + 32) = dp_key_tail(ports, v6 ? DP_AF_INET6 : DP_AF_INET, protocol);
-	if (dp_wanted(&key))
-		dp_bump(&key, stage);
+#ifdef DP_DIRECT_READ
+	dp_count(dp_rdonly_cast(ctx, 0), 0, DP_AT_SOCKET, DP_L3_AT_NETWORK_HEADER);
+#endif
 	return 1;
-}
-
-int dp_cg_tcp_v4_rcv(struct __sk_buff *skb)
-{
-	return dp_count_at_socket(skb, DP_STAGE_TCP_V4_RCV, 0, DP_IPPROTO_TCP);
-}
-
-int dp_cg_udp_rcv(struct __sk_buff *skb)
-{
-	return dp_count_at_socket(skb, DP_STAGE_UDP_RCV, 0, DP_IPPROTO_UDP);
-}
-
-int dp_cg_tcp_v6_rcv(struct __sk_buff *skb)
-{
-	return dp_count_at_socket(skb, DP_STAGE_TCP_V6_RCV, 1, DP_IPPROTO_TCP);
-}
-
-int dp_cg_udpv6_rcv(struct __sk_buff *skb)
-{
-	return dp_count_at_socket(skb, DP_STAGE_UDP_V6_RCV, 1, DP_IPPROTO_UDP);
 }
 
 /* dev_queue_xmit(skb) and __dev_queue_xmit(skb, sb_dev) */
 int dp_kp_dev_queue_xmit(struct pt_regs *ctx)
 {
-	return dp_count((void *)PT_REGS_PARM1(ctx), DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)PT_REGS_PARM1(ctx), 0, DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
 }
 
 int dp_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dp_count((void *)ctx->args[0], DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)ctx->args[0], 0, DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
 }
 
 /* net_dev_xmit(skb, rc, dev, len): only a successful transmit counts. */
@@ -490,7 +540,7 @@ int dp_tp_net_dev_xmit(struct bpf_raw_tracepoint_args *ctx)
 {
 	if ((int)ctx->args[1] != 0)
 		return 0;
-	return dp_count((void *)ctx->args[0], DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)ctx->args[0], 0, DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
 }
 
 #ifdef DP_RETRANS_SPORT
@@ -513,24 +563,45 @@ int dp_tp_tcp_retransmit_skb(void *ctx)
 	}
 	key.dp_family = family;
 	key.dp_protocol = DP_IPPROTO_TCP;
-	if (dp_wanted(&key))
+	/* the hop: the socket's namespace, no device (the skb has none yet) */
+	void *sk = 0;
+	__u64 hop;
+	dp_ctx_read(ctx, DP_RETRANS_SKADDR, &sk, sizeof(sk));
+	dp_hop_of_sock(sk, &hop);
+	((__u64 *)&key)[DP_HOP_WORD] = hop;
+	if (dp_wanted(&key, 0))
 		dp_bump(&key, DP_STAGE_RETRANS);
 	return 0;
 }
 #endif
 
 #ifdef DP_KFREE_SKB_SKBADDR
-/* A drop: counted on its flow, and by (flow, reason, location). A packet that
- * cannot be parsed is counted with an empty flow: unattributed, not lost. */
+/* A drop: counted on its flow at its hop, and by (flow at hop, reason,
+ * location). A drop of an skb without device is put at its socket's
+ * namespace (the record's rx_sk on 6.11+, else skb->sk), device 0. A packet
+ * that cannot be parsed is counted with an empty flow: unattributed, not lost. */
 int dp_tp_kfree_skb(void *ctx)
 {
 	struct dp_drop_key drop = {};
-	void *skb = 0;
+	void *skb = 0, *sk = 0, *dev;
+	__u64 hop;
 
 	dp_ctx_read(ctx, DP_KFREE_SKB_SKBADDR, &skb, sizeof(skb));
 	/* dp_parse writes the key only when it succeeds: else it stays all 0 */
 	if (skb && dp_parse(skb, DP_L3_AT_NETWORK_HEADER, (__u64 *)&drop.dp_flow) == 0) {
-		if (!dp_wanted(&drop.dp_flow))
+		dev = dp_skb_dev(skb);
+		if (dev) {
+			dp_hop_of_dev(dev, &hop);
+		} else {
+			dp_ctx_read(ctx, DP_KFREE_SKB_RX_SK, &sk, sizeof(sk));
+			if (!sk) {
+				DP_VIEW(skb_sk, skb + DP_SKB_SK, 8, 8);
+				sk = (void *)skb_sk[0];
+			}
+			dp_hop_of_sock(sk, &hop);
+		}
+		((__u64 *)&drop.dp_flow)[DP_HOP_WORD] = hop;
+		if (!dp_wanted(&drop.dp_flow, dev))
 			return 0;
 		dp_bump(&drop.dp_flow, DP_STAGE_DROPPED);
 	}

@@ -38,11 +38,13 @@ enum dp_l3_at {
 	DP_L3_AT_NETWORK_HEADER = 2,	/* skb->head + skb->network_header (set by then) */
 };
 
-/* A directional flow. IPv4 addresses use the first 4 bytes, the rest 0. Ports
- * in host order, 0 for protocols without ports and for later fragments.
- * dp_family 0: a packet that could not be parsed (non-IP, truncated), counted
- * only in dp_drops as unattributed; in dp_slots, an empty slot. Aligned to 8:
- * built, hashed, compared and filtered as DP_KEY_WORDS 64-bit words. */
+/* A directional flow at one hop. IPv4 addresses use the first 4 bytes, the
+ * rest 0. Ports in host order, 0 for protocols without ports and for later
+ * fragments. dp_family 0: a packet that could not be parsed (non-IP,
+ * truncated), counted only in dp_drops as unattributed; in dp_slots, an empty
+ * slot. The hop is where it was seen: a flow crossing veths, bridges and
+ * routers has one key per hop. Aligned to 8: built, hashed, compared and
+ * filtered as DP_KEY_WORDS 64-bit words. */
 struct __attribute__((aligned(8))) dp_flow_key {
 	__u8 dp_saddr[16];
 	__u8 dp_daddr[16];
@@ -51,8 +53,11 @@ struct __attribute__((aligned(8))) dp_flow_key {
 	__u8 dp_family;		/* AF_INET or AF_INET6 */
 	__u8 dp_protocol;	/* IP protocol number */
 	__u8 dp_pad[2];
+	__u32 dp_netns;		/* the hop's network namespace: its inode (ls -l /proc/PID/ns/net) */
+	__u32 dp_ifindex;	/* its device there; 0: none (a drop at a socket, a retransmission) */
 };
-#define DP_KEY_WORDS 5
+#define DP_KEY_WORDS 6
+#define DP_HOP_WORD 5	/* dp_netns | dp_ifindex << 32 */
 
 /* One (flow, drop reason, drop location) of skb:kfree_skb. */
 struct dp_drop_key {
@@ -64,6 +69,9 @@ struct dp_drop_key {
 
 struct dp_flow_counts {
 	__u64 dp_packets[DP_NR_STAGES];
+	/* bpf_ktime_get_ns() when this CPU made the entry (0 on the CPUs that
+	 * did not): a flow's hops in the order its first packet passed them */
+	__u64 dp_first_seen;
 };
 
 /* dp_slots: per CPU, 1 << DP_SLOT_BITS slots, each held by the first flow
@@ -83,7 +91,8 @@ struct dp_config {
 	struct dp_flow_key dp_mask;
 	struct dp_flow_key dp_value;
 	__u8 dp_active;
-	__u8 dp_pad[3];
+	__u8 dp_dev_active;	/* only hops on a device of this name pass */
+	__u8 dp_pad[2];
 	__u32 dp_generation;	/* a memo holds while it stays; 0: no memo is used or made (config.py) */
 	/* The same filters over bytes 8..23 of an IPv4 header without options
 	 * (protocol, addresses and ports as on the wire), as two little-endian
@@ -92,15 +101,17 @@ struct dp_config {
 	 * config.py ipv4_mask_and_value; all 0 when no filter is set. */
 	__u64 dp_ipv4_mask[2];
 	__u64 dp_ipv4_value[2];
+	__u64 dp_dev_name[2];	/* the device name filter, NUL-padded as net_device.name */
 };
 
-/* dp_memos: per CPU, the last memoizable packet (see dp_count): its tag,
- * the generation of dp_config it was decided under, and the outcome. */
+/* dp_memos: per CPU, the last memoizable packet (see dp_count): its tag and
+ * hop, the generation of dp_config it was decided under, and the outcome. */
 #define DP_MEMO_FILTERED 0xffffffff	/* the filters leave it out */
 #define DP_MEMO_NO_SLOT 0xfffffffe	/* counted in dp_flows: not memoized */
 #define DP_MEMO_BUSY 0xfffffffd	/* being written */
 struct dp_memo {
 	__u64 dp_tag[2];
+	__u64 dp_hop;
 	__u32 dp_generation;
 	__u32 dp_slot;	/* index in dp_slots, DP_MEMO_FILTERED or DP_MEMO_BUSY */
 };

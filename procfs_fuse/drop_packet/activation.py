@@ -17,40 +17,64 @@ from . import hooks as hookplan
 from . import reasons
 from .errors import ErrnoError
 from .flows import DEFAULT_MAX_FLOWS
-from .stages import BPF_DIR, PROGRAM, RECORDS, TRACEPOINT
+from .stages import BPF_DIR, CGROUP_SKB, PROGRAM, RECORDS, TRACEPOINT
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DROPS = 4096
 
-# -D name -> (struct sk_buff member, its size in bytes): what dp_parse reads.
-SKB_MEMBERS = {
-    "DP_SKB_HEAD": ("head", 8),
-    "DP_SKB_DATA": ("data", 8),
-    "DP_SKB_NETWORK_HEADER": ("network_header", 2),
-    "DP_SKB_PROTOCOL": ("protocol", 2),
+# -D name -> (the members that lead to it: (struct, member) each, offsets
+# added up; its size in bytes): the kernel memory the programs read.
+KERNEL_OFFSETS = {
+    "DP_SKB_HEAD": ((("sk_buff", "head"),), 8),
+    "DP_SKB_DATA": ((("sk_buff", "data"),), 8),
+    "DP_SKB_NETWORK_HEADER": ((("sk_buff", "network_header"),), 2),
+    "DP_SKB_PROTOCOL": ((("sk_buff", "protocol"),), 2),
+    "DP_SKB_DEV": ((("sk_buff", "dev"),), 8),
+    "DP_SKB_SK": ((("sk_buff", "sk"),), 8),
+    "DP_DEV_IFINDEX": ((("net_device", "ifindex"),), 4),
+    "DP_DEV_NET": ((("net_device", "nd_net"),), 8),  # possible_net_t: the struct net pointer
+    "DP_DEV_NAME": ((("net_device", "name"),), 16),
+    "DP_NET_INUM": ((("net", "ns"), ("ns_common", "inum")), 4),
+    "DP_SK_NET": ((("sock", "__sk_common"), ("sock_common", "skc_net")), 8),
+}
+# Members read together, in one copy where the kernel memory is copied: the
+# window's -D name -> its members' -D names. (net_device's ifindex and nd_net
+# are 1 KB apart on 6.1: read one by one.)
+WINDOWS = {
+    "DP_SKB_WINDOW": ("DP_SKB_HEAD", "DP_SKB_DATA", "DP_SKB_NETWORK_HEADER", "DP_SKB_PROTOCOL"),
 }
 BPF_CGROUP_INET_INGRESS = 0  # enum bpf_attach_type
-MAX_SKB_WINDOW = 128  # bytes dp_parse reads from an sk_buff at once, on its stack
+MAX_WINDOW = 128  # bytes read at once onto the program's stack
 
 
-def skb_cflags(btf):
-    """-D flags with the running kernel's sk_buff offsets and the window that
-    spans them; checks the sizes."""
-    flags, spans = [], []
-    for macro, (member, size) in SKB_MEMBERS.items():
-        found = btf.struct_member("sk_buff", member)
-        if found.size != size:
-            raise ErrnoError(errno.EOPNOTSUPP, "sk_buff.%s is %d bytes, expected %d" % (member, found.size, size))
-        flags.append("-D%s=%d" % (macro, found.offset))
-        spans.append((found.offset, found.offset + size))
-    # 8-aligned, as sk_buff is: a stack copy of the window keeps each member
-    # naturally aligned, which older verifiers demand of stack loads
-    start, end = min(a for a, _ in spans) & ~7, max(b for _, b in spans)
-    length = (end - start + 7) & ~7
-    if length > MAX_SKB_WINDOW:
-        raise ErrnoError(errno.EOPNOTSUPP, "sk_buff members %d bytes apart" % (end - start))
-    return flags + ["-DDP_SKB_WINDOW_START=%d" % start, "-DDP_SKB_WINDOW_LEN=%d" % length]
+def kernel_offsets(btf):
+    """{-D name: offset} of KERNEL_OFFSETS in the running kernel; checks the sizes."""
+    offsets = {}
+    for macro, (path, size) in KERNEL_OFFSETS.items():
+        found = [btf.struct_member(struct_name, member) for struct_name, member in path]
+        if found[-1].size != size:
+            raise ErrnoError(errno.EOPNOTSUPP, "%s.%s is %d bytes, expected %d" % (
+                path[-1][0], path[-1][1], found[-1].size, size))
+        offsets[macro] = sum(member.offset for member in found)
+    return offsets
+
+
+def kernel_cflags(btf):
+    """-D flags with the running kernel's struct offsets and the windows that
+    span the members read together."""
+    offsets = kernel_offsets(btf)
+    flags = ["-D%s=%d" % pair for pair in offsets.items()]
+    for window, macros in WINDOWS.items():
+        # 8-aligned, as the structs are: a stack copy of the window keeps each
+        # member naturally aligned, which older verifiers demand of stack loads
+        spans = [(offsets[m], offsets[m] + KERNEL_OFFSETS[m][1]) for m in macros]
+        start, end = min(a for a, _ in spans) & ~7, max(b for _, b in spans)
+        length = (end - start + 7) & ~7
+        if length > MAX_WINDOW:
+            raise ErrnoError(errno.EOPNOTSUPP, "%s members %d bytes apart" % (window, end - start))
+        flags += ["-D%s_START=%d" % (window, start), "-D%s_LEN=%d" % (window, length)]
+    return flags
 
 
 def record_formats():
@@ -78,7 +102,7 @@ def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=
     formats = record_formats() if formats is None else formats
     direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % kfunc.PLACEHOLDER] if direct_read else []
     return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops]
-            + skb_cflags(btf) + record_cflags(formats) + direct)
+            + kernel_cflags(btf) + record_cflags(formats) + direct)
 
 
 def _cgroup_ingress_link(bpf, function):
@@ -161,8 +185,12 @@ class Attachments:
         self.bpf, self.pairs, self._detach = bpf, list(pairs), []  # pairs: [(Candidate, function name)]
 
     def add(self, candidate, function=None):
-        self._detach.append(attach(self.bpf, candidate, function))
-        self.pairs.append((candidate, function or candidate.function))
+        """Attaches function (default: the candidate's stub) where candidate
+        says, unless it is there already (one program serving several stages)."""
+        pair = (candidate, function or candidate.function)
+        if pair not in self.pairs:
+            self._detach.append(attach(self.bpf, candidate, function))
+            self.pairs.append(pair)
 
     def attach_all(self):
         for candidate, function in self.pairs:
@@ -204,6 +232,7 @@ class Activation:
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
         self.bpf, self.hooks, self.attached = None, None, None
         rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
+        self._why_no_direct_read = why_not
         if why_not:
             log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
         try:
@@ -223,11 +252,19 @@ class Activation:
         (having detached all) when no stage attaches at all."""
         kernel = tracefs.KernelHooks()
         self.attached = Attachments(self.bpf)
-        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or try_attach(self.attached, c))
+        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c) or self._why_not_here(c)
+                                   or try_attach(self.attached, c))
         if not any(h.chosen for h in self.hooks):
             self.close()
             raise ErrnoError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
                 "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
+
+    def _why_not_here(self, candidate):
+        """What this program cannot do on this kernel: a cgroup_skb program may
+        not copy kernel memory, so it reads the sk_buff only by bpf_rdonly_cast."""
+        if candidate.kind == CGROUP_SKB and self._why_no_direct_read:
+            return "cannot read the sk_buff: %s" % self._why_no_direct_read
+        return None
 
     def close(self):
         bpf, self.bpf = self.bpf, None

@@ -14,7 +14,8 @@ MAX_WRITE = 4096  # a page, like a /proc write
 ACTIONS = ("activate", "deactivate", "clear")
 # command word -> Filters field; the value parser is picked by the suffix
 FILTERS = {"source-addr": "source_addr", "source-port": "source_port",
-           "dest-addr": "dest_addr", "dest-port": "dest_port"}
+           "dest-addr": "dest_addr", "dest-port": "dest_port", "netns": "netns", "dev": "dev"}
+IFNAMSIZ = 16  # a device name and its NUL
 MAX_FLOWS = "max-flows"
 
 
@@ -48,6 +49,25 @@ def _parse_addr(text):
         raise CommandError("bad address %r: want an IPv4 or IPv6 address" % text) from None
 
 
+def _parse_dev(text):
+    if len(text) >= IFNAMSIZ or "/" in text or ":" in text or text in (".", ".."):
+        raise CommandError("bad device name %r: want at most %d characters, no / or :" % (text, IFNAMSIZ - 1))
+    return text
+
+
+def _parse_value(word, args):
+    """A filter's value from its arguments: None for none or "*" (any)."""
+    if word == "netns":  # a name as the report prints it may have spaces: `pid 4242 nginx`
+        return " ".join(args) if args and args != ["*"] else None
+    if len(args) > 1:
+        raise CommandError("%s takes one argument" % word)
+    if not args or args[0] == "*":
+        return None
+    if word == "dev":
+        return _parse_dev(args[0])
+    return _parse_port(args[0]) if word.endswith("-port") else _parse_addr(args[0])
+
+
 def parse_line(line):
     words = line.split()
     word, args = words[0], words[1:]
@@ -55,15 +75,12 @@ def parse_line(line):
         if args:
             raise CommandError("%s takes no argument" % word)
         return Command(word)
-    if word in FILTERS or word == MAX_FLOWS:
+    if word == MAX_FLOWS:
         if len(args) > 1:
             raise CommandError("%s takes one argument" % word)
-        if word == MAX_FLOWS:
-            return Command(word, None, _parse_capacity(args[0]) if args else None)
-        value = None  # no argument, or "*" as the report shows it: any
-        if args and args[0] != "*":
-            value = _parse_port(args[0]) if word.endswith("-port") else _parse_addr(args[0])
-        return Command(word, FILTERS[word], value)
+        return Command(word, None, _parse_capacity(args[0]) if args else None)
+    if word in FILTERS:  # no argument, or "*" as the report shows it: any
+        return Command(word, FILTERS[word], _parse_value(word, args))
     known = ACTIONS + tuple(FILTERS) + (MAX_FLOWS,)
     raise CommandError("unknown command %r (known: %s)" % (word, ", ".join(known)))
 

@@ -33,6 +33,8 @@ def filter_mask_and_value(filters, mask, value):
         if port is not None:
             setattr(mask, field, 0xffff)
             setattr(value, field, port)
+    if filters.netns is not None:
+        mask.dp_netns, value.dp_netns = 0xffffffff, filters.netns.inode
 
 
 # Key fields that bytes 8..23 of an IPv4 header without options show as
@@ -64,6 +66,7 @@ def ipv4_mask_and_value(mask, value):
             field_mask, field_value = (int.from_bytes(f, sys.byteorder).to_bytes(2, "big")
                                        for f in (field_mask, field_value))
         header_mask[at:at + size], header_value[at:at + size] = field_mask, field_value
+    shown.update(range(key_type.dp_netns.offset, ctypes.sizeof(key_type)))  # the hop: the key's test, not the header's
     ipv4_key = bytes(key_type(dp_family=socket.AF_INET))  # the bytes every IPv4 key has outside those
     if any(k & m != v for i, (k, m, v) in enumerate(zip(ipv4_key, mask, value)) if i not in shown):
         return bytes(16), b"\x01" + bytes(15)  # no IPv4 flow passes: a value bit outside the mask
@@ -78,6 +81,10 @@ def config_value(config_type, filters, generation):
     ctypes.memmove(config.dp_ipv4_mask, ipv4_mask, len(ipv4_mask))
     ctypes.memmove(config.dp_ipv4_value, ipv4_value, len(ipv4_value))
     config.dp_active = int(filters.any_set)
+    if filters.dev is not None:  # compared with net_device.name: NUL-padded
+        config.dp_dev_active = 1
+        name = filters.dev.encode()
+        ctypes.memmove(config.dp_dev_name, name, len(name))
     config.dp_generation = generation
     return config
 

@@ -14,7 +14,8 @@ import time
 from . import commands as cmdlang
 from . import json_view, metrics
 from .errors import ErrnoError
-from .flows import DEFAULT_MAX_FLOWS, Filters, Reading, Snapshot
+from .flows import DEFAULT_MAX_FLOWS, Filters, Netns, Reading, Snapshot
+from .names import HopNames
 from .report import FlowTexts, render
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,12 @@ BUSY_WAIT = 0.05  # seconds a read waits for a running command before it answers
 
 
 class DropPacketEntry:
-    def __init__(self, session_factory):
+    def __init__(self, session_factory, names=None):
         """session_factory(filters, max_flows) -> session with .hooks, .read() -> Snapshot,
         .clear(), .set_filters(filters), .close(); raises on failure with an
-        .errno attribute when it has one."""
+        .errno attribute when it has one. names: a HopNames (default: this host's)."""
         self._new_session = session_factory
+        self._names = names or HopNames()
         self._lock = threading.Lock()
         self._session = None
         self._filters = Filters()
@@ -68,8 +70,10 @@ class DropPacketEntry:
             self._lock.release()
 
     def _reading(self, snapshot):
+        hops = {hop for hops in snapshot.flows.values() for hop, _counts in hops}
+        hops.update(drop.hop for drop in snapshot.drops if drop.hop)
         return Reading(self._session is not None, self._filters, self._max_flows, self._last_error, self._hooks,
-                       snapshot, self._since)
+                       snapshot, self._since, self._names.resolve(hops) if hops else {})
 
     @staticmethod
     def _render(name, reading, texts):
@@ -77,8 +81,7 @@ class DropPacketEntry:
             return json_view.render(reading)
         if name == "prom":
             return metrics.render(reading)
-        return render(reading.active, reading.filters, reading.max_flows, reading.last_error, reading.hooks,
-                      reading.snapshot, texts).encode()
+        return render(reading, texts).encode()
 
     def command(self, data: bytes):
         """Run one write's batch; raises ErrnoError (and keeps the reason for the report)."""
@@ -128,7 +131,10 @@ class DropPacketEntry:
                 self._deactivate()
                 self._activate()
         else:
-            self._filters = dataclasses.replace(self._filters, **{command.field: command.value})
+            value = command.value
+            if command.field == "netns" and value is not None:
+                value = Netns(self._names.inode_of(value), value)
+            self._filters = dataclasses.replace(self._filters, **{command.field: value})
             # while active, a new filter starts a new measurement: old flows
             # would mislead; inactive, the last counters stay readable
             if self._session is not None:

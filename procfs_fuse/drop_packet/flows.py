@@ -36,16 +36,44 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class Hop:
+    """Where a flow was seen: a network namespace (its inode) and a device in
+    it (its ifindex; 0: none, a drop at a socket or a retransmission)."""
+    netns: int
+    ifindex: int
+
+
+@dataclass(frozen=True)
+class HopName:
+    """A Hop as a person knows it (names.py): `ip netns` name, a process in
+    it, or net:[inode]; the device's name, None where there is none or it is gone."""
+    netns: str
+    dev: Optional[str]
+
+
+@dataclass(frozen=True)
+class Netns:
+    """A namespace filter: the inode the kernel compares, the name it was given by."""
+    inode: int
+    name: str
+
+    def __str__(self):
+        return self.name
+
+
+@dataclass(frozen=True)
 class Filters:
     source_addr: Optional[object] = None
     source_port: Optional[int] = None
     dest_addr: Optional[object] = None
     dest_port: Optional[int] = None
+    netns: Optional[Netns] = None
+    dev: Optional[str] = None    # device name, in any namespace
 
     @property
     def any_set(self):
         return any(v is not None for v in (self.source_addr, self.source_port,
-                                           self.dest_addr, self.dest_port))
+                                           self.dest_addr, self.dest_port, self.netns, self.dev))
 
 
 def address_from_key(family_is_v6, raw16):
@@ -56,6 +84,7 @@ def address_from_key(family_is_v6, raw16):
 @dataclass(frozen=True)
 class Drop:
     flow: Optional[Flow]  # None: the packet could not be parsed (unattributed)
+    hop: Optional[Hop]    # None with flow None
     reason: str
     location: str         # "function+0xoff"
     count: int
@@ -72,7 +101,8 @@ class TableUse:
 @dataclass(frozen=True)
 class Snapshot:
     """What one read of the kernel's tables gives."""
-    flows: dict = field(default_factory=dict)  # {Flow: [count per stage]}
+    # {Flow: ((Hop, (count per stage)), ...)}: its hops in the order its first packet passed them
+    flows: dict = field(default_factory=dict)
     drops: tuple = ()                          # (Drop, ...)
     tables: tuple = ()                         # (TableUse, ...)
 
@@ -87,3 +117,4 @@ class Reading:
     hooks: Optional[list]  # [StageHook] of the current or last activation; None: never attached
     snapshot: Snapshot
     since: Optional[float] = None  # unix time the counts start from (activation, clear, filter change)
+    names: dict = field(default_factory=dict)  # {Hop: HopName} of the snapshot's hops (names.py)

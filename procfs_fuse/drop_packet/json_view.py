@@ -6,7 +6,7 @@ import json
 
 from .commands import FILTERS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
-from .report import attached_stages, by_count, flow_drops, host_drops, verdict
+from .report import _Shape, attached_stages, by_count, flow_drops, flow_verdict, host_drops, merged, shown_hops, unnamed
 from .stages import DROPPED, TABLE
 
 VERSION = 1
@@ -27,15 +27,28 @@ def _sites(drops):
     return [{"reason": reason, "location": location, "count": n} for (reason, location), n in by_count(drops)]
 
 
-def _flow(flow, counts, drops, attached, drops_traced):
-    stages = {row.name: counts[row.id] if row.name in attached else None for row in TABLE if row.applies(flow)}
+def _hop(hop, counts, rows, drops, names, attached):
+    name = names.get(hop) or unnamed(hop)
+    return {"netns": name.netns, "netns_inode": hop.netns, "dev": name.dev, "ifindex": hop.ifindex or None,
+            "stages": {row.name: counts[row.id] if row.name in attached else None for row in rows},
+            "drops": _sites(drops or {})}
+
+
+def _flow(flow, hops, drops, names, attached, drops_traced):
+    shape = _Shape(flow, attached)
+    shown = shown_hops(shape, hops, drops)
+    summed = [sum(column) for column in zip(*(counts for _hop, counts, _rows in shown))] or [0] * len(TABLE)
     ported = flow.protocol in PORTED_PROTOCOLS
     return {"protocol": PROTOCOL_NAMES.get(flow.protocol, str(flow.protocol)), "protocol_number": flow.protocol,
             "ip_version": flow.saddr.version,
             "source": str(flow.saddr), "source_port": flow.sport if ported else None,
             "dest": str(flow.daddr), "dest_port": flow.dport if ported else None,
-            "stages": stages, "drops": _sites(drops or {}),
-            "verdict": verdict({s: n for s, n in stages.items() if n is not None}, drops or {}, drops_traced)}
+            # summed over the hops, as version 1 always had them; per hop in "hops"
+            "stages": {row.name: summed[row.id] if row.name in attached else None for row in TABLE if row.applies(flow)},
+            "drops": _sites(merged(drops or {})),
+            "hops": [_hop(hop, counts, rows, (drops or {}).get(hop), names, attached) for hop, counts, rows in shown],
+            "verdict": flow_verdict(shape, shown, drops, names, drops_traced) if drops else
+            flow_verdict(shape, [], None, names, drops_traced)}
 
 
 def document(reading):
@@ -55,9 +68,10 @@ def document(reading):
         "hooks": None if reading.hooks is None else {h.stage: _hook(h) for h in reading.hooks},
         "tables": {t.name: {"held": t.held, "capacity": t.capacity, "evicted": t.evicted}
                    for t in reading.snapshot.tables},
-        "flows": [_flow(flow, counts, by_flow.get(flow.sort_key), attached, drops_traced) for flow, counts in flows],
+        "flows": [_flow(flow, hops, by_flow.get(flow.sort_key), reading.names, attached, drops_traced)
+                  for flow, hops in flows],
         "drops": {"total": sum(everywhere.values()) if drops_traced or reading.hooks is None else None,
-                  "unattributed": sum(by_flow.get(None, {}).values()),
+                  "unattributed": sum(merged(by_flow.get(None, {})).values()),
                   "sites": _sites(everywhere)},
     }
 

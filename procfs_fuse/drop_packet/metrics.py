@@ -1,14 +1,17 @@
 """drop-packet.prom: the reading in Prometheus' text exposition format, as
 node_exporter's textfile collector reads it. Low cardinality: no flow is a
 label (a 5-tuple per series would swamp a fleet's Prometheus); counts are
-summed over flows per stage, drops per (reason, location).
+summed over flows per (stage, hop), drops per (reason, location, hop): a
+hop is the labels netns and dev, named as the report names them.
 
 Counters start again at 0 when a measurement starts again (activate,
 `clear`, a filter change while active): rate() takes a drop as a counter
 reset, and drop_packet_measurement_start_seconds says when it happened.
 After `deactivate` they stay at the last counts, and drop_packet_active is 0.
 """
-from .report import attached_stages, flow_drops, host_drops
+from collections import Counter
+
+from .report import attached_stages, unnamed
 from .stages import TABLE
 
 PREFIX = "drop_packet_"
@@ -32,9 +35,12 @@ class _Exposition:
             self.lines.append("%s%s%s %s" % (PREFIX, name, "{%s}" % text if text else "", value))
 
 
+def _hop_labels(name):
+    return (("netns", name.netns), ("dev", name.dev or "-"))
+
+
 def render(reading):
     snapshot, attached = reading.snapshot, attached_stages(reading.hooks)
-    by_flow = flow_drops(snapshot.drops)
     out = _Exposition()
     out.family("active", "gauge", "1 while the hooks are attached and counting, else 0.",
                [({}, int(reading.active))])
@@ -44,20 +50,31 @@ def render(reading):
                    [({}, "%.3f" % reading.since)])
     out.family("stage_hook_info", "gauge", "The hook each measured stage is attached to.",
                [({"stage": h.stage, "hook": h.chosen.describe()}, 1) for h in reading.hooks or () if h.chosen])
-    totals = [0] * len(TABLE)
-    for counts in snapshot.flows.values():
-        for i, n in enumerate(counts):
-            totals[i] += n
+    names = reading.names
+    hop_labels = lambda hop: _hop_labels(names.get(hop) or unnamed(hop))
+    totals = {}  # {hop labels: [count per stage]}
+    for hops in snapshot.flows.values():
+        for hop, counts in hops:
+            into = totals.setdefault(hop_labels(hop), [0] * len(TABLE))
+            for i, n in enumerate(counts):
+                into[i] += n
+    measured = [row for row in TABLE if row.name in attached]
     out.family("packets_total", "counter", "Packets of the counted flows seen at each stage of the packet path "
-               "(DROPPED: freed as drops), summed over flows; stages not measured here have no series.",
-               [({"stage": row.name}, totals[row.id]) for row in TABLE if row.name in attached])
+               "(DROPPED: freed as drops), summed over flows, per hop (netns, dev); stages not measured here "
+               "have no series.",
+               [(dict(stage=row.name, **dict(labels)), totals[labels][row.id])
+                for labels in sorted(totals) for row in measured if totals[labels][row.id]])
     out.family("flows", "gauge", "Flows counted.", [({}, len(snapshot.flows))])
-    out.family("drops_total", "counter", "Packets the kernel freed as drops (skb:kfree_skb), by reason and place, "
-               "host-wide (unattributed ones included).",
-               [({"reason": reason, "location": location}, n)
-                for (reason, location), n in sorted(host_drops(by_flow).items())])
+    drops, unattributed = Counter(), 0
+    for drop in snapshot.drops:
+        labels = hop_labels(drop.hop) if drop.hop else (("netns", "-"), ("dev", "-"))
+        drops[(drop.reason, drop.location) + labels] += drop.count
+        unattributed += drop.count if drop.flow is None else 0
+    out.family("drops_total", "counter", "Packets the kernel freed as drops (skb:kfree_skb), by reason, place "
+               "and hop, host-wide (unattributed ones included, at netns=\"-\").",
+               [(dict(reason=key[0], location=key[1], **dict(key[2:])), n) for key, n in sorted(drops.items())])
     out.family("unattributed_drops_total", "counter", "Drops of packets that could not be put on a flow "
-               "(not IP, truncated).", [({}, sum(by_flow.get(None, {}).values()))] if reading.hooks else [])
+               "(not IP, truncated).", [({}, unattributed)] if reading.hooks else [])
     tables = snapshot.tables
     out.family("table_entries", "gauge", "Entries a kernel table holds.",
                [({"table": t.name}, t.held) for t in tables])

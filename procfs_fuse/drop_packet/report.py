@@ -5,9 +5,13 @@ from collections import Counter, defaultdict
 from operator import itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
-from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
+from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES, HopName
 from .reasons import hint
-from .stages import DROPPED, PATH_ORDER, TABLE
+from .stages import BY_NAME, DROPPED, PATH_ORDER, RECEIVE, SEND, TABLE
+
+PATH_ORDER_ROWS = tuple(BY_NAME[name] for name in PATH_ORDER)
+# After a table's use: what one of its entries is.
+TABLE_NOTES = {"flows": " (an entry per flow per hop)", "slots": " (an entry per flow per hop per CPU)"}
 
 
 def _setting(value):
@@ -30,33 +34,36 @@ def by_count(items):
     return sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def verdict(counts, drops, drops_traced):
-    """One line a newcomer can act on. counts: {stage: n} of the attached path
-    stages; drops: {(reason, location): count} of the flow."""
+def hop_text(name):
+    """A hop as the report names it: `netns mhR, dev vRa`."""
+    return "netns %s, dev %s" % (name.netns, name.dev or "-")
+
+
+def verdict(hops, drops_traced):
+    """One line a newcomer can act on. hops: [(HopName, [(stage, count)] its
+    measured path stages shown in PATH_ORDER, {(reason, location): count})],
+    in the order the flow passed them."""
     if not drops_traced:
         return "unknown: drops are not traced on this kernel"
-    stages = [stage for stage in PATH_ORDER if stage in counts]
-    return _verdict(stages, [counts[stage] for stage in stages], by_count(drops))
-
-
-def _verdict(stages, seen, ranked_drops):
-    """stages: the measured path stages in PATH_ORDER; seen: their counts;
-    ranked_drops: by_count of the flow's drops."""
-    dropped = sum(n for _, n in ranked_drops)
+    merged = Counter()
+    for _name, _stages, drops in hops:
+        merged.update(drops)
+    dropped = sum(merged.values())
     if not dropped:
         return "no drops seen"
+    ranked = by_count(merged)
+    (reason, location), _n = ranked[0]
+    sent = max((n for _stage, n in hops[0][1]), default=0)  # what the first hop saw
+    name, stages, _drops = max(hops, key=lambda hop: hop[2].get((reason, location), 0))  # the first such hop
+    seen = [n for _stage, n in stages]
     most = max(seen, default=0)
     after = ""
-    if most:  # the last stage that saw them all
-        after = " after %s" % stages[len(seen) - 1 - seen[::-1].index(most)]
-    (reason, location), _n = ranked_drops[0]
-    text = "%d of %d lost%s: %s at %s" % (dropped, max(most, dropped), after, reason, location)
-    if len(ranked_drops) > 1:
-        text += " and %d more" % (len(ranked_drops) - 1)
-    why = hint(reason)
-    if why:
-        text += " (%s)" % why
-    return text
+    if most:  # the last stage there that saw them all
+        after = ", after %s" % stages[len(seen) - 1 - seen[::-1].index(most)][0]
+    text = "%d of %d lost in %s%s: %s at %s" % (dropped, max(sent, dropped), hop_text(name), after, reason, location)
+    if len(ranked) > 1:
+        text += " and %d more" % (len(ranked) - 1)
+    return text + " (%s)" % (hint(reason, location) or "no hint is known for %s" % reason)
 
 
 def _picker(indexes):
@@ -70,66 +77,128 @@ def _flow_order(item):
     return item[0].sort_key
 
 
-class _StageLines:
-    """The stage lines of one kind of flow (IP version, protocol) as two
-    templates, through DROPPED and after it (drop lines go between), so a flow
-    costs one format each, not one per stage: `cat` of 10,000 flows."""
+class _Shape:
+    """How the hops of one kind of flow (IP version, protocol) are shown. A
+    hop shows the device receive stages where the flow arrived, the socket
+    stages where it arrived last (or where they counted it), the send stages
+    where it left, RETRANS and DROPPED where they are not 0; a stage this
+    kernel does not measure reads "-". Each way a hop can look is one
+    template, made once: `cat` of 10,000 flows formats a hop in one go."""
 
     def __init__(self, flow, attached):
-        shown = [(row.id, row.name) for row in TABLE if row.applies(flow)]
-        cut = next((n + 1 for n, (_i, stage) in enumerate(shown) if stage == DROPPED), len(shown))
-        measured = {stage: i for i, stage in shown if stage in attached}
-        self.path = tuple(stage for stage in PATH_ORDER if stage in measured)
-        self.path_counts = _picker([measured[stage] for stage in self.path])
-        self.head = self._template(shown[:cut], attached)
-        self.tail = self._template(shown[cut:], attached)
+        rows = [row for row in TABLE if row.applies(flow)]
+        self.rows = rows
+        measured = [row for row in rows if row.name in attached]
+        self.arrive = _picker([row.id for row in measured if row.path == RECEIVE] or [0])
+        self.leave = _picker([row.id for row in measured if row.path == SEND] or [0])
+        self.any_arrive = any(row.path == RECEIVE for row in measured)
+        self.any_leave = any(row.path == SEND for row in measured)
+        self.attached = attached
+        self.path = [row for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
+        self._templates = {}
 
-    @staticmethod
-    def _template(shown, attached):
+    def shown(self, counts, last_arrival):
+        """The rows a hop with these counts shows."""
+        arrived = self.any_arrive and any(self.arrive(counts))
+        left = self.any_leave and any(self.leave(counts))
+        return tuple(row for row in self.rows if (
+            (arrived and (row.protocol is None or last_arrival)) if row.path == RECEIVE else
+            left if row.path == SEND else False) or counts[row.id])
+
+    def template(self, shown):
+        """The lines of these rows as two templates, through DROPPED and after
+        it (the drop lines go between): ((text, picker of its counts), (text, picker))."""
+        made = self._templates.get(shown)
+        if made is None:
+            cut = next((n + 1 for n, row in enumerate(shown) if row.name == DROPPED), len(shown))
+            made = self._templates[shown] = (self._lines(shown[:cut]), self._lines(shown[cut:]))
+        return made
+
+    def _lines(self, rows):
         # "-": not measured on this kernel, which is not 0
-        text = "\n".join("    %s: %s" % (stage, "%s" if stage in attached else "-") for _i, stage in shown)
-        return text, _picker([i for i, stage in shown if stage in attached])
+        text = "\n".join("        %s: %s" % (row.name, "%s" if row.name in self.attached else "-") for row in rows)
+        ids = [row.id for row in rows if row.name in self.attached]
+        return text, _picker(ids) if ids else (lambda counts: ())
 
 
 class FlowTexts:
     """Each flow's text from the last render, for the next one: a flow whose
-    counts and drops have not changed since is not formatted again (most
-    flows of a big table are idle between two reads)."""
+    hops, counts, drops and names have not changed since is not formatted
+    again (most flows of a big table are idle between two reads)."""
 
     def __init__(self):
-        self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (counts, drops, text, header)}
+        self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (state, text, header)}
 
 
-def _flow_text(header, counts, drops_of_flow, block, drops_traced, no_drops):
-    (head, head_pick), (tail, tail_pick) = block.head, block.tail
-    text = header + "\n" + head % head_pick(counts)
-    if drops_of_flow:
-        ranked = by_count(drops_of_flow)
-        text += "".join(["\n        %s: %d at %s" % (reason, n, location) for (reason, location), n in ranked])
-    if tail:
-        text += "\n" + tail % tail_pick(counts)
+def shown_hops(shape, hops, drops_of_flow):
+    """[(Hop, counts, the rows it shows)] of a flow: hops ((Hop, counts), ...)
+    in path order, then any hop only its drops name (its counts evicted)."""
+    counted = {hop for hop, _counts in hops}
+    hops = tuple(hops) + tuple((hop, (0,) * len(TABLE)) for hop in drops_of_flow or () if hop not in counted)
+    arrivals = [n for n, (_hop, counts) in enumerate(hops) if shape.any_arrive and any(shape.arrive(counts))]
+    last_arrival = arrivals[-1] if arrivals else -1
+    return [(hop, counts, shape.shown(counts, n == last_arrival)) for n, (hop, counts) in enumerate(hops)]
+
+
+def flow_verdict(shape, shown, drops_of_flow, names, drops_traced):
+    """verdict() of a flow's shown_hops."""
+    drops_of_flow = drops_of_flow or {}
+    return verdict([(names.get(hop) or unnamed(hop), [(row.name, counts[row.id]) for row in shape.path if row in rows],
+                     drops_of_flow.get(hop, {})) for hop, counts, rows in shown], drops_traced)
+
+
+def _flow_text(header, hops, drops_of_flow, names, shape, drops_traced, no_drops):
+    """hops: ((Hop, counts), ...) in path order; drops_of_flow: {Hop: {(reason, location): n}} or None."""
+    parts = [header]
+    shown = shown_hops(shape, hops, drops_of_flow)
+    for hop, counts, rows in shown:
+        (head, head_pick), (tail, tail_pick) = shape.template(rows)
+        parts.append("    hop: " + hop_text(names.get(hop) or unnamed(hop)))
+        if head:
+            parts.append(head % head_pick(counts))
+        drops = (drops_of_flow or {}).get(hop)
+        if drops:
+            parts += ["            %s: %d at %s" % (reason, count, location)
+                      for (reason, location), count in by_count(drops)]
+        if tail:
+            parts.append(tail % tail_pick(counts))
     if drops_of_flow and drops_traced:
-        return text + "\n    verdict: " + _verdict(block.path, block.path_counts(counts), ranked)
-    return text + "\n" + no_drops
+        parts.append("    verdict: " + flow_verdict(shape, shown, drops_of_flow, names, drops_traced))
+    else:
+        parts.append(no_drops)
+    return "\n".join(parts)
+
+
+def unnamed(hop):
+    """A hop no name was resolved for."""
+    return HopName("net:[%d]" % hop.netns, None)
 
 
 def flow_drops(drops):
     """{Flow.sort_key (hashed in C; a Flow hashes in Python) or None (unattributed):
-    {(reason, location): count}}: plain dicts, which compare in C."""
+    {Hop or None: {(reason, location): count}}}: plain dicts, which compare in C."""
     by_flow = defaultdict(dict)
     for drop in drops:
-        per_flow = by_flow[drop.flow and drop.flow.sort_key]
+        per_hop = by_flow[drop.flow and drop.flow.sort_key].setdefault(drop.hop, {})
         where = (drop.reason, drop.location)
-        per_flow[where] = per_flow.get(where, 0) + drop.count
+        per_hop[where] = per_hop.get(where, 0) + drop.count
     return by_flow
+
+
+def merged(per_hop):
+    """{(reason, location): count} over a flow's hops."""
+    total = Counter()
+    for drops in per_hop.values():
+        total.update(drops)
+    return total
 
 
 def host_drops(by_flow):
     """Host-wide, like dropwatch's summary: every flow's drops and what could
     not be parsed, {(reason, location): count}."""
     everywhere = Counter()
-    for per_flow in by_flow.values():
-        everywhere.update(per_flow)
+    for per_hop in by_flow.values():
+        everywhere.update(merged(per_hop))
     return everywhere
 
 
@@ -137,14 +206,15 @@ def attached_stages(hooks):
     return {h.stage for h in hooks or () if h.chosen}
 
 
-def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
-    """hooks: [StageHook] of the current or last activation, or None;
-    snapshot: the flows, drops and table use to show; texts: a FlowTexts the
-    caller keeps from render to render."""
-    lines = ["settings:", "  activated: %s" % ("y" if active else "N")]
-    lines += ["  %s: %s" % (word, _setting(getattr(filters, field))) for word, field in FILTERS.items()]
-    lines.append("  %s: %d" % (MAX_FLOWS, max_flows))
-    lines.append("  last-error: %s" % (last_error or "none"))
+def render(reading, texts=None):
+    """reading: a Reading (hooks: of the current or last activation, or None;
+    snapshot: the flows, drops and table use; names: of its hops); texts: a
+    FlowTexts the caller keeps from render to render."""
+    hooks, snapshot = reading.hooks, reading.snapshot
+    lines = ["settings:", "  activated: %s" % ("y" if reading.active else "N")]
+    lines += ["  %s: %s" % (word, _setting(getattr(reading.filters, field))) for word, field in FILTERS.items()]
+    lines.append("  %s: %d" % (MAX_FLOWS, reading.max_flows))
+    lines.append("  last-error: %s" % (reading.last_error or "none"))
     lines.append("hooks:")
     if hooks is None:
         lines.append("  (never attached)")
@@ -156,7 +226,8 @@ def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
     drops_by_flow = flow_drops(snapshot.drops)
 
     lines.append("tables:")
-    lines += ["  %s: %d of %d, evicted %d" % (t.name, t.held, t.capacity, t.evicted) for t in snapshot.tables]
+    lines += ["  %s: %d of %d, evicted %d%s" % (t.name, t.held, t.capacity, t.evicted, TABLE_NOTES.get(t.name, ""))
+              for t in snapshot.tables]
     if not snapshot.tables:
         lines.append("  (none)")
     lines.append("flows: %d" % len(snapshot.flows))
@@ -164,25 +235,27 @@ def render(active, filters, max_flows, last_error, hooks, snapshot, texts=None):
         texts = FlowTexts()
     last = texts.by_flow if texts.attached == attached else {}
     now = {}
-    stage_lines = {}  # (IP version, protocol) -> _StageLines
-    no_drops = "    verdict: " + verdict({}, {}, drops_traced)
-    for flow, counts in sorted(snapshot.flows.items(), key=_flow_order):
+    shapes = {}  # (IP version, protocol) -> _Shape
+    no_drops = "    verdict: " + verdict([], drops_traced)
+    names = reading.names
+    for flow, hops in sorted(snapshot.flows.items(), key=_flow_order):
         key = flow.sort_key
-        counts, drops_of_flow = tuple(counts), drops_by_flow.get(key)
+        hops, drops_of_flow = tuple((hop, tuple(counts)) for hop, counts in hops), drops_by_flow.get(key)
+        state = (hops, drops_of_flow, [names.get(hop) for hop, _counts in hops])
         kept = last.get(key)
-        if kept and kept[0] == counts and kept[1] == drops_of_flow:
-            text, header = kept[2], kept[3]
+        if kept and kept[0] == state:
+            text, header = kept[1], kept[2]
         else:
-            header = kept[3] if kept else flow_header(flow)
+            header = kept[2] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
-            block = stage_lines.get(kind) or stage_lines.setdefault(kind, _StageLines(flow, attached))
-            text = _flow_text(header, counts, drops_of_flow, block, drops_traced, no_drops)
-        now[key] = (counts, drops_of_flow, text, header)
+            shape = shapes.get(kind) or shapes.setdefault(kind, _Shape(flow, attached))
+            text = _flow_text(header, hops, drops_of_flow, names, shape, drops_traced, no_drops)
+        now[key] = (state, text, header)
         lines.append(text)
     texts.attached, texts.by_flow = attached, now
 
     everywhere = host_drops(drops_by_flow)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
-    lines.append("  unattributed: %d" % sum(drops_by_flow.get(None, {}).values()))
+    lines.append("  unattributed: %d" % sum(merged(drops_by_flow.get(None, {})).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(everywhere)]
     return "\n".join(lines) + "\n"

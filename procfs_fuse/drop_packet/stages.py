@@ -66,12 +66,13 @@ def tracepoint(event, stub, **kw):
     return Candidate(TRACEPOINT, event, stub, **kw)
 
 
-def at_socket(stub):
-    """cgroup_skb ingress on the cgroup v2 root: every packet that found its
-    socket, in the transport's own receive path (sk_filter_trim_cap); those
-    that die before the socket lookup (NO_SOCKET, bad checksums) are not
-    counted here, their drops are."""
-    return Candidate(CGROUP_SKB, "ingress", stub, approximate=True, sees="packets that found a socket")
+# cgroup_skb ingress on the cgroup v2 root: every packet that found its
+# socket, in the transport's own receive path (sk_filter_trim_cap); those that
+# die before the socket lookup (NO_SOCKET, bad checksums) are not counted
+# here, their drops are. One program serves the four socket stages (it counts
+# each packet at its version's and protocol's): the plan's candidates that
+# are equal are attached once.
+AT_SOCKET = Candidate(CGROUP_SKB, "ingress", "dp_cg_socket", approximate=True, sees="packets that found a socket")
 
 
 # The classic module's kprobe first, then a tracepoint inside that function,
@@ -93,13 +94,13 @@ ROWS = (
         kprobe("__netif_receive_skb_core", "dp_kp_netif_receive_skb_core"),
         tracepoint("net:netif_receive_skb", "dp_tp_netif_receive_skb"))),
     Stage("TCP_V4_RCV", path=RECEIVE, version=4, protocol=TCP, candidates=(
-        kprobe("tcp_v4_rcv", "dp_kp_tcp_v4_rcv"), at_socket("dp_cg_tcp_v4_rcv"))),
+        kprobe("tcp_v4_rcv", "dp_kp_tcp_v4_rcv"), AT_SOCKET)),
     Stage("UDP_RCV", path=RECEIVE, version=4, protocol=UDP, candidates=(
-        kprobe("udp_rcv", "dp_kp_udp_rcv"), at_socket("dp_cg_udp_rcv"))),
+        kprobe("udp_rcv", "dp_kp_udp_rcv"), AT_SOCKET)),
     Stage("TCP_V6_RCV", path=RECEIVE, version=6, protocol=TCP, candidates=(
-        kprobe("tcp_v6_rcv", "dp_kp_tcp_v6_rcv"), at_socket("dp_cg_tcp_v6_rcv"))),
+        kprobe("tcp_v6_rcv", "dp_kp_tcp_v6_rcv"), AT_SOCKET)),
     Stage("UDP_V6_RCV", path=RECEIVE, version=6, protocol=UDP, candidates=(
-        kprobe("udpv6_rcv", "dp_kp_udpv6_rcv"), at_socket("dp_cg_udpv6_rcv"))),
+        kprobe("udpv6_rcv", "dp_kp_udpv6_rcv"), AT_SOCKET)),
     Stage("QUEUE_XMIT", path=SEND, candidates=(
         kprobe("dev_queue_xmit", "dp_kp_dev_queue_xmit"),
         # since 5.19 dev_queue_xmit is an inline wrapper of __dev_queue_xmit
@@ -110,10 +111,10 @@ ROWS = (
     Stage("RETRANS", protocol=TCP, candidates=(
         tracepoint("tcp:tcp_retransmit_skb", "dp_tp_tcp_retransmit_skb",
                    record=Record("DP_RETRANS", ("sport", "dport", "saddr", "daddr"),
-                                 ("family", "saddr_v6", "daddr_v6"))),)),
+                                 ("family", "saddr_v6", "daddr_v6", "skaddr"))),)),
     Stage("DROPPED", candidates=(
         tracepoint("skb:kfree_skb", "dp_tp_kfree_skb",
-                   record=Record("DP_KFREE_SKB", ("skbaddr", "location"), ("reason",))),)),
+                   record=Record("DP_KFREE_SKB", ("skbaddr", "location"), ("reason", "rx_sk"))),)),
 )
 DROPPED = "DROPPED"
 

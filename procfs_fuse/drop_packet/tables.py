@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import add
 
 from . import reasons
-from .flows import Drop, Flow, Snapshot, TableUse, address_from_key
+from .flows import Drop, Flow, Hop, Snapshot, TableUse, address_from_key
 from .stages import STAGES
 
 RAW_BATCH = 4096  # entries per BPF_MAP_LOOKUP_BATCH call
@@ -77,28 +77,53 @@ def clear(tables):
         tables[name].clear()
 
 
-def sum_over_cpus(values, count, cpus, width):
+def _earliest(a, b):
+    """The earlier of two first-seen times, 0 being none."""
+    return a if not b or (a and a < b) else b
+
+
+def sum_over_cpus(values, count, cpus, width, earliest=None):
     """Per entry, its width 64-bit counters summed over CPUs, from the raw values
-    of a per-CPU table (entry after entry, CPU after CPU): [tuple] * count.
-    Column by column, so the loops run in C."""
+    of a per-CPU table (entry after entry, CPU after CPU): [tuple] * count;
+    column `earliest`, a first-seen time, is the earliest instead. Column by
+    column, so the loops run in C."""
     flat = memoryview(values).cast("B").cast("Q")
     stride = cpus * width
     columns = []
     for i in range(width):
         column = flat[i::stride]
         for cpu in range(1, cpus):
-            column = map(add, column, flat[cpu * width + i::stride])
+            column = map(_earliest if i == earliest else add, column, flat[cpu * width + i::stride])
         columns.append(column)
     return list(zip(*columns)) if count else []
 
 
 def flow_from_key(key):
-    """The Flow of a dp_flow_key, or None for an unattributed packet (family 0)."""
+    """(Flow, Hop) of a dp_flow_key, or None for an unattributed packet (family 0)."""
     if key.dp_family not in (socket.AF_INET, socket.AF_INET6):
         return None
     v6 = key.dp_family == socket.AF_INET6
-    return Flow(key.dp_protocol, address_from_key(v6, key.dp_saddr), key.dp_sport,
-                address_from_key(v6, key.dp_daddr), key.dp_dport)
+    return (Flow(key.dp_protocol, address_from_key(v6, key.dp_saddr), key.dp_sport,
+                 address_from_key(v6, key.dp_daddr), key.dp_dport), Hop(key.dp_netns, key.dp_ifindex))
+
+
+def _add_counts(into, at, counts):
+    """Adds one entry's (counts..., first seen) to into[at]."""
+    was = into.get(at)
+    if was is None:
+        into[at] = counts
+    else:
+        into[at] = tuple(map(add, was[:-1], counts[:-1])) + (_earliest(was[-1], counts[-1]),)
+
+
+def by_flow_in_path_order(counts_at):
+    """{(Flow, Hop): (counts..., first seen)} -> {Flow: ((Hop, counts), ...)},
+    each flow's hops in the order its first packet passed them."""
+    hops_of = {}
+    for (flow, hop), counts in counts_at.items():
+        hops_of.setdefault(flow, []).append((counts[-1], hop.netns, hop.ifindex, hop, counts[:-1]))
+    return {flow: tuple((hop, counts) for *_order, hop, counts in sorted(hops))
+            for flow, hops in hops_of.items()}
 
 
 class Decoder:
@@ -121,22 +146,22 @@ class Decoder:
 
     def snapshot(self, flows, slots, drops, inserted):
         """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
-        width = len(STAGES)
-        counts_by_flow = {}
-        for raw_key, counts in zip(flows.keys, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width)):
-            flow = self._flow(raw_key)
-            if flow is not None:
-                counts_by_flow[flow] = counts
-        in_table = len(counts_by_flow)
+        width = len(STAGES) + 1  # the counts, then the first-seen time
+        counts_at = {}  # {(Flow, Hop): (counts..., first seen)}
+        for raw_key, counts in zip(flows.keys, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
+                                                             earliest=width - 1)):
+            at = self._flow(raw_key)
+            if at is not None:
+                counts_at[at] = counts
+        in_table = len(counts_at)
         slots_held = 0
         slot_size = ctypes.sizeof(self._slot)
-        for at in range(0, len(slots.values), slot_size):  # every slot of every CPU
-            slot = self._slot.from_buffer_copy(slots.values, at)
-            flow = self._flow(bytes(slot.dp_key))
-            if flow is not None:
+        for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
+            slot = self._slot.from_buffer_copy(slots.values, offset)
+            at = self._flow(bytes(slot.dp_key))
+            if at is not None:
                 slots_held += 1
-                counts_by_flow[flow] = tuple(map(add, counts_by_flow.get(flow, (0,) * width),
-                                                 slot.dp_counts.dp_packets))
+                _add_counts(counts_at, at, tuple(slot.dp_counts.dp_packets) + (slot.dp_counts.dp_first_seen,))
         site = self._drop_sites()
         drop_list = tuple(Drop(*site(raw_key), n) for raw_key, (n,) in
                           zip(drops.keys, sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1)))
@@ -149,10 +174,10 @@ class Decoder:
             self._flows_by_key.clear()  # keys of flows long evicted
         if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
             self._sites_by_key.clear()
-        return Snapshot(counts_by_flow, drop_list, uses)
+        return Snapshot(by_flow_in_path_order(counts_at), drop_list, uses)
 
     def _flow(self, raw_key):
-        """The Flow of a dp_flow_key's bytes (None: unattributed)."""
+        """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed)."""
         try:
             return self._flows_by_key[raw_key]
         except KeyError:
@@ -160,7 +185,7 @@ class Decoder:
             return flow
 
     def _drop_sites(self):
-        """raw dp_drop_key -> (Flow, reason name, location)."""
+        """raw dp_drop_key -> (Flow, Hop, reason name, location); None, None where unattributed."""
         symbols = self._symbols.current()
         if symbols is not self._sites_symbolized_by:
             self._sites_by_key.clear()
@@ -172,7 +197,7 @@ class Decoder:
             except KeyError:
                 key = self._drop_key.from_buffer_copy(raw_key)
                 found = self._sites_by_key[raw_key] = (
-                    self._flow(bytes(key.dp_flow)), reasons.reason_name(self._reason_names, key.dp_reason),
-                    symbols.symbolize(key.dp_location))
+                    *(self._flow(bytes(key.dp_flow)) or (None, None)),
+                    reasons.reason_name(self._reason_names, key.dp_reason), symbols.symbolize(key.dp_location))
                 return found
         return site

@@ -2,14 +2,16 @@
 injected only where a test asks for them."""
 import errno
 import ipaddress
+import os
 import time
 
-from procfs_fuse.drop_packet.flows import Flow, Snapshot, TableUse
+from procfs_fuse.drop_packet.flows import Flow, Hop, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import StageHook
 from procfs_fuse.drop_packet.stages import STAGES, TABLE
 
 FLOW = Flow(17, ipaddress.ip_address("198.18.0.1"), 40000, ipaddress.ip_address("198.18.0.2"), 7777)
 UNAVAILABLE = "UDP_RCV"  # the one stage the fake leaves unattached
+HOP = Hop(os.stat("/proc/self/ns/net").st_ino, 1)  # this host's lo: named `host`, `lo` wherever tests run
 
 
 class FakeSessions:
@@ -43,13 +45,13 @@ class FakeSession:
         self.closed = False
         # every stage on its first candidate, but one unavailable
         self.hooks = [StageHook(s.name, None if s.name == UNAVAILABLE else s.candidates[0]) for s in TABLE]
-        self.flows = {FLOW: [1000 + i for i in range(len(STAGES))]}
+        self.flows = {FLOW: [1000 + i for i in range(len(STAGES))]}  # all at HOP
 
     def read(self):
         port = self._sessions.fail_read_port
         if port is not None and self.filters.source_port == port:
             raise RuntimeError("injected read failure")
-        return Snapshot({flow: list(counts) for flow, counts in self.flows.items()}, (),
+        return Snapshot({flow: ((HOP, tuple(counts)),) for flow, counts in self.flows.items()}, (),
                         (TableUse("flows", len(self.flows), self.max_flows, 0),))
 
     def clear(self):

@@ -13,12 +13,13 @@ class FlowKey(ctypes.Structure):
     """struct dp_flow_key."""
     _fields_ = [("dp_saddr", ctypes.c_ubyte * 16), ("dp_daddr", ctypes.c_ubyte * 16),
                 ("dp_sport", ctypes.c_uint16), ("dp_dport", ctypes.c_uint16),
-                ("dp_family", ctypes.c_uint8), ("dp_protocol", ctypes.c_uint8), ("dp_pad", ctypes.c_uint8 * 2)]
+                ("dp_family", ctypes.c_uint8), ("dp_protocol", ctypes.c_uint8), ("dp_pad", ctypes.c_uint8 * 2),
+                ("dp_netns", ctypes.c_uint32), ("dp_ifindex", ctypes.c_uint32)]
 
 
-def key_of(saddr, sport, daddr, dport, protocol=17):
+def key_of(saddr, sport, daddr, dport, protocol=17, netns=0, ifindex=0):
     source, dest = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
-    key = FlowKey(dp_sport=sport, dp_dport=dport, dp_protocol=protocol,
+    key = FlowKey(dp_sport=sport, dp_dport=dport, dp_protocol=protocol, dp_netns=netns, dp_ifindex=ifindex,
                   dp_family=socket.AF_INET6 if source.version == 6 else socket.AF_INET)
     ctypes.memmove(key.dp_saddr, source.packed, len(source.packed))
     ctypes.memmove(key.dp_daddr, dest.packed, len(dest.packed))
@@ -28,8 +29,9 @@ def key_of(saddr, sport, daddr, dport, protocol=17):
 class Config(ctypes.Structure):
     """struct dp_config."""
     _fields_ = [("dp_mask", FlowKey), ("dp_value", FlowKey), ("dp_active", ctypes.c_uint8),
-                ("dp_pad", ctypes.c_uint8 * 3), ("dp_generation", ctypes.c_uint32),
-                ("dp_ipv4_mask", ctypes.c_uint64 * 2), ("dp_ipv4_value", ctypes.c_uint64 * 2)]
+                ("dp_dev_active", ctypes.c_uint8), ("dp_pad", ctypes.c_uint8 * 2), ("dp_generation", ctypes.c_uint32),
+                ("dp_ipv4_mask", ctypes.c_uint64 * 2), ("dp_ipv4_value", ctypes.c_uint64 * 2),
+                ("dp_dev_name", ctypes.c_uint64 * 2)]
 
 
 class DropKey(ctypes.Structure):
@@ -40,7 +42,7 @@ class DropKey(ctypes.Structure):
 
 class Counts(ctypes.Structure):
     """struct dp_flow_counts."""
-    _fields_ = [("dp_packets", ctypes.c_uint64 * len(STAGES))]
+    _fields_ = [("dp_packets", ctypes.c_uint64 * len(STAGES)), ("dp_first_seen", ctypes.c_uint64)]
 
 
 class Slot(ctypes.Structure):
@@ -52,6 +54,6 @@ def slot_index(key, slot_bits=8):
     """dp_slot_index of bpf/drop_packet.c for a FlowKey (DP_SLOT_BITS 8): which
     per-CPU slot a flow hashes to. A kernel test checks it against dp_slots."""
     h = 0
-    for word in struct.unpack("<5Q", bytes(key)):
+    for word in struct.unpack("<6Q", bytes(key)):
         h ^= word
     return (((h ^ (h >> 32)) & 0xffffffff) * 2654435761 & 0xffffffff) >> (32 - slot_bits)

@@ -76,25 +76,34 @@ def _use_and_location(text):
 
 
 def _parse_flows(lines):
-    flows, flow = {}, None
+    """{header: {'hops': {"netns X, dev Y": {'stages': {...}, 'drops': {...}}} in path order,
+    'stages' and 'drops': summed over the hops (None: "-" wherever shown), 'verdict': str}}."""
+    flows, flow, hop = {}, None, None
     for line in lines:
         if line.startswith("protocol: "):
-            flow = flows.setdefault(line, {"stages": {}, "drops": {}, "verdict": None})
+            flow = flows.setdefault(line, {"hops": {}, "stages": {}, "drops": {}, "verdict": None})
         elif line.startswith("    verdict: "):
             flow["verdict"] = line[len("    verdict: "):]
-        elif line.startswith("        "):
+        elif line.startswith("    hop: "):
+            hop = flow["hops"].setdefault(line[len("    hop: "):], {"stages": {}, "drops": {}})
+        elif line.startswith("            "):
             reason, rest = line.strip().split(": ")
             count, location = _use_and_location(rest)
-            flow["drops"]["%s at %s" % (reason, location)] = count
+            site = "%s at %s" % (reason, location)
+            hop["drops"][site] = count
+            flow["drops"][site] = flow["drops"].get(site, 0) + count
         else:
             stage, value = line.strip().split(": ")
-            flow["stages"][stage] = None if value == "-" else int(value)
+            count = None if value == "-" else int(value)
+            hop["stages"][stage] = count
+            if count is not None or stage not in flow["stages"]:
+                flow["stages"][stage] = (flow["stages"].get(stage) or 0) + count if count is not None else None
     return flows
 
 
 def parse_report(text):
     """{'settings': {k: v}, 'hooks': {stage: text}, 'tables': {name: (held, capacity, evicted)},
-        'flows': {header: {'stages': {stage: int|None}, 'drops': {"REASON at loc": n}, 'verdict': str}},
+        'flows': _parse_flows (per flow its hops, and stages and drops summed over them),
         'drops': {'total': int|None, 'unattributed': int, 'lines': {"REASON at loc": n}},
         'sections': report_sections(text)}: each section read by its header, so
     sections added later (after `drops:` or between) leave these as they are."""
@@ -104,7 +113,7 @@ def parse_report(text):
     report = {"settings": pairs("settings"), "hooks": pairs("hooks"), "tables": {}, "sections": sections,
               "flows": _parse_flows(sections.get("flows", ("", []))[1]), "drops": {"lines": {}}}
     for name, use in pairs("tables").items():
-        held, _of, capacity, _evicted, evicted = use.replace(",", "").split()
+        held, _of, capacity, _evicted, evicted = use.replace(",", "").split()[:5]
         report["tables"][name] = (int(held), int(capacity), int(evicted))
     if "drops" in sections:
         total, lines = sections["drops"]

@@ -6,8 +6,8 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.config import FilterConfig, filter_mask_and_value, ipv4_mask_and_value
-from procfs_fuse.drop_packet.flows import Filters
+from procfs_fuse.drop_packet.config import FilterConfig, config_value, filter_mask_and_value, ipv4_mask_and_value
+from procfs_fuse.drop_packet.flows import Filters, Netns
 from tests.support.layouts import Config, FlowKey, key_of
 
 
@@ -15,7 +15,7 @@ def passes(filters, key):
     """What dp_passes computes, word by word, from filter_mask_and_value's output."""
     mask, value = FlowKey(), FlowKey()
     filter_mask_and_value(filters, mask, value)
-    words = lambda k: struct.unpack("<5Q", bytes(k))
+    words = lambda k: struct.unpack("<6Q", bytes(k))
     return all(k & m == v for k, m, v in zip(words(key), words(mask), words(value)))
 
 
@@ -35,6 +35,22 @@ def test_filters_become_a_mask_and_value_over_the_key_words():
     assert not passes(Filters(source_port=7777), flow4)
     mixed = Filters(source_addr=ip(a4), dest_addr=ip(b6))
     assert not any(passes(mixed, k) for k in (flow4, flow6, key_of(a4, 1, "::", 2)))
+    # the hop: a namespace filter picks the hops in it, whatever their device
+    in_r, elsewhere = key_of(a4, 40000, b4, 7777, netns=4026532281, ifindex=3), key_of(a4, 40000, b4, 7777, netns=7)
+    assert passes(Filters(netns=Netns(4026532281, "mhR")), in_r)
+    assert not passes(Filters(netns=Netns(4026532281, "mhR")), elsewhere)
+    assert passes(Filters(netns=Netns(7, "net:[7]"), dest_port=7777), elsewhere)
+
+
+def test_a_device_filter_is_the_name_as_net_device_holds_it_and_leaves_the_key_words_alone():
+    config = config_value(Config, Filters(dev="vRa"), 5)
+    assert config.dp_dev_active == 1 and config.dp_active == 1
+    assert bytes(config.dp_dev_name) == b"vRa" + bytes(13)  # NUL-padded, as net_device.name
+    assert bytes(config.dp_mask) == bytes(FlowKey())
+    assert config_value(Config, Filters(), 5).dp_dev_active == 0
+    # the hop is no header's: a namespace filter alone leaves the early exit nothing to test
+    by_netns = config_value(Config, Filters(netns=Netns(9, "x")), 5)
+    assert bytes(by_netns.dp_ipv4_mask) == bytes(16) and bytes(by_netns.dp_ipv4_value) == bytes(16)
 
 
 def ipv4_header_words(saddr, sport, daddr, dport, protocol):

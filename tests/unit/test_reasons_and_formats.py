@@ -1,12 +1,15 @@
 """Event formats, drop-reason names and compile flags, from canned tracefs
 text and BTF of two kernels."""
 import struct
+from pathlib import Path
 
 import pytest
 
-from procfs_fuse.drop_packet.activation import record_cflags, skb_cflags
+from procfs_fuse.drop_packet.activation import kernel_cflags, record_cflags
 from procfs_fuse.drop_packet.errors import ErrnoError
-from procfs_fuse.drop_packet.reasons import reason_name, reason_names
+from procfs_fuse.drop_packet.flows import HopName
+from procfs_fuse.drop_packet.reasons import hint, reason_name, reason_names
+from procfs_fuse.drop_packet.report import verdict
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
@@ -110,29 +113,71 @@ def test_record_offsets_become_compile_flags():
     flags = record_cflags({"skb:kfree_skb": KFREE_SKB_6_1, "tcp:tcp_retransmit_skb": RETRANSMIT_6_18})
     assert flags == ["-DDP_RETRANS_SPORT=28", "-DDP_RETRANS_DPORT=30", "-DDP_RETRANS_SADDR=34",
                      "-DDP_RETRANS_DADDR=38", "-DDP_RETRANS_FAMILY=32", "-DDP_RETRANS_SADDR_V6=42",
-                     "-DDP_RETRANS_DADDR_V6=58",
-                     "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=28"]
+                     "-DDP_RETRANS_DADDR_V6=58", "-DDP_RETRANS_SKADDR=16",
+                     "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=28",
+                     "-DDP_KFREE_SKB_RX_SK=-1"]
+    assert "-DDP_KFREE_SKB_RX_SK=24" in record_cflags({"skb:kfree_skb": KFREE_SKB_6_18})  # 6.11+
     # no reason field: -1, the stub reads none; a missing event: no flags, no stub
     assert record_cflags({"skb:kfree_skb": KFREE_SKB_5_10, "tcp:tcp_retransmit_skb": None}) == [
-        "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=-1"]
+        "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=-1",
+        "-DDP_KFREE_SKB_RX_SK=-1"]
 
 
 class FakeBTF:
     def __init__(self, members):
-        self.members = members
+        self.members = members  # {(struct, member): (offset, size)}
 
     def struct_member(self, struct_name, member):
-        return Member(*self.members[member])
+        return Member(*self.members[(struct_name, member)])
 
 
-def test_skb_offsets_and_the_window_that_spans_them():
-    kernel_6_18 = {"head": (192, 8), "data": (200, 8), "network_header": (180, 2), "protocol": (176, 2)}
-    assert skb_cflags(FakeBTF(kernel_6_18)) == [
+# What this machine's 6.18 and Debian's 6.1 (its vmlinuz's .BTF) say.
+KERNEL_6_18 = {
+    ("sk_buff", "head"): (192, 8), ("sk_buff", "data"): (200, 8), ("sk_buff", "network_header"): (180, 2),
+    ("sk_buff", "protocol"): (176, 2), ("sk_buff", "dev"): (16, 8), ("sk_buff", "sk"): (24, 8),
+    ("net_device", "ifindex"): (224, 4), ("net_device", "nd_net"): (264, 8), ("net_device", "name"): (280, 16),
+    ("net", "ns"): (152, 80), ("ns_common", "inum"): (24, 4), ("sock", "__sk_common"): (0, 136),
+    ("sock_common", "skc_net"): (48, 8)}
+KERNEL_6_1 = {**KERNEL_6_18, **{
+    ("sk_buff", "head"): (200, 8), ("sk_buff", "data"): (208, 8), ("sk_buff", "network_header"): (184, 2),
+    ("sk_buff", "protocol"): (180, 2), ("net_device", "ifindex"): (216, 4), ("net_device", "nd_net"): (1280, 8),
+    ("net_device", "name"): (0, 16), ("net", "ns"): (128, 24), ("ns_common", "inum"): (16, 4)}}
+
+
+def test_kernel_offsets_nested_members_and_the_window_that_spans_the_skb_ones():
+    assert kernel_cflags(FakeBTF(KERNEL_6_18)) == [
         "-DDP_SKB_HEAD=192", "-DDP_SKB_DATA=200", "-DDP_SKB_NETWORK_HEADER=180", "-DDP_SKB_PROTOCOL=176",
-        "-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
-    kernel_6_1 = {"head": (192, 8), "data": (200, 8), "network_header": (182, 2), "protocol": (180, 2)}
-    assert skb_cflags(FakeBTF(kernel_6_1))[-2:] == ["-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
+        "-DDP_SKB_DEV=16", "-DDP_SKB_SK=24", "-DDP_DEV_IFINDEX=224", "-DDP_DEV_NET=264", "-DDP_DEV_NAME=280",
+        "-DDP_NET_INUM=176", "-DDP_SK_NET=48", "-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
+    old = kernel_cflags(FakeBTF(KERNEL_6_1))
+    assert "-DDP_NET_INUM=144" in old and "-DDP_DEV_NET=1280" in old  # net.ns + ns_common.inum
+    assert old[-2:] == ["-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=40"]
     with pytest.raises(ErrnoError, match="network_header is 4 bytes"):
-        skb_cflags(FakeBTF(dict(kernel_6_18, network_header=(180, 4))))
+        kernel_cflags(FakeBTF({**KERNEL_6_18, ("sk_buff", "network_header"): (180, 4)}))
     with pytest.raises(ErrnoError, match="apart"):
-        skb_cflags(FakeBTF(dict(kernel_6_18, protocol=(16, 2))))
+        kernel_cflags(FakeBTF({**KERNEL_6_18, ("sk_buff", "protocol"): (16, 2)}))
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("kernel", ["6.18", "6.1"])
+def test_every_drop_reason_of_a_kernel_has_a_hint_or_the_verdict_says_none_is_known(kernel):
+    """kfree_skb_6.18.format is this machine's tracefs file; kfree_skb_6.1.format
+    has the reason list of Debian 6.1's BTF (enum skb_drop_reason) in the same form."""
+    names = reason_names((DATA / ("kfree_skb_%s.format" % kernel)).read_text())
+    assert len(names) > 60 and "NETFILTER_DROP" in names.values()
+    for reason in names.values():
+        text = verdict([(HopName("host", "lo"), [("RECV_SKB", 4)], {(reason, "f+0x1"): 1})], True)
+        why = hint(reason, "f+0x1")
+        if reason == "MAX":  # the enum's end, not a reason
+            assert why is None and text.endswith("(no hint is known for MAX)")
+        else:
+            assert why, reason
+            assert text == "1 of 4 lost in netns host, dev lo, after RECV_SKB: %s at f+0x1 (%s)" % (reason, why)
+
+
+def test_a_hint_fits_the_place_as_well_as_the_reason():
+    assert "TTL ran out while forwarding" in hint("IP_INHDR", "ip_forward+0x1c4")
+    assert hint("IP_INHDR", "ip_rcv_core+0x20").startswith("malformed IP headers")
+    assert "no route while forwarding" in hint("IP_INNOROUTES", "ip_error+0x5a")

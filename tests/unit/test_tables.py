@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from procfs_fuse.drop_packet.flows import Drop, Flow, TableUse
+from procfs_fuse.drop_packet.flows import Drop, Flow, Hop, TableUse
 from procfs_fuse.drop_packet.stages import STAGES
 from procfs_fuse.drop_packet.tables import Decoder, RawTable, read_raw, sum_over_cpus
 from procfs_fuse.drop_packet import tables
@@ -84,37 +84,46 @@ class Symbols:
 
 
 def per_cpu(*cpu_counts):
-    """The bytes of one per-CPU dp_flow_counts value: one {stage: n} per CPU."""
-    return b"".join(bytes(Counts((ctypes.c_uint64 * len(STAGES))(*(c.get(s, 0) for s in STAGES))))
+    """The bytes of one per-CPU dp_flow_counts value: one {stage: n} per CPU
+    ("first": when that CPU made the entry, 0: it did not)."""
+    return b"".join(bytes(Counts((ctypes.c_uint64 * len(STAGES))(*(c.get(s, 0) for s in STAGES)), c.get("first", 0)))
                     for c in cpu_counts)
 
 
-def key_bytes(flow):
-    return bytes(key_of(str(flow.saddr), flow.sport, str(flow.daddr), flow.dport, flow.protocol))
+def key_bytes(flow, hop=Hop(0, 0)):
+    return bytes(key_of(str(flow.saddr), flow.sport, str(flow.daddr), flow.dport, flow.protocol, hop.netns,
+                        hop.ifindex))
 
 
-def slot_bytes(flow, counts):
-    slot = Slot(dp_key=key_of(str(flow.saddr), flow.sport, str(flow.daddr), flow.dport, flow.protocol)
-                if flow else FlowKey())
+def slot_bytes(flow, counts, hop=Hop(0, 0), first=0):
+    slot = Slot(dp_key=FlowKey.from_buffer_copy(key_bytes(flow, hop)) if flow else FlowKey())
     for stage, n in counts.items():
         slot.dp_counts.dp_packets[STAGES.index(stage)] = n
+    slot.dp_counts.dp_first_seen = first
     return bytes(slot)
 
 
-def canned_tables(flow_capacity=100, drop_capacity=10, inserted=(3, 4)):
-    """UDP_FLOW in CPU 0's slot 5 and in the table (it met a taken slot on
-    CPU 1), TCP_FLOW in the table only, one unattributed drop."""
+A_VETH, B_VETH = Hop(4026532281, 2), Hop(4026532400, 3)  # the sender's device, then the receiver's
+
+
+def canned_tables(flow_capacity=100, drop_capacity=10, inserted=(4, 4)):
+    """UDP_FLOW at two hops: at A_VETH in CPU 0's slot 5 and in the table (it
+    met a taken slot on CPU 1), at B_VETH in the table; TCP_FLOW in the table
+    only; one unattributed drop."""
     slots_per_cpu = 8
     cpu0 = [slot_bytes(None, {})] * slots_per_cpu
-    cpu0[5] = slot_bytes(UDP_FLOW, {"SEND_SKB": 70, "DROPPED": 1})
+    cpu0[5] = slot_bytes(UDP_FLOW, {"SEND_SKB": 70, "DROPPED": 1}, A_VETH, first=100)
     cpu1 = [slot_bytes(None, {})] * slots_per_cpu
     slot_values = b"".join(a + b for a, b in zip(cpu0, cpu1))  # slot after slot, CPU after CPU
-    flows = RawTable([key_bytes(UDP_FLOW), key_bytes(TCP_FLOW), bytes(FlowKey())],
-                     per_cpu({"SEND_SKB": 20}, {"SEND_SKB": 10}) + per_cpu({"RECV_SKB": 3}, {})
+    flows = RawTable([key_bytes(UDP_FLOW, B_VETH), key_bytes(UDP_FLOW, A_VETH), key_bytes(TCP_FLOW, B_VETH),
+                      bytes(FlowKey())],
+                     per_cpu({"RECV_SKB": 99}, {"RECV_SKB": 1, "first": 120})
+                     + per_cpu({"SEND_SKB": 20}, {"SEND_SKB": 10, "first": 150})
+                     + per_cpu({"RECV_SKB": 3, "first": 7}, {})
                      + per_cpu({"RECV_SKB": 9}, {}),  # an all-zero key: unattributed, not a flow
                      flow_capacity, CPUS)
-    udp_drop = DropKey(dp_flow=key_of("198.18.0.1", 40000, "198.18.0.2", 7777), dp_location=0xffffffff81000010,
-                       dp_reason=2)
+    udp_drop = DropKey(dp_flow=FlowKey.from_buffer_copy(key_bytes(UDP_FLOW, A_VETH)),
+                       dp_location=0xffffffff81000010, dp_reason=2)
     unattributed = DropKey(dp_location=0xffffffff81000104, dp_reason=99)
     drops = RawTable([bytes(udp_drop), bytes(unattributed)], struct.pack("<4Q", 1, 0, 0, 2), drop_capacity, CPUS)
     inserted_table = RawTable([struct.pack("<I", 0), struct.pack("<I", 1)],
@@ -126,23 +135,26 @@ def decoder(symbols=None):
     return Decoder(FlowKey, DropKey, Slot, {2: "NO_SOCKET"}, symbols or Symbols(KALLSYMS))
 
 
-def test_a_snapshot_merges_slots_and_table_and_says_how_full_each_is():
+def test_a_snapshot_merges_slots_and_table_per_hop_in_path_order_and_says_how_full_each_is():
     snapshot = decoder().snapshot(*canned_tables())
-    counts = {flow: dict((s, n) for s, n in zip(STAGES, c) if n) for flow, c in snapshot.flows.items()}
-    # slot (70 sent, 1 dropped) + table (20 + 10 sent, on two CPUs)
-    assert counts == {UDP_FLOW: {"SEND_SKB": 100, "DROPPED": 1}, TCP_FLOW: {"RECV_SKB": 3}}
+    counts = {flow: [(hop, dict((s, n) for s, n in zip(STAGES, c) if n)) for hop, c in hops]
+              for flow, hops in snapshot.flows.items()}
+    # at A_VETH: slot (70 sent, 1 dropped) + table (20 + 10 sent, on two CPUs), first seen at 100 (the
+    # slot's) before B_VETH's 120 (CPU 1's; CPU 0 did not make that entry)
+    assert counts == {UDP_FLOW: [(A_VETH, {"SEND_SKB": 100, "DROPPED": 1}), (B_VETH, {"RECV_SKB": 100})],
+                      TCP_FLOW: [(B_VETH, {"RECV_SKB": 3})]}
     assert sorted(snapshot.drops, key=lambda d: d.reason) == [
-        Drop(UDP_FLOW, "NO_SOCKET", "udp_rcv+0x10", 1), Drop(None, "REASON_99", "tcp_v4_rcv+0x4", 2)]
-    # held: flows in the table (not the unattributed key), drops, taken slots of every CPU;
+        Drop(UDP_FLOW, A_VETH, "NO_SOCKET", "udp_rcv+0x10", 1), Drop(None, None, "REASON_99", "tcp_v4_rcv+0x4", 2)]
+    # held: (flow, hop) entries in the table (not the unattributed key), drops, taken slots of every CPU;
     # evicted: ever inserted - held
-    assert snapshot.tables == (TableUse("flows", 2, 100, 1), TableUse("drops", 2, 10, 2),
+    assert snapshot.tables == (TableUse("flows", 3, 100, 1), TableUse("drops", 2, 10, 2),
                                TableUse("slots", 1, 16, 0))
 
 
 def test_evicted_is_never_negative():
     # a clear racing a read can leave fewer inserted than held
     assert decoder().snapshot(*canned_tables(inserted=(0, 0))).tables[:2] == (
-        TableUse("flows", 2, 100, 0), TableUse("drops", 2, 10, 0))
+        TableUse("flows", 3, 100, 0), TableUse("drops", 2, 10, 0))
 
 
 def test_empty_tables_make_an_empty_snapshot():

@@ -6,10 +6,13 @@ import shutil
 import subprocess
 
 from procfs_fuse.drop_packet import json_view, metrics
-from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Reading, Snapshot, TableUse
+from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Hop, HopName, Reading, Snapshot, TableUse
 from procfs_fuse.drop_packet.report import render
 from tests.support.mounts import parse_report, prometheus_samples
 from tests.unit.test_report import counts, hooks_without_kprobes
+
+VA, VB, GONE = Hop(11, 2), Hop(12, 3), Hop(13, 4)
+NAMES = {VA: HopName("mhA", "vA"), VB: HopName("mhB", "vB"), GONE: HopName("net:[13]", None)}
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
 UDP = Flow(17, A, 40000, B, 7777)
@@ -17,40 +20,54 @@ ICMP = Flow(1, B, 0, A, 0)
 
 
 def reading(active=True, hooks=None, since=1700000000.25):
-    flows = {UDP: counts(ETH_RECV=2000, RECV_SKB=2000, QUEUE_XMIT=2000, SEND_SKB=2000, DROPPED=500),
-             ICMP: counts(ETH_RECV=1, RECV_SKB=1, QUEUE_XMIT=1, SEND_SKB=1)}
-    drops = (Drop(UDP, "NETFILTER_DROP", "nft_do_chain+0x4c4", 500),
-             Drop(None, "NOT_SPECIFIED", "skb_release+0x10", 3))
-    tables = (TableUse("flows", 2, 100, 7), TableUse("drops", 2, 4096, 0), TableUse("slots", 1, 512, 0))
+    flows = {UDP: ((VA, counts(QUEUE_XMIT=2000, SEND_SKB=2000)),
+                   (VB, counts(ETH_RECV=2000, RECV_SKB=2000, DROPPED=500))),
+             ICMP: ((VB, counts(QUEUE_XMIT=1, SEND_SKB=1)), (GONE, counts(ETH_RECV=1, RECV_SKB=1)))}
+    drops = (Drop(UDP, VB, "NETFILTER_DROP", "nft_do_chain+0x4c4", 500),
+             Drop(None, None, "NOT_SPECIFIED", "skb_release+0x10", 3))
+    tables = (TableUse("flows", 4, 100, 7), TableUse("drops", 2, 4096, 0), TableUse("slots", 1, 512, 0))
     return Reading(active, Filters(dest_addr=B, source_port=40000), 100, None,
                    hooks_without_kprobes(cgroup_skb=False) if hooks is None else hooks,
-                   Snapshot(flows, drops, tables), since)
+                   Snapshot(flows, drops, tables), since, NAMES)
 
 
 def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
     r = reading()
     doc = json.loads(json_view.render(r))
-    text = parse_report(render(r.active, r.filters, r.max_flows, r.last_error, r.hooks, r.snapshot))
+    text = parse_report(render(r))
     assert doc["version"] == 1
     assert doc["settings"] == {"activated": True, "source_addr": None, "source_port": 40000,
-                               "dest_addr": "198.18.0.2", "dest_port": None, "max_flows": 100, "last_error": None}
+                               "dest_addr": "198.18.0.2", "dest_port": None, "netns": None, "dev": None,
+                               "max_flows": 100, "last_error": None}
     assert doc["measurement_start"] == 1700000000.25
     assert doc["hooks"]["TCP_V4_RCV"] == {"attached": None, "approximate": False, "skipped": [
         {"hook": "kprobe tcp_v4_rcv", "why": "kprobes not supported"},
         {"hook": "cgroup_skb ingress", "why": "attach failed: EPERM"}]}
     assert doc["hooks"]["ETH_RECV"]["attached"] == "tracepoint net:netif_rx" and doc["hooks"]["ETH_RECV"]["approximate"]
-    assert doc["tables"]["flows"] == {"held": 2, "capacity": 100, "evicted": 7}
+    assert doc["tables"]["flows"] == {"held": 4, "capacity": 100, "evicted": 7}
     by_header = {header: flow for header, flow in text["flows"].items()}
     assert len(doc["flows"]) == len(by_header) == 2
     for flow, header in zip(doc["flows"], by_header):  # same order as the text
-        assert flow["stages"] == by_header[header]["stages"]
+        shown = by_header[header]["stages"]  # what the text shows at some hop; the rest is 0
+        assert {k: v for k, v in flow["stages"].items() if k in shown} == shown
+        assert not any(v for k, v in flow["stages"].items() if k not in shown)
         assert flow["verdict"] == by_header[header]["verdict"]
         assert {"%s at %s" % (d["reason"], d["location"]): d["count"] for d in flow["drops"]} == \
             by_header[header]["drops"]
+        # each hop as the text shows it, in its order
+        assert ["netns %s, dev %s" % (hop["netns"], hop["dev"] or "-") for hop in flow["hops"]] == \
+            list(by_header[header]["hops"])
+        for hop, (_name, shown) in zip(flow["hops"], by_header[header]["hops"].items()):
+            assert hop["stages"] == shown["stages"]
+            assert {"%s at %s" % (d["reason"], d["location"]): d["count"] for d in hop["drops"]} == shown["drops"]
     udp = doc["flows"][1]
     assert (udp["protocol"], udp["source"], udp["source_port"], udp["dest"], udp["dest_port"], udp["ip_version"]) == \
         ("UDP", "198.18.0.1", 40000, "198.18.0.2", 7777, 4)
     assert udp["stages"]["UDP_RCV"] is None and "TCP_V4_RCV" not in udp["stages"]
+    assert udp["stages"]["SEND_SKB"] == udp["stages"]["RECV_SKB"] == 2000  # summed over hops, as in version 1
+    assert udp["hops"][1]["netns"] == "mhB" and udp["hops"][1]["netns_inode"] == 12 and udp["hops"][1]["ifindex"] == 3
+    assert doc["flows"][0]["hops"][1] == {"netns": "net:[13]", "netns_inode": 13, "dev": None, "ifindex": 4,
+                                          "stages": {"ETH_RECV": 1, "GRO_RECV": 0, "RECV_SKB": 1}, "drops": []}
     assert doc["flows"][0]["source_port"] is None  # ICMP: no ports
     assert doc["drops"]["total"] == text["drops"]["total"] == 503
     assert doc["drops"]["unattributed"] == 3
@@ -69,10 +86,14 @@ def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():
     got = prometheus_samples(text)
     assert got["drop_packet_active"] == 1
     assert got["drop_packet_measurement_start_seconds"] == 1700000000.25
-    assert got['drop_packet_packets_total{stage="ETH_RECV"}'] == 2001
-    assert got['drop_packet_packets_total{stage="DROPPED"}'] == 500
-    assert 'drop_packet_packets_total{stage="UDP_RCV"}' not in got  # not measured: no series, not 0
-    assert got['drop_packet_drops_total{reason="NETFILTER_DROP",location="nft_do_chain+0x4c4"}'] == 500
+    assert got['drop_packet_packets_total{stage="ETH_RECV",netns="mhB",dev="vB"}'] == 2000
+    assert got['drop_packet_packets_total{stage="ETH_RECV",netns="net:[13]",dev="-"}'] == 1
+    assert got['drop_packet_packets_total{stage="SEND_SKB",netns="mhB",dev="vB"}'] == 1
+    assert got['drop_packet_packets_total{stage="DROPPED",netns="mhB",dev="vB"}'] == 500
+    assert not any('stage="UDP_RCV"' in series for series in got)  # not measured: no series, not 0
+    assert 'drop_packet_packets_total{stage="ETH_RECV",netns="mhA",dev="vA"}' not in got  # 0 there: no series
+    assert got['drop_packet_drops_total{reason="NETFILTER_DROP",location="nft_do_chain+0x4c4",netns="mhB",dev="vB"}'] \
+        == 500
     assert got["drop_packet_unattributed_drops_total"] == 3
     assert got['drop_packet_table_evictions_total{table="flows"}'] == 7
     assert got["drop_packet_flows"] == 2
@@ -86,8 +107,9 @@ def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():
 
 def test_prometheus_labels_are_escaped():
     odd = Reading(True, Filters(), 100, None, hooks_without_kprobes(),
-                  Snapshot({}, (Drop(None, 'A"B\\C', "f\n+0x1", 1),), ()))
-    assert 'drop_packet_drops_total{reason="A\\"B\\\\C",location="f\\n+0x1"} 1' in metrics.render(odd).decode()
+                  Snapshot({}, (Drop(None, None, 'A"B\\C', "f\n+0x1", 1),), ()))
+    assert 'drop_packet_drops_total{reason="A\\"B\\\\C",location="f\\n+0x1",netns="-",dev="-"} 1' in \
+        metrics.render(odd).decode()
 
 
 def test_promtool_accepts_every_state():

@@ -1,0 +1,162 @@
+"""Names of hops a person recognises, resolved in user space.
+
+A network namespace is named by its `ip netns` name (a bind mount under
+/run/netns, or where container runtimes keep theirs), else by a process
+living in it (`pid 4242 nginx`), else `net:[4026532281]` as `ls -l
+/proc/PID/ns/net` prints it; the daemon's own is `host`. A device by its name
+in its namespace; None where there is none or it is gone. A namespace that is
+deleted keeps its counts and is named by its inode from then on.
+"""
+import ctypes
+import errno
+import os
+import re
+import socket
+import threading
+
+from .errors import ErrnoError
+from .flows import HopName
+
+NETNS_DIRS = ("/run/netns", "/run/docker/netns", "/var/run/docker/netns")
+HOST = "host"
+CLONE_NEWNET = 0x40000000
+_INODE_NAME = re.compile(r"net:\[(\d+)\]$")
+_PID_NAME = re.compile(r"pid (\d+)( .*)?$")
+
+
+def inode_name(inode):
+    return "net:[%d]" % inode
+
+
+def devices_in(path):
+    """{ifindex: name} of the network namespace at path (an nsfs file), read in
+    a thread that enters it: setns moves only the calling thread."""
+    found, failed = {}, []
+
+    def run():
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET):
+                    raise OSError(ctypes.get_errno(), "setns %s" % path)
+            finally:
+                os.close(fd)
+            found.update(socket.if_nameindex())
+        except OSError as e:  # gone meanwhile: its devices are unknown
+            failed.append(e)
+
+    thread = threading.Thread(target=run, name="dp-devices")
+    thread.start()
+    thread.join()
+    return found
+
+
+def own_devices():
+    return dict(socket.if_nameindex())
+
+
+class HopNames:
+    """Hop -> HopName, over the namespaces of one moment (resolve())."""
+
+    def __init__(self, proc="/proc", netns_dirs=NETNS_DIRS, devices=devices_in, host_devices=own_devices):
+        self._proc, self._dirs = proc, netns_dirs
+        self._devices, self._host_devices = devices, host_devices
+        self._pid_of = {}  # inode -> the pid last found living in it
+
+    def _host_inode(self):
+        return self._link_inode(os.path.join(self._proc, "self/ns/net"))
+
+    @staticmethod
+    def _link_inode(link):
+        """The inode of a /proc/PID/ns/net link, None where it is gone."""
+        try:
+            found = _INODE_NAME.match(os.readlink(link))
+        except OSError:
+            return None
+        return int(found.group(1)) if found else None
+
+    def _named(self):
+        """{inode: (name, path)} of the namespaces with a name: bind mounts, host."""
+        named = {}
+        for directory in self._dirs:
+            try:
+                entries = sorted(os.listdir(directory))
+            except OSError:
+                continue
+            for entry in entries:
+                path = os.path.join(directory, entry)
+                try:
+                    named.setdefault(os.stat(path).st_ino, (entry, path))
+                except OSError:
+                    pass
+        host = self._host_inode()
+        if host is not None:
+            named[host] = (HOST, None)  # None: the daemon's own, no need to enter it
+        return named
+
+    def _process_in(self, inodes):
+        """{inode: pid} of a process living in each of these namespaces, where one does."""
+        found = {}
+        for inode in inodes:  # the one found last time, if it still lives there
+            pid = self._pid_of.get(inode)
+            if pid and self._link_inode(os.path.join(self._proc, pid, "ns/net")) == inode:
+                found[inode] = pid
+        missing = set(inodes) - set(found)
+        if missing:
+            pids = sorted((p for p in os.listdir(self._proc) if p.isdigit()), key=int)
+            for pid in pids:
+                inode = self._link_inode(os.path.join(self._proc, pid, "ns/net"))
+                if inode in missing:
+                    found[inode] = pid
+                    missing.discard(inode)
+                    if not missing:
+                        break
+        self._pid_of = found
+        return found
+
+    def _comm(self, pid):
+        try:
+            with open(os.path.join(self._proc, pid, "comm")) as f:
+                return f.read().strip()
+        except OSError:
+            return "?"
+
+    def namespaces(self, inodes):
+        """{inode: (name, {ifindex: device name})} of these namespaces: a gone
+        one by its inode, without devices."""
+        named = self._named()
+        out = {}
+        for inode in inodes:
+            if inode in named:
+                name, path = named[inode]
+                out[inode] = (name, self._host_devices() if path is None else self._devices(path))
+        for inode, pid in self._process_in([i for i in inodes if i not in named]).items():
+            out[inode] = ("pid %s %s" % (pid, self._comm(pid)), self._devices(os.path.join(self._proc, pid, "ns/net")))
+        for inode in inodes:
+            out.setdefault(inode, (inode_name(inode), {}))
+        return out
+
+    def resolve(self, hops):
+        """{Hop: HopName} of these hops."""
+        hops = set(hops)
+        spaces = self.namespaces(sorted({hop.netns for hop in hops}))
+        return {hop: HopName(spaces[hop.netns][0], spaces[hop.netns][1].get(hop.ifindex)) for hop in hops}
+
+    def inode_of(self, text):
+        """The inode of a namespace named as the report names it (or by its
+        inode number); ErrnoError EINVAL if no namespace has that name."""
+        if text.isdigit():
+            return int(text)
+        by_inode = _INODE_NAME.match(text)
+        if by_inode:
+            return int(by_inode.group(1))
+        by_pid = _PID_NAME.match(text)
+        if by_pid:
+            inode = self._link_inode(os.path.join(self._proc, by_pid.group(1), "ns/net"))
+            if inode is not None:
+                return inode
+        for inode, (name, _path) in self._named().items():
+            if name == text:
+                return inode
+        raise ErrnoError(errno.EINVAL, "no network namespace %r (want an `ip netns` name, host, "
+                                       "pid N, net:[INODE] or an inode number)" % text)
