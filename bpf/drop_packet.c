@@ -535,12 +535,13 @@ int dp_tp_net_dev_queue(struct bpf_raw_tracepoint_args *ctx)
 	return dp_count((void *)ctx->args[0], 0, DP_STAGE_QUEUE_XMIT, DP_L3_AT_NETWORK_HEADER);
 }
 
-/* net_dev_xmit(skb, rc, dev, len): only a successful transmit counts. */
+/* net_dev_xmit(skb, rc, dev, len): only a successful transmit counts. The
+ * device is the argument: by then a veth has moved skb->dev to its peer. */
 int dp_tp_net_dev_xmit(struct bpf_raw_tracepoint_args *ctx)
 {
 	if ((int)ctx->args[1] != 0)
 		return 0;
-	return dp_count((void *)ctx->args[0], 0, DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
+	return dp_count((void *)ctx->args[0], (void *)ctx->args[2], DP_STAGE_SEND_SKB, DP_L3_AT_NETWORK_HEADER);
 }
 
 #ifdef DP_RETRANS_SPORT

@@ -9,7 +9,7 @@ import pytest
 from tests.kernel.conftest import (N, REPO, expected, our_bpf_objects, report, send_udp,
                                    wait_no_bpf_objects, write)
 from procfs_fuse.drop_packet.stages import STAGES
-from tests.support.layouts import key_of, slot_index
+from tests.support.layouts import Slot, key_of, slot_index
 from tests.support.mounts import ENTRY, flow_header, is_mounted, sh
 from tests.support.netns import QUIET_SECONDS
 
@@ -60,8 +60,9 @@ def test_ipv4_options_and_fragments_are_counted_on_their_flows(f, hosts):
     rep = report(f)
     header = lambda sport, dport: flow_header("UDP", hosts.A_ADDR, sport, hosts.B_ADDR, dport)
     stages = lambda sport, dport: rep["flows"][header(sport, dport)]["stages"]
-    path = lambda n, udp_rcv: expected(rep, header(0, 0), {
-        "ETH_RECV": n, "GRO_RECV": 0, "RECV_SKB": n, "UDP_RCV": udp_rcv, "QUEUE_XMIT": n, "SEND_SKB": n, "DROPPED": 0})
+    path = lambda n, udp_rcv, dropped=0: expected(rep, header(0, 0), {
+        "ETH_RECV": n, "GRO_RECV": 0, "RECV_SKB": n, "UDP_RCV": udp_rcv, "QUEUE_XMIT": n, "SEND_SKB": n,
+        "DROPPED": dropped})
     assert stages(40007, 7777) == path(100, 100)
     # the first fragment carries the ports; later ones have none (port 0); udp_rcv sees the datagram whole
     assert stages(40008, 7778) == path(10, 10)
@@ -71,7 +72,7 @@ def test_ipv4_options_and_fragments_are_counted_on_their_flows(f, hosts):
     frag_list_frees = sum(n for where, n in later["drops"].items()
                           if where.startswith("NOT_SPECIFIED at skb_release_data+"))
     assert frag_list_frees in (0, 20) and frag_list_frees == sum(later["drops"].values()), later
-    assert later["stages"] == dict(path(20, 0), DROPPED=frag_list_frees), later
+    assert later["stages"] == path(20, 0, frag_list_frees), later
 
 
 def test_udp_through_gro_when_veth_uses_napi(f, hosts):
@@ -229,8 +230,8 @@ def test_clear_zeroes_and_deactivate_keeps_the_last_counters(f, hosts):
 
 
 def slot_of(hosts, sport, dport):
-    """Which per-CPU slot A's UDP flow from sport to B's dport hashes to."""
-    return slot_index(key_of(hosts.A_ADDR, sport, hosts.B_ADDR, dport))
+    """Which per-CPU slot A's UDP flow from sport to B's dport hashes to at its first hop (A's device)."""
+    return slot_index(key_of(hosts.A_ADDR, sport, hosts.B_ADDR, dport, 17, *hosts.hop(hosts.a, hosts.a_dev)))
 
 
 def sport_in_slot(hosts, slot, dport, avoid):
@@ -275,7 +276,9 @@ def test_a_flow_taking_a_free_slot_starts_from_zero(f, hosts):
     sport = 40061
     write(f, "activate")
     slot = slot_of(hosts, sport, dport)
-    stray = bytes(40) + struct.pack("<%dQ" % len(STAGES), *[7] * len(STAGES))
+    stray = Slot()
+    stray.dp_counts.dp_packets[:] = [7] * len(STAGES)
+    stray = bytes(stray)
     sh("bpftool map update name dp_slots key %d 0 0 0 value %s" % (slot, " ".join(str(b) for b in stray)),
        check=True)
     send_udp(hosts, 100, dport, sport, cpu=0)

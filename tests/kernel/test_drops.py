@@ -34,8 +34,10 @@ def test_firewall_drops_every_fourth_datagram(f, hosts, family):
     (location, count), = only_drops(flow, "NETFILTER_DROP").items()
     assert count == total // 4
     assert location.split("+0x")[0] in ("nf_hook_slow", "nft_do_chain"), location
-    assert flow["verdict"] == ("500 of 2000 lost after RECV_SKB: NETFILTER_DROP at %s "
-                               "(a firewall rule drops them; see nft list ruleset / iptables -L)" % location)
+    at_b = "netns %s, dev %s" % (hosts.b, hosts.b_dev)
+    assert flow["hops"][at_b]["drops"] == {"NETFILTER_DROP at %s" % location: total // 4}  # at B, on its way in
+    assert flow["verdict"] == ("500 of 2000 lost in %s, after RECV_SKB: NETFILTER_DROP at %s "
+                               "(a firewall rule drops them; see nft list ruleset / iptables -L)" % (at_b, location))
     assert rep["drops"]["lines"]["NETFILTER_DROP at %s" % location] >= total // 4
 
 
@@ -50,7 +52,8 @@ def test_tcp_to_a_closed_port_is_no_socket_in_the_tcp_receive_path(f, hosts):
     # its cgroup_skb stand-in counts only packets that found a socket: none
     assert flow["stages"]["TCP_V4_RCV"] in (0, 5)
     last = "TCP_V4_RCV" if flow["stages"]["TCP_V4_RCV"] == 5 else "RECV_SKB"
-    assert flow["verdict"].startswith("5 of 5 lost after %s: NO_SOCKET at tcp_v4_rcv+0x" % last)
+    assert flow["verdict"].startswith("5 of 5 lost in netns %s, dev %s, after %s: NO_SOCKET at tcp_v4_rcv+0x" % (
+        hosts.b, hosts.b_dev, last))
 
 
 def test_a_full_receive_buffer_drops_what_was_not_queued(f, hosts):
@@ -79,7 +82,8 @@ def test_a_tiny_qdisc_drops_between_queue_xmit_and_send_skb(f, hosts):
     assert stages["QUEUE_XMIT"] == total
     assert stages["SEND_SKB"] == stages["RECV_SKB"] == received
     assert stages["DROPPED"] == total - received == sum(only_drops(flow, "QDISC_").values())
-    assert flow["verdict"].startswith("%d of %d lost after QUEUE_XMIT: QDISC_" % (total - received, total))
+    assert flow["verdict"].startswith("%d of %d lost in netns %s, dev %s, after QUEUE_XMIT: QDISC_" % (
+        total - received, total, hosts.a, hosts.a_dev))  # at A, on its way out
 
 
 def test_dropped_tcp_segments_are_retransmitted(f, hosts):

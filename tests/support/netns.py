@@ -5,6 +5,7 @@ neighbours are static, so no ARP or ND packet races the test traffic.
 Everything is torn down on exit.
 """
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +56,11 @@ class Hosts:
 
     def __exit__(self, *exc):
         sh("ip netns del %s; ip netns del %s" % (self.a, self.b))
+
+    def hop(self, ns, dev):
+        """(netns inode, ifindex) of a device in a namespace: the kernel's key of that hop."""
+        index = json.loads(self.run(ns, "ip -j link show dev %s" % dev).stdout)[0]["ifindex"]
+        return os.stat("/run/netns/%s" % ns).st_ino, index
 
     def run(self, ns, command):
         """A shell command inside a namespace."""

@@ -15,9 +15,14 @@ def test_actions_and_filters():
         Command("dest-addr", "dest_addr", ipaddress.ip_address("2001:db8::1"))]
     assert parse(b"source-port 0\ndest-port 65535\n") == [
         Command("source-port", "source_port", 0), Command("dest-port", "dest_port", 65535)]
+    # a namespace as the report names it (resolved when it runs: names.py), spaces and all
+    assert parse(b"netns mhR\nnetns pid 4242  nginx\nnetns net:[4026532281]\ndev vRa\n") == [
+        Command("netns", "netns", "mhR"), Command("netns", "netns", "pid 4242 nginx"),
+        Command("netns", "netns", "net:[4026532281]"), Command("dev", "dev", "vRa")]
 
 
-@pytest.mark.parametrize("line", [b"dest-port", b"dest-port *", b"source-addr\n", b"  source-addr   \n"])
+@pytest.mark.parametrize("line", [b"dest-port", b"dest-port *", b"source-addr\n", b"  source-addr   \n",
+                                  b"netns", b"netns *", b"dev *"])
 def test_filter_without_value_clears_it(line):
     (command,) = parse(line)
     assert command.value is None
@@ -46,6 +51,9 @@ def test_batch_lines_blank_lines_and_spaces():
     (b"max-flows 0\n", "bad capacity"),
     (b"max-flows 1048577\n", "bad capacity"),
     (b"max-flows many\n", "bad capacity"),
+    (b"dev veth0123456789ab\n", "bad device name"),  # 16 characters: over IFNAMSIZ
+    (b"dev a/b\n", "bad device name"),
+    (b"dev eth0 eth1\n", "takes one argument"),
     (b"activate\xff\n", "junk bytes"),
     (b"activ\x00ate\n", "junk bytes"),
     (b"clear\x1b[0m\n", "junk bytes"),

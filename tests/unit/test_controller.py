@@ -1,5 +1,6 @@
 """The entry's state machine, with a fake session."""
 import errno
+import os
 import time
 
 import pytest
@@ -141,3 +142,17 @@ def test_a_new_measurement_is_a_counter_reset_with_its_start_time(entry, session
     stopped = prom(entry)
     assert stopped["drop_packet_active"] == 0 and stopped[eth] == 5  # the last counts stay
     assert stopped["drop_packet_measurement_start_seconds"] == started["drop_packet_measurement_start_seconds"]
+
+
+def test_hop_filters_reach_the_session_and_an_unknown_namespace_changes_nothing(entry, sessions):
+    entry.command(b"activate\nnetns host\ndev lo\n")
+    filters = sessions.opened[0].filters
+    assert filters.netns.name == "host" and filters.netns.inode == os.stat("/proc/self/ns/net").st_ino
+    assert filters.dev == "lo"
+    assert "  netns: host\n  dev: lo\n" in report(entry)
+    with pytest.raises(ErrnoError) as raised:
+        entry.command(b"dev eth9\nnetns no-such-namespace\n")
+    assert raised.value.errno == errno.EINVAL
+    assert sessions.opened[0].filters == filters  # the batch changed nothing
+    assert "  dev: lo\n" in report(entry)
+    assert "  last-error: no network namespace 'no-such-namespace'" in report(entry)

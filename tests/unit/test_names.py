@@ -1,0 +1,64 @@
+"""Hop names from canned /run/netns and /proc trees."""
+import errno
+import os
+
+import pytest
+
+from procfs_fuse.drop_packet.errors import ErrnoError
+from procfs_fuse.drop_packet.flows import Hop, HopName
+from procfs_fuse.drop_packet.names import HopNames
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """/run/netns/mhA (a bind mount there: here a file, its inode the namespace's),
+    /proc/self in the daemon's namespace 100 (as is pid 7), pid 42 nginx in 200."""
+    (tmp_path / "netns").mkdir()
+    (tmp_path / "netns" / "mhA").write_text("")
+    for pid, inode, comm in (("self", 100, "python3"), ("7", 100, "sshd"), ("42", 200, "nginx"),
+                             ("43", 200, "nginx-worker")):
+        (tmp_path / "proc" / pid / "ns").mkdir(parents=True)
+        os.symlink("net:[%d]" % inode, tmp_path / "proc" / pid / "ns" / "net")
+        (tmp_path / "proc" / pid / "comm").write_text(comm + "\n")
+    (tmp_path / "proc" / "meminfo").write_text("")
+    return tmp_path
+
+
+def names(tree):
+    devices = {str(tree / "netns" / "mhA"): {2: "vA"}, str(tree / "proc" / "42" / "ns" / "net"): {3: "eth0"}}
+    return HopNames(proc=str(tree / "proc"), netns_dirs=(str(tree / "netns"), str(tree / "missing")),
+                    devices=lambda path: devices.get(path, {}), host_devices=lambda: {1: "lo"})
+
+
+def test_a_namespace_by_its_ip_netns_name_then_as_host_then_by_a_process_then_by_inode(tree):
+    mh_a = os.stat(tree / "netns" / "mhA").st_ino
+    hops = [Hop(mh_a, 2), Hop(mh_a, 9), Hop(mh_a, 0), Hop(100, 1), Hop(200, 3), Hop(300, 5)]
+    assert names(tree).resolve(hops) == {
+        Hop(mh_a, 2): HopName("mhA", "vA"),
+        Hop(mh_a, 9): HopName("mhA", None),  # that device is gone
+        Hop(mh_a, 0): HopName("mhA", None),  # no device: a drop at a socket
+        Hop(100, 1): HopName("host", "lo"),
+        Hop(200, 3): HopName("pid 42 nginx", "eth0"),  # the lowest pid living there
+        Hop(300, 5): HopName("net:[300]", None),  # nothing names it any more
+    }
+
+
+def test_a_deleted_namespace_is_named_by_its_inode_from_then_on(tree):
+    resolver = names(tree)
+    mh_a = os.stat(tree / "netns" / "mhA").st_ino
+    assert resolver.resolve([Hop(mh_a, 2)]) == {Hop(mh_a, 2): HopName("mhA", "vA")}
+    (tree / "netns" / "mhA").unlink()
+    assert resolver.resolve([Hop(mh_a, 2)]) == {Hop(mh_a, 2): HopName("net:[%d]" % mh_a, None)}
+    (tree / "proc" / "42" / "ns" / "net").unlink()  # pid 42 left: the next process living there names it
+    assert resolver.resolve([Hop(200, 1)])[Hop(200, 1)].netns == "pid 43 nginx-worker"
+
+
+def test_a_netns_filter_takes_the_names_the_report_prints_or_an_inode(tree):
+    resolver = names(tree)
+    assert resolver.inode_of("mhA") == os.stat(tree / "netns" / "mhA").st_ino
+    assert resolver.inode_of("host") == 100
+    assert resolver.inode_of("pid 42 nginx") == resolver.inode_of("pid 42") == 200
+    assert resolver.inode_of("net:[300]") == resolver.inode_of("300") == 300
+    with pytest.raises(ErrnoError, match="no network namespace 'mhZ'") as raised:
+        resolver.inode_of("mhZ")
+    assert raised.value.errno == errno.EINVAL
