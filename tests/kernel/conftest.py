@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.netns import QUIET_SECONDS, Hosts
+from procfs_fuse.drop_packet.commands import FILTERS
 from procfs_fuse.drop_packet.stages import TABLE
 from tests.support.mounts import ENTRY, flow_of_header, parse_report, sh, wait_for
 
@@ -48,8 +49,8 @@ def mnt(tmp_path_factory):
 @pytest.fixture
 def f(mnt):
     path = mnt / ENTRY
-    sh("echo deactivate > {0}; echo clear > {0}; for w in source-addr source-port dest-addr dest-port; "
-       "do echo $w > {0}; done".format(path), check=True)
+    sh("echo deactivate > {0}; echo clear > {0}; for w in {1}; do echo $w > {0}; done".format(
+        path, " ".join(FILTERS)), check=True)
     wait_no_bpf_objects()
     yield path
     sh("echo deactivate > %s" % path, check=True)

@@ -85,9 +85,15 @@ def test_node_exporter_and_prometheus_see_the_reports_numbers(f, hosts, tmp_path
         assert prometheus_samples(scraped, "node_textfile_scrape_error") == {"node_textfile_scrape_error": 0}
         ours = prometheus_samples(scraped, "drop_packet_")
         assert ours["drop_packet_active"] == 1
-        for stage, count in flow["stages"].items():  # one flow passes the filter: its counts are the sums
-            assert ours.get('drop_packet_packets_total{stage="%s"}' % stage) == count, stage
-        assert ours['drop_packet_drops_total{location="%s",reason="NETFILTER_DROP"}' % site["location"]] == total // 4
+        at = lambda hop: 'dev="%s",netns="%s"' % (hop["dev"], hop["netns"])  # as node_exporter orders labels
+        for hop in flow["hops"]:  # one flow passes the filter: its counts per hop are the sums per hop
+            for stage, count in hop["stages"].items():
+                series = 'drop_packet_packets_total{%s,stage="%s"}' % (at(hop), stage)
+                assert ours.get(series, 0) == (count or 0), series
+        b_hop, = [hop for hop in flow["hops"] if hop["drops"]]
+        assert b_hop["netns"] == hosts.b and b_hop["dev"] == hosts.b_dev
+        assert ours['drop_packet_drops_total{dev="%s",location="%s",netns="%s",reason="NETFILTER_DROP"}' % (
+            b_hop["dev"], site["location"], b_hop["netns"])] == total // 4
         with prometheus:
             query = "sum by (reason) (drop_packet_drops_total)"
 
