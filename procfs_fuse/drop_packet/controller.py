@@ -15,6 +15,7 @@ from . import commands as cmdlang
 from . import json_view, metrics
 from .errors import ErrnoError
 from .flows import DEFAULT_MAX_FLOWS, Filters, Netns, Reading, Snapshot
+from . import devices
 from .names import HopNames
 from .report import FlowTexts, render
 
@@ -35,16 +36,24 @@ def _no_cycle_collection():
             gc.enable()
 
 
+def _read_softnet():
+    with open("/proc/net/softnet_stat") as f:
+        return f.read()
+
+
 BUSY_WAIT = 0.05  # seconds a read waits for a running command before it answers from the last reading
 
 
 class DropPacketEntry:
-    def __init__(self, session_factory, names=None):
+    def __init__(self, session_factory, names=None, softnet=None):
         """session_factory(filters, max_flows) -> session with .hooks, .read() -> Snapshot,
         .clear(), .set_filters(filters), .close(); raises on failure with an
-        .errno attribute when it has one. names: a HopNames (default: this host's)."""
+        .errno attribute when it has one. names: a HopNames (default: this
+        host's); softnet() -> the text of /proc/net/softnet_stat."""
         self._new_session = session_factory
         self._names = names or HopNames()
+        self._softnet = softnet or _read_softnet
+        self._device_start = ({}, {})  # device and softnet counters when the measurement started
         self._lock = threading.Lock()
         self._session = None
         self._filters = Filters()
@@ -72,8 +81,19 @@ class DropPacketEntry:
     def _reading(self, snapshot):
         hops = {hop for hops in snapshot.flows.values() for hop, _counts in hops}
         hops.update(drop.hop for drop in snapshot.drops if drop.hop)
-        return Reading(self._session is not None, self._filters, self._max_flows, self._last_error, self._hooks,
-                       snapshot, self._since, self._names.resolve(hops) if hops else {})
+        active = self._session is not None
+        names, moved, softnet = self._names.resolve(hops) if hops else {}, {}, {}
+        if active:  # what device counters show is the change since the measurement started
+            names, counters = self._names.survey(hops)
+            moved = devices.changes(counters, self._device_start[0])
+            softnet = devices.changes(devices.parse_softnet(self._softnet()), self._device_start[1])
+        return Reading(active, self._filters, self._max_flows, self._last_error, self._hooks,
+                       snapshot, self._since, names, moved, softnet)
+
+    def _start_measurement(self):
+        """Counts start now: activation, clear, a filter change while active."""
+        self._since = time.time()
+        self._device_start = (self._names.survey(())[1], devices.parse_softnet(self._softnet()))
 
     @staticmethod
     def _render(name, reading, texts):
@@ -123,7 +143,7 @@ class DropPacketEntry:
         elif command.word == "clear":
             if self._session is not None:
                 self._session.clear()
-                self._since = time.time()
+                self._start_measurement()
             self._kept = Snapshot()
         elif command.word == cmdlang.MAX_FLOWS:
             self._max_flows = command.value or DEFAULT_MAX_FLOWS
@@ -140,13 +160,13 @@ class DropPacketEntry:
             if self._session is not None:
                 self._session.set_filters(self._filters)
                 self._session.clear()
-                self._since = time.time()
+                self._start_measurement()
 
     def _activate(self):
         self._session = self._new_session(self._filters, self._max_flows)
         self._hooks = self._session.hooks
         self._kept = Snapshot()
-        self._since = time.time()
+        self._start_measurement()
 
     def _deactivate(self):
         session, self._session = self._session, None

@@ -117,4 +117,6 @@ class Reading:
     hooks: Optional[list]  # [StageHook] of the current or last activation; None: never attached
     snapshot: Snapshot
     since: Optional[float] = None  # unix time the counts start from (activation, clear, filter change)
-    names: dict = field(default_factory=dict)  # {Hop: HopName} of the snapshot's hops (names.py)
+    names: dict = field(default_factory=dict)  # {Hop: HopName} of the snapshot's hops and devices (names.py)
+    devices: dict = field(default_factory=dict)  # {Hop: {counter: change}}: device counters that moved (devices.py)
+    softnet: dict = field(default_factory=dict)  # {cpu: {counter: change}}: /proc/net/softnet_stat's that moved

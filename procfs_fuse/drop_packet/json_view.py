@@ -27,15 +27,20 @@ def _sites(drops):
     return [{"reason": reason, "location": location, "count": n} for (reason, location), n in by_count(drops)]
 
 
-def _hop(hop, counts, rows, drops, names, attached):
+def _where(hop, names):
     name = names.get(hop) or unnamed(hop)
-    return {"netns": name.netns, "netns_inode": hop.netns, "dev": name.dev, "ifindex": hop.ifindex or None,
-            "stages": {row.name: counts[row.id] if row.name in attached else None for row in rows},
-            "drops": _sites(drops or {})}
+    return {"netns": name.netns, "netns_inode": hop.netns, "dev": name.dev, "ifindex": hop.ifindex or None}
 
 
-def _flow(flow, hops, drops, names, attached, drops_traced):
-    shape = _Shape(flow, attached)
+def _hop(hop, counts, look, drops, names, attached):
+    return dict(_where(hop, names), **{
+            "stages": {row.name: counts[row.id] if row.name in attached else None for row in look.rows},
+            "drops": _sites(drops or {})})
+
+
+def _flow(flow, hops, drops, names, attached, drops_traced, shapes):
+    kind = (flow.saddr.version, flow.protocol)
+    shape = shapes.get(kind) or shapes.setdefault(kind, _Shape(flow, attached))
     shown = shown_hops(shape, hops, drops)
     summed = [sum(column) for column in zip(*(counts for _hop, counts, _rows in shown))] or [0] * len(TABLE)
     ported = flow.protocol in PORTED_PROTOCOLS
@@ -61,6 +66,7 @@ def document(reading):
     settings.update({field: _value(getattr(reading.filters, field)) for field in FILTERS.values()})
     settings.update(max_flows=reading.max_flows, last_error=reading.last_error)
     flows = sorted(reading.snapshot.flows.items(), key=lambda item: item[0].sort_key)
+    shapes = {}  # (IP version, protocol) -> _Shape
     return {
         "version": VERSION,
         "settings": settings,
@@ -68,13 +74,18 @@ def document(reading):
         "hooks": None if reading.hooks is None else {h.stage: _hook(h) for h in reading.hooks},
         "tables": {t.name: {"held": t.held, "capacity": t.capacity, "evicted": t.evicted}
                    for t in reading.snapshot.tables},
-        "flows": [_flow(flow, hops, by_flow.get(flow.sort_key), reading.names, attached, drops_traced)
+        "flows": [_flow(flow, hops, by_flow.get(flow.sort_key), reading.names, attached, drops_traced, shapes)
                   for flow, hops in flows],
         "drops": {"total": sum(everywhere.values()) if drops_traced or reading.hooks is None else None,
                   "unattributed": sum(merged(by_flow.get(None, {})).values()),
                   "sites": _sites(everywhere)},
+        # what moved since the counts started, while active
+        "devices": [dict(_where(hop, reading.names), **counters) for hop, counters in sorted(
+            reading.devices.items(), key=lambda item: (item[0].netns, item[0].ifindex))],
+        "softnet": [dict(cpu=cpu, **counters) for cpu, counters in sorted(reading.softnet.items())],
     }
 
 
 def render(reading):
-    return (json.dumps(document(reading), indent=1) + "\n").encode()
+    # compact: the C encoder (indent would take the pure-Python one, 10 times slower); jq . indents
+    return (json.dumps(document(reading), separators=(",", ":")) + "\n").encode()

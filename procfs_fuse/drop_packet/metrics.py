@@ -36,7 +36,7 @@ class _Exposition:
 
 
 def _hop_labels(name):
-    return (("netns", name.netns), ("dev", name.dev or "-"))
+    return (("netns", name.netns), ("dev", name.dev or "-"))  # pairs: a dict key as well as labels
 
 
 def render(reading):
@@ -75,6 +75,15 @@ def render(reading):
                [(dict(reason=key[0], location=key[1], **dict(key[2:])), n) for key, n in sorted(drops.items())])
     out.family("unattributed_drops_total", "counter", "Drops of packets that could not be put on a flow "
                "(not IP, truncated).", [({}, unattributed)] if reading.hooks else [])
+    out.family("device_drops_total", "counter", "Device counters of drops and errors that moved since the counts "
+               "started (netlink link statistics), per namespace and device; while active.",
+               [(dict(_hop_labels(names.get(hop) or unnamed(hop)), counter=counter), n)
+                for hop, counters in sorted(reading.devices.items(), key=lambda item: (item[0].netns, item[0].ifindex))
+                for counter, n in counters.items()])
+    out.family("softnet_total", "counter", "/proc/net/softnet_stat's dropped and time_squeeze that moved since "
+               "the counts started, per CPU; while active.",
+               [({"cpu": cpu, "counter": counter}, n) for cpu, counters in sorted(reading.softnet.items())
+                for counter, n in counters.items()])
     tables = snapshot.tables
     out.family("table_entries", "gauge", "Entries a kernel table holds.",
                [({"table": t.name}, t.held) for t in tables])

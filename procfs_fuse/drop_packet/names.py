@@ -11,11 +11,11 @@ import ctypes
 import errno
 import os
 import re
-import socket
 import threading
 
+from . import devices
 from .errors import ErrnoError
-from .flows import HopName
+from .flows import Hop, HopName
 
 NETNS_DIRS = ("/run/netns", "/run/docker/netns", "/var/run/docker/netns")
 HOST = "host"
@@ -28,10 +28,11 @@ def inode_name(inode):
     return "net:[%d]" % inode
 
 
-def devices_in(path):
-    """{ifindex: name} of the network namespace at path (an nsfs file), read in
-    a thread that enters it: setns moves only the calling thread."""
-    found, failed = {}, []
+def in_namespace(path, function):
+    """function()'s result, run in a thread that enters the network namespace
+    at path (an nsfs file): setns moves only the calling thread. None where
+    it cannot enter (gone meanwhile)."""
+    result = []
 
     def run():
         try:
@@ -41,18 +42,23 @@ def devices_in(path):
                     raise OSError(ctypes.get_errno(), "setns %s" % path)
             finally:
                 os.close(fd)
-            found.update(socket.if_nameindex())
-        except OSError as e:  # gone meanwhile: its devices are unknown
-            failed.append(e)
+            result.append(function())
+        except OSError:
+            pass
 
-    thread = threading.Thread(target=run, name="dp-devices")
+    thread = threading.Thread(target=run, name="dp-netns")
     thread.start()
     thread.join()
-    return found
+    return result[0] if result else None
+
+
+def devices_in(path):
+    """{ifindex: Link} of the network namespace at path."""
+    return {link.ifindex: link for link in in_namespace(path, devices.links) or ()}
 
 
 def own_devices():
-    return dict(socket.if_nameindex())
+    return {link.ifindex: link for link in devices.links()}
 
 
 class HopNames:
@@ -121,10 +127,10 @@ class HopNames:
         except OSError:
             return "?"
 
-    def namespaces(self, inodes):
-        """{inode: (name, {ifindex: device name})} of these namespaces: a gone
+    def namespaces(self, inodes, named=None):
+        """{inode: (name, {ifindex: devices.Link})} of these namespaces: a gone
         one by its inode, without devices."""
-        named = self._named()
+        named = self._named() if named is None else named
         out = {}
         for inode in inodes:
             if inode in named:
@@ -138,9 +144,25 @@ class HopNames:
 
     def resolve(self, hops):
         """{Hop: HopName} of these hops."""
+        return self.survey(hops, every_named=False)[0]
+
+    def survey(self, hops, every_named=True):
+        """({Hop: HopName}, {Hop: {counter: value}}) of these hops and of every
+        device of every namespace known (every_named: those with a name too):
+        one netlink dump per namespace gives names and counters."""
         hops = set(hops)
-        spaces = self.namespaces(sorted({hop.netns for hop in hops}))
-        return {hop: HopName(spaces[hop.netns][0], spaces[hop.netns][1].get(hop.ifindex)) for hop in hops}
+        named = self._named()
+        inodes = {hop.netns for hop in hops} | (set(named) if every_named else set())
+        spaces = self.namespaces(sorted(inodes), named)
+        names, counters = {}, {}
+        for inode, (name, links) in spaces.items():
+            for link in links.values():
+                hop = Hop(inode, link.ifindex)
+                names[hop], counters[hop] = HopName(name, link.name), link.counters
+        for hop in hops:
+            if hop not in names:  # no device (0), or gone
+                names[hop] = HopName(spaces[hop.netns][0], None)
+        return names, counters
 
     def inode_of(self, text):
         """The inode of a namespace named as the report names it (or by its

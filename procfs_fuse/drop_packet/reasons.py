@@ -120,6 +120,8 @@ PLACE_HINTS = {
     ("IP_INHDR", "ip_forward"): "the TTL ran out while forwarding: a routing loop or a too-small TTL; "
                                 "see traceroute and ip route",
     ("IP_INNOROUTES", "ip_error"): "no route while forwarding them; see ip route (and ip rule) on that hop",
+    ("NOT_SPECIFIED", "__dev_forward_skb2"): "a veth's peer (or another forwarding device's target) is down "
+                                             "or cannot take them; see ip link, and devices: below",
     ("NO_SOCKET", "__udp4_lib_rcv"): "nothing listens on that UDP port; see ss -lnu (nstat UdpNoPorts)",
     ("NO_SOCKET", "__udp6_lib_rcv"): "nothing listens on that UDP port; see ss -lnu (nstat Udp6NoPorts)",
 }

@@ -6,10 +6,12 @@ from operator import itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES, HopName
+from .devices import LINK_COUNTERS, SOFTNET_COUNTERS
 from .reasons import hint
 from .stages import BY_NAME, DROPPED, PATH_ORDER, RECEIVE, SEND, TABLE
 
 PATH_ORDER_ROWS = tuple(BY_NAME[name] for name in PATH_ORDER)
+COUNTER_ORDER = tuple(LINK_COUNTERS) + tuple(SOFTNET_COUNTERS)
 # After a table's use: what one of its entries is.
 TABLE_NOTES = {"flows": " (an entry per flow per hop)", "slots": " (an entry per flow per hop per CPU)"}
 
@@ -77,91 +79,109 @@ def _flow_order(item):
     return item[0].sort_key
 
 
+class _Look:
+    """How one hop looks: the rows it shows, as two templates (through DROPPED
+    and after it: the drop lines go between) and pickers of their counts."""
+
+    def __init__(self, rows, attached):
+        self.rows = rows
+        cut = next((n + 1 for n, row in enumerate(rows) if row.name == DROPPED), len(rows))
+        (self.head, self.head_pick), (self.tail, self.tail_pick) = (
+            self._lines(rows[:cut], attached), self._lines(rows[cut:], attached))
+
+    @staticmethod
+    def _lines(rows, attached):
+        # "-": not measured on this kernel, which is not 0
+        text = "\n".join("        %s: %s" % (row.name, "%s" if row.name in attached else "-") for row in rows)
+        ids = [row.id for row in rows if row.name in attached]
+        return text, _picker(ids) if ids else (lambda counts: ())
+
+
 class _Shape:
     """How the hops of one kind of flow (IP version, protocol) are shown. A
     hop shows the device receive stages where the flow arrived, the socket
     stages where it arrived last (or where they counted it), the send stages
     where it left, RETRANS and DROPPED where they are not 0; a stage this
-    kernel does not measure reads "-". Each way a hop can look is one
-    template, made once: `cat` of 10,000 flows formats a hop in one go."""
+    kernel does not measure reads "-". Each way a hop can look is one _Look,
+    made once: `cat` of 10,000 flows formats a hop in one go."""
 
     def __init__(self, flow, attached):
         rows = [row for row in TABLE if row.applies(flow)]
-        self.rows = rows
         measured = [row for row in rows if row.name in attached]
         self.arrive = _picker([row.id for row in measured if row.path == RECEIVE] or [0])
         self.leave = _picker([row.id for row in measured if row.path == SEND] or [0])
         self.any_arrive = any(row.path == RECEIVE for row in measured)
         self.any_leave = any(row.path == SEND for row in measured)
-        self.attached = attached
+        # rows a hop shows for their own count: the socket stages (also at the last arrival), the events
+        self._own = [row for row in rows if row.path is None or (row.path == RECEIVE and row.protocol)]
+        self._own_pick = _picker([row.id for row in self._own] or [0])
+        self._rows, self._attached = rows, attached
         self.path = [row for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
-        self._templates = {}
+        self._looks = {}
 
-    def shown(self, counts, last_arrival):
-        """The rows a hop with these counts shows."""
-        arrived = self.any_arrive and any(self.arrive(counts))
-        left = self.any_leave and any(self.leave(counts))
-        return tuple(row for row in self.rows if (
-            (arrived and (row.protocol is None or last_arrival)) if row.path == RECEIVE else
-            left if row.path == SEND else False) or counts[row.id])
+    def arrived(self, counts):
+        return self.any_arrive and any(self.arrive(counts))
 
-    def template(self, shown):
-        """The lines of these rows as two templates, through DROPPED and after
-        it (the drop lines go between): ((text, picker of its counts), (text, picker))."""
-        made = self._templates.get(shown)
+    def look(self, counts, last_arrival):
+        """The _Look of a hop with these counts (last_arrival: the last hop the flow arrived at)."""
+        arrived = self.arrived(counts)
+        key = (arrived, self.any_leave and any(self.leave(counts)), last_arrival and arrived,
+               *map(bool, self._own_pick(counts)))
+        made = self._looks.get(key)
         if made is None:
-            cut = next((n + 1 for n, row in enumerate(shown) if row.name == DROPPED), len(shown))
-            made = self._templates[shown] = (self._lines(shown[:cut]), self._lines(shown[cut:]))
+            arrived, left, last, own = key[0], key[1], key[2], {row.name for row, n in zip(self._own, key[3:]) if n}
+            made = self._looks[key] = _Look(tuple(row for row in self._rows if row.name in own or (
+                (arrived and (row.protocol is None or last)) if row.path == RECEIVE else
+                left if row.path == SEND else False)), self._attached)
         return made
-
-    def _lines(self, rows):
-        # "-": not measured on this kernel, which is not 0
-        text = "\n".join("        %s: %s" % (row.name, "%s" if row.name in self.attached else "-") for row in rows)
-        ids = [row.id for row in rows if row.name in self.attached]
-        return text, _picker(ids) if ids else (lambda counts: ())
 
 
 class FlowTexts:
     """Each flow's text from the last render, for the next one: a flow whose
-    hops, counts, drops and names have not changed since is not formatted
-    again (most flows of a big table are idle between two reads)."""
+    hops, counts and drops have not changed since is not formatted again (most
+    flows of a big table are idle between two reads); all are when the hooks
+    or the hops' names changed."""
 
     def __init__(self):
-        self.attached, self.by_flow = None, {}  # by_flow: {Flow.sort_key: (state, text, header)}
+        self.attached, self.names, self.by_flow = None, None, {}  # by_flow: {Flow.sort_key: (state, text, header)}
 
 
 def shown_hops(shape, hops, drops_of_flow):
-    """[(Hop, counts, the rows it shows)] of a flow: hops ((Hop, counts), ...)
-    in path order, then any hop only its drops name (its counts evicted)."""
-    counted = {hop for hop, _counts in hops}
-    hops = tuple(hops) + tuple((hop, (0,) * len(TABLE)) for hop in drops_of_flow or () if hop not in counted)
-    arrivals = [n for n, (_hop, counts) in enumerate(hops) if shape.any_arrive and any(shape.arrive(counts))]
-    last_arrival = arrivals[-1] if arrivals else -1
-    return [(hop, counts, shape.shown(counts, n == last_arrival)) for n, (hop, counts) in enumerate(hops)]
+    """[(Hop, counts, its _Look)] of a flow: hops ((Hop, counts), ...) in path
+    order, then any hop only its drops name (its counts evicted)."""
+    if drops_of_flow:
+        counted = {hop for hop, _counts in hops}
+        hops = tuple(hops) + tuple((hop, (0,) * len(TABLE)) for hop in drops_of_flow if hop not in counted)
+    last = -1
+    for n, (_hop, counts) in enumerate(hops):
+        if shape.arrived(counts):
+            last = n
+    return [(hop, counts, shape.look(counts, n == last)) for n, (hop, counts) in enumerate(hops)]
 
 
 def flow_verdict(shape, shown, drops_of_flow, names, drops_traced):
     """verdict() of a flow's shown_hops."""
     drops_of_flow = drops_of_flow or {}
-    return verdict([(names.get(hop) or unnamed(hop), [(row.name, counts[row.id]) for row in shape.path if row in rows],
-                     drops_of_flow.get(hop, {})) for hop, counts, rows in shown], drops_traced)
+    return verdict([(names.get(hop) or unnamed(hop),
+                     [(row.name, counts[row.id]) for row in shape.path if row in look.rows],
+                     drops_of_flow.get(hop, {})) for hop, counts, look in shown], drops_traced)
 
 
-def _flow_text(header, hops, drops_of_flow, names, shape, drops_traced, no_drops):
-    """hops: ((Hop, counts), ...) in path order; drops_of_flow: {Hop: {(reason, location): n}} or None."""
+def _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names):
+    """hops: ((Hop, counts), ...) in path order; drops_of_flow: {Hop: {(reason, location): n}} or None;
+    hop_line(hop): its `    hop: ...` line."""
     parts = [header]
     shown = shown_hops(shape, hops, drops_of_flow)
-    for hop, counts, rows in shown:
-        (head, head_pick), (tail, tail_pick) = shape.template(rows)
-        parts.append("    hop: " + hop_text(names.get(hop) or unnamed(hop)))
-        if head:
-            parts.append(head % head_pick(counts))
-        drops = (drops_of_flow or {}).get(hop)
+    for hop, counts, look in shown:
+        parts.append(hop_line(hop))
+        if look.head:
+            parts.append(look.head % look.head_pick(counts))
+        drops = drops_of_flow and drops_of_flow.get(hop)
         if drops:
             parts += ["            %s: %d at %s" % (reason, count, location)
                       for (reason, location), count in by_count(drops)]
-        if tail:
-            parts.append(tail % tail_pick(counts))
+        if look.tail:
+            parts.append(look.tail % look.tail_pick(counts))
     if drops_of_flow and drops_traced:
         parts.append("    verdict: " + flow_verdict(shape, shown, drops_of_flow, names, drops_traced))
     else:
@@ -233,15 +253,23 @@ def render(reading, texts=None):
     lines.append("flows: %d" % len(snapshot.flows))
     if texts is None:
         texts = FlowTexts()
-    last = texts.by_flow if texts.attached == attached else {}
+    names = reading.names
+    last = texts.by_flow if texts.attached == attached and texts.names == names else {}
     now = {}
     shapes = {}  # (IP version, protocol) -> _Shape
     no_drops = "    verdict: " + verdict([], drops_traced)
-    names = reading.names
+    hop_lines = {}
+
+    def hop_line(hop):
+        line = hop_lines.get(hop)
+        if line is None:
+            line = hop_lines[hop] = "    hop: " + hop_text(names.get(hop) or unnamed(hop))
+        return line
+
     for flow, hops in sorted(snapshot.flows.items(), key=_flow_order):
         key = flow.sort_key
-        hops, drops_of_flow = tuple((hop, tuple(counts)) for hop, counts in hops), drops_by_flow.get(key)
-        state = (hops, drops_of_flow, [names.get(hop) for hop, _counts in hops])
+        drops_of_flow = drops_by_flow.get(key)
+        state = (hops, drops_of_flow)
         kept = last.get(key)
         if kept and kept[0] == state:
             text, header = kept[1], kept[2]
@@ -249,13 +277,31 @@ def render(reading, texts=None):
             header = kept[2] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
             shape = shapes.get(kind) or shapes.setdefault(kind, _Shape(flow, attached))
-            text = _flow_text(header, hops, drops_of_flow, names, shape, drops_traced, no_drops)
+            text = _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names)
         now[key] = (state, text, header)
         lines.append(text)
-    texts.attached, texts.by_flow = attached, now
+    texts.attached, texts.names, texts.by_flow = attached, names, now
 
     everywhere = host_drops(drops_by_flow)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
     lines.append("  unattributed: %d" % sum(merged(drops_by_flow.get(None, {})).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(everywhere)]
+    lines.append("devices:")
+    lines += device_lines(reading)
     return "\n".join(lines) + "\n"
+
+
+def device_changes(reading):
+    """[(label, [(counter, change)])] of the device and softnet counters that
+    moved since the measurement started, devices by name, then CPUs."""
+    moved = sorted((hop_text(reading.names.get(hop) or unnamed(hop)), counters)
+                   for hop, counters in reading.devices.items())
+    moved += [("cpu %d" % cpu, counters) for cpu, counters in sorted(reading.softnet.items())]
+    return [(label, [(c, counters[c]) for c in COUNTER_ORDER if c in counters]) for label, counters in moved]
+
+
+def device_lines(reading):
+    if not reading.active:
+        return ["  (read while active)"]
+    return ["  %s: %s" % (label, ", ".join("%s %d" % pair for pair in counters))
+            for label, counters in device_changes(reading)] or ["  (no change since the counts started)"]

@@ -1,5 +1,7 @@
 """Where and why packets die: drops made on purpose in the test hosts, found
 with the exact count, reason and place."""
+import json
+
 import pytest
 
 from tests.kernel.conftest import report, send_udp, write
@@ -113,3 +115,27 @@ def test_unparsable_drops_count_as_unattributed(f, hosts):
                  if where.startswith("UNHANDLED_PROTO at ")}
     assert sum(unhandled.values()) == frames, after
     assert after["total"] == sum(after["lines"].values())
+
+
+def link_counter(hosts, ns, dev, counter):
+    """A device counter as `ip -s link` prints it (its JSON form)."""
+    (link,) = json.loads(hosts.run(ns, "ip -s -j link show dev %s" % dev).stdout)
+    return link["stats64"][counter.split("_")[0]][counter.split("_", 1)[1]]
+
+
+def test_a_veth_whose_peer_is_down_drops_at_the_device_and_devices_shows_what_ip_s_link_shows(f, hosts):
+    before = {(ns, dev, counter): link_counter(hosts, ns, dev, counter)
+              for ns, dev, counter in ((hosts.a, hosts.a_dev, "tx_dropped"), (hosts.b, hosts.b_dev, "rx_dropped"))}
+    write(f, "activate")
+    assert "netns %s, dev %s" % (hosts.a, hosts.a_dev) not in report(f)["devices"]  # nothing moved yet
+    hosts.run(hosts.b, "ip link set %s down" % hosts.b_dev)
+    hosts.finish(hosts.start_peer(hosts.a, "udp-send", hosts.B_ADDR, 7785, 100, 40050))
+    rep = report(f)
+    moved = {key: link_counter(hosts, *key) - n for key, n in before.items()}
+    assert min(moved.values()) >= 100  # ours, and whatever else A sent meanwhile (IPv6 chatter)
+    # A's veth counts them as tx_dropped; B's, its peer, as rx_dropped (veth reports both sides)
+    assert rep["devices"]["netns %s, dev %s" % (hosts.a, hosts.a_dev)] == {
+        "tx_dropped": moved[(hosts.a, hosts.a_dev, "tx_dropped")]}
+    assert rep["devices"]["netns %s, dev %s" % (hosts.b, hosts.b_dev)] == {
+        "rx_dropped": moved[(hosts.b, hosts.b_dev, "rx_dropped")]}
+    assert "netns %s, dev lo" % hosts.a not in rep["devices"]  # nothing changed there: not listed

@@ -105,6 +105,7 @@ def parse_report(text):
     """{'settings': {k: v}, 'hooks': {stage: text}, 'tables': {name: (held, capacity, evicted)},
         'flows': _parse_flows (per flow its hops, and stages and drops summed over them),
         'drops': {'total': int|None, 'unattributed': int, 'lines': {"REASON at loc": n}},
+        'devices': {"netns X, dev Y" or "cpu N": {counter: change}},
         'sections': report_sections(text)}: each section read by its header, so
     sections added later (after `drops:` or between) leave these as they are."""
     sections = report_sections(text)
@@ -115,6 +116,11 @@ def parse_report(text):
     for name, use in pairs("tables").items():
         held, _of, capacity, _evicted, evicted = use.replace(",", "").split()[:5]
         report["tables"][name] = (int(held), int(capacity), int(evicted))
+    report["devices"] = {}  # {"netns X, dev Y" or "cpu N": {counter: change}}
+    for line in sections.get("devices", ("", []))[1]:
+        if not line.strip().startswith("("):
+            label, counters = line.strip().rsplit(": ", 1)
+            report["devices"][label] = {c: int(n) for c, n in (pair.split() for pair in counters.split(", "))}
     if "drops" in sections:
         total, lines = sections["drops"]
         report["drops"]["total"] = None if total == "-" else int(total)

@@ -8,7 +8,8 @@ import pytest
 from procfs_fuse.drop_packet.controller import DropPacketEntry
 from procfs_fuse.drop_packet.errors import ErrnoError
 from procfs_fuse.drop_packet.stages import STAGES
-from tests.support.fakes import FLOW, FakeSessions
+from procfs_fuse.drop_packet.flows import HopName
+from tests.support.fakes import FLOW, HOP, FakeSessions
 from tests.support.mounts import prometheus_samples
 
 FAIL_ACTIVATION_PORT, FAIL_READ_PORT = 9, 13
@@ -156,3 +157,29 @@ def test_hop_filters_reach_the_session_and_an_unknown_namespace_changes_nothing(
     assert sessions.opened[0].filters == filters  # the batch changed nothing
     assert "  dev: lo\n" in report(entry)
     assert "  last-error: no network namespace 'no-such-namespace'" in report(entry)
+
+
+class MovingCounters:
+    """A HopNames whose one device's counters a test moves; softnet likewise."""
+
+    def __init__(self):
+        self.counters, self.softnet = {"tx_dropped": 5}, "00000001 00000002 00000003\n"
+
+    def resolve(self, hops):
+        return {hop: HopName("host", "lo") for hop in hops}
+
+    def survey(self, hops):
+        return {HOP: HopName("host", "lo"), **self.resolve(hops)}, {HOP: dict(self.counters)}
+
+
+def test_devices_show_what_moved_since_the_counts_started():
+    moving = MovingCounters()
+    entry = DropPacketEntry(FakeSessions(), names=moving, softnet=lambda: moving.softnet)
+    assert report(entry).endswith("devices:\n  (read while active)\n")
+    entry.command(b"activate")
+    assert report(entry).endswith("devices:\n  (no change since the counts started)\n")
+    moving.counters["tx_dropped"] += 500
+    moving.softnet = "00000001 00000009 00000003\n"
+    assert report(entry).endswith("devices:\n  netns host, dev lo: tx_dropped 500\n  cpu 0: dropped 7\n")
+    entry.command(b"clear")  # a new measurement: from here
+    assert report(entry).endswith("devices:\n  (no change since the counts started)\n")

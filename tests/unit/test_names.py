@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from procfs_fuse.drop_packet.devices import Link
 from procfs_fuse.drop_packet.errors import ErrnoError
 from procfs_fuse.drop_packet.flows import Hop, HopName
 from procfs_fuse.drop_packet.names import HopNames
@@ -24,10 +25,14 @@ def tree(tmp_path):
     return tmp_path
 
 
+def links(**names_by_index):
+    return {int(i[1:]): Link(int(i[1:]), name, {"tx_dropped": int(i[1:]) * 10}) for i, name in names_by_index.items()}
+
+
 def names(tree):
-    devices = {str(tree / "netns" / "mhA"): {2: "vA"}, str(tree / "proc" / "42" / "ns" / "net"): {3: "eth0"}}
+    devices = {str(tree / "netns" / "mhA"): links(i2="vA"), str(tree / "proc" / "42" / "ns" / "net"): links(i3="eth0")}
     return HopNames(proc=str(tree / "proc"), netns_dirs=(str(tree / "netns"), str(tree / "missing")),
-                    devices=lambda path: devices.get(path, {}), host_devices=lambda: {1: "lo"})
+                    devices=lambda path: devices.get(path, {}), host_devices=lambda: links(i1="lo"))
 
 
 def test_a_namespace_by_its_ip_netns_name_then_as_host_then_by_a_process_then_by_inode(tree):
@@ -62,3 +67,11 @@ def test_a_netns_filter_takes_the_names_the_report_prints_or_an_inode(tree):
     with pytest.raises(ErrnoError, match="no network namespace 'mhZ'") as raised:
         resolver.inode_of("mhZ")
     assert raised.value.errno == errno.EINVAL
+
+
+def test_a_survey_names_and_counts_every_device_of_every_named_namespace_and_of_the_hops(tree):
+    mh_a = os.stat(tree / "netns" / "mhA").st_ino
+    names_of, counters = names(tree).survey([Hop(200, 3), Hop(300, 5)])
+    assert counters == {Hop(mh_a, 2): {"tx_dropped": 20}, Hop(100, 1): {"tx_dropped": 10},
+                        Hop(200, 3): {"tx_dropped": 30}}  # 300 is gone: no devices
+    assert names_of[Hop(mh_a, 2)] == HopName("mhA", "vA") and names_of[Hop(300, 5)] == HopName("net:[300]", None)

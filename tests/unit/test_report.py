@@ -23,8 +23,10 @@ def counts(**by_stage):
     return tuple(by_stage.get(stage, 0) for stage in STAGES)
 
 
-def reading(snapshot, hooks=None, active=True, filters=Filters(), max_flows=100, last_error=None, names=None):
-    return Reading(active, filters, max_flows, last_error, hooks, snapshot, names=NAMES if names is None else names)
+def reading(snapshot, hooks=None, active=True, filters=Filters(), max_flows=100, last_error=None, names=None,
+            devices=None, softnet=None):
+    return Reading(active, filters, max_flows, last_error, hooks, snapshot, names=NAMES if names is None else names,
+                   devices=devices or {}, softnet=softnet or {})
 
 
 # The routed host: A -> R (forwarding) -> C, and a loopback host L.
@@ -52,7 +54,9 @@ def test_inactive_never_attached():
         "  (none)\n"
         "flows: 0\n"
         "drops: 0\n"
-        "  unattributed: 0\n")
+        "  unattributed: 0\n"
+        "devices:\n"
+        "  (read while active)\n")
 
 
 def test_a_routed_flow_shows_each_hop_its_stages_and_the_hop_that_lost_them():
@@ -65,7 +69,9 @@ def test_a_routed_flow_shows_each_hop_its_stages_and_the_hop_that_lost_them():
              Drop(None, None, "NOT_SPECIFIED", "skb_release+0x10", 3))
     tables = (TableUse("flows", 4, 100, 0), TableUse("drops", 2, 4096, 0))
     text = render(reading(Snapshot({udp: hops}, drops, tables), hooks_without_kprobes(cgroup_skb=False),
-                          filters=Filters(netns=Netns(12, "mhR"))))
+                          filters=Filters(netns=Netns(12, "mhR")),
+                          devices={VRC: {"tx_dropped": 7, "tx_fifo_errors": 1}, VA: {"rx_missed_errors": 2}},
+                          softnet={1: {"dropped": 3, "time_squeeze": 12}}))
     assert text == (SETTINGS.replace("netns: *", "netns: mhR") +
         "hooks:\n"
         "  ETH_RECV: tracepoint net:netif_rx, approximate (kprobe eth_type_trans: kprobes not supported)\n"
@@ -107,7 +113,11 @@ def test_a_routed_flow_shows_each_hop_its_stages_and_the_hop_that_lost_them():
         "drops: 253\n"
         "  unattributed: 3\n"
         "  NETFILTER_DROP: 250 at nft_do_chain+0x46f\n"
-        "  NOT_SPECIFIED: 3 at skb_release+0x10\n")
+        "  NOT_SPECIFIED: 3 at skb_release+0x10\n"
+        "devices:\n"
+        "  netns mhA, dev vA: rx_missed_errors 2\n"
+        "  netns mhR, dev vRc: tx_dropped 7, tx_fifo_errors 1\n"
+        "  cpu 1: dropped 3, time_squeeze 12\n")
 
 
 def test_loopback_is_one_hop_with_both_sides_and_events_show_where_they_happened():
@@ -140,7 +150,9 @@ def test_loopback_is_one_hop_with_both_sides_and_events_show_where_they_happened
         "        SEND_SKB: 10\n"
         "    verdict: no drops seen\n"
         "drops: 0\n"
-        "  unattributed: 0\n")
+        "  unattributed: 0\n"
+        "devices:\n"
+        "  (no change since the counts started)\n")
 
 
 def test_a_flows_kept_text_serves_only_while_its_hops_counts_drops_names_and_hooks_stay():

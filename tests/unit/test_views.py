@@ -28,7 +28,7 @@ def reading(active=True, hooks=None, since=1700000000.25):
     tables = (TableUse("flows", 4, 100, 7), TableUse("drops", 2, 4096, 0), TableUse("slots", 1, 512, 0))
     return Reading(active, Filters(dest_addr=B, source_port=40000), 100, None,
                    hooks_without_kprobes(cgroup_skb=False) if hooks is None else hooks,
-                   Snapshot(flows, drops, tables), since, NAMES)
+                   Snapshot(flows, drops, tables), since, NAMES, {VA: {"tx_dropped": 7}}, {1: {"dropped": 3}})
 
 
 def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
@@ -72,6 +72,9 @@ def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
     assert doc["drops"]["total"] == text["drops"]["total"] == 503
     assert doc["drops"]["unattributed"] == 3
     assert doc["drops"]["sites"][0] == {"reason": "NETFILTER_DROP", "location": "nft_do_chain+0x4c4", "count": 500}
+    assert doc["devices"] == [{"netns": "mhA", "netns_inode": 11, "dev": "vA", "ifindex": 2, "tx_dropped": 7}]
+    assert doc["softnet"] == [{"cpu": 1, "dropped": 3}]
+    assert text["devices"] == {"netns mhA, dev vA": {"tx_dropped": 7}, "cpu 1": {"dropped": 3}}
 
 
 def test_json_of_the_inactive_never_attached_state():
@@ -97,6 +100,8 @@ def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():
     assert got["drop_packet_unattributed_drops_total"] == 3
     assert got['drop_packet_table_evictions_total{table="flows"}'] == 7
     assert got["drop_packet_flows"] == 2
+    assert got['drop_packet_device_drops_total{netns="mhA",dev="vA",counter="tx_dropped"}'] == 7
+    assert got['drop_packet_softnet_total{cpu="1",counter="dropped"}'] == 3
     assert got['drop_packet_stage_hook_info{stage="ETH_RECV",hook="tracepoint net:netif_rx"}'] == 1
     # no flow's addresses or ports in any label
     assert "198.18.0.1" not in text and "40000" not in text

@@ -1,0 +1,104 @@
+"""Drops no freed packet shows: device counters (netlink link statistics, in
+each network namespace) and the per-CPU softnet backlog (/proc/net/softnet_stat),
+as changes since the measurement started. Read at `cat` time, never sampled
+in the background. Parsing is pure (canned bytes in the tests)."""
+import os
+import socket
+import struct
+from dataclasses import dataclass
+
+# struct rtnl_link_stats64 (IFLA_STATS64): the counters shown, by their index
+# among its __u64 members (linux/if_link.h; the order is ABI)
+LINK_COUNTERS = {"rx_dropped": 6, "tx_dropped": 7, "rx_over_errors": 11, "rx_fifo_errors": 14,
+                 "rx_missed_errors": 15, "tx_fifo_errors": 18}
+SOFTNET_COUNTERS = {"dropped": 1, "time_squeeze": 2}  # columns of /proc/net/softnet_stat (hex)
+SOFTNET_CPU_COLUMN = 12  # the CPU's number, where the kernel prints it (4.x+: lines skip offline CPUs)
+
+RTM_GETLINK, RTM_NEWLINK, NLMSG_DONE, NLMSG_ERROR = 18, 16, 3, 2
+NLM_F_REQUEST, NLM_F_DUMP = 1, 0x300
+IFLA_IFNAME, IFLA_STATS64 = 3, 23
+_NLMSG = struct.Struct("=IHHII")      # len, type, flags, seq, pid
+_IFINFO = struct.Struct("=BxHiII")    # family, type, index, flags, change
+_RTA = struct.Struct("=HH")           # len, type
+
+
+@dataclass(frozen=True)
+class Link:
+    ifindex: int
+    name: str
+    counters: dict  # {name in LINK_COUNTERS: value}
+
+
+def link_dump_request(seq=1):
+    """An RTM_GETLINK dump request."""
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    return _NLMSG.pack(_NLMSG.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
+def parse_links(data):
+    """([Link] of the RTM_NEWLINK messages in data, done): netlink messages as received."""
+    links, at, done = [], 0, False
+    while at + _NLMSG.size <= len(data):
+        length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(data, at)
+        if length < _NLMSG.size:
+            break
+        if kind == NLMSG_DONE:
+            done = True
+        elif kind == NLMSG_ERROR:
+            error = -struct.unpack_from("=i", data, at + _NLMSG.size)[0]
+            raise OSError(error, "RTM_GETLINK: %s" % os.strerror(error))
+        elif kind == RTM_NEWLINK:
+            links.append(_link(data[at + _NLMSG.size:at + length]))
+        at += (length + 3) & ~3
+    return links, done
+
+
+def _link(message):
+    _family, _type, index, _flags, _change = _IFINFO.unpack_from(message)
+    name, counters, at = "", {}, _IFINFO.size
+    while at + _RTA.size <= len(message):
+        length, kind = _RTA.unpack_from(message, at)
+        if length < _RTA.size:
+            break
+        value = message[at + _RTA.size:at + length]
+        if kind == IFLA_IFNAME:
+            name = value.split(b"\0", 1)[0].decode(errors="replace")
+        elif kind == IFLA_STATS64:
+            words = struct.unpack_from("=%dQ" % (len(value) // 8), value)
+            counters = {counter: words[i] for counter, i in LINK_COUNTERS.items() if i < len(words)}
+        at += (length + 3) & ~3
+    return Link(index, name, counters)
+
+
+def links():
+    """[Link] of the calling thread's network namespace, by netlink."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as s:
+        s.sendall(link_dump_request())
+        found, done = [], False
+        while not done:
+            batch, done = parse_links(s.recv(1 << 16))
+            found += batch
+        return found
+
+
+def parse_softnet(text):
+    """{cpu: {counter: value}} of /proc/net/softnet_stat."""
+    per_cpu = {}
+    for line, columns in enumerate(row.split() for row in text.splitlines() if row.strip()):
+        cpu = int(columns[SOFTNET_CPU_COLUMN], 16) if len(columns) > SOFTNET_CPU_COLUMN else line
+        per_cpu[cpu] = {counter: int(columns[i], 16) for counter, i in SOFTNET_COUNTERS.items()}
+    return per_cpu
+
+
+def changes(now, start):
+    """{key: {counter: change}} of the counters that moved since start
+    ({key: {counter: value}} each); a key new since start counts from 0, and a
+    counter that went back (a device made again) from 0 too."""
+    moved = {}
+    for key, counters in now.items():
+        before = start.get(key, {})
+        delta = {c: v - before.get(c, 0) if v >= before.get(c, 0) else v for c, v in counters.items()}
+        delta = {c: n for c, n in delta.items() if n}
+        if delta:
+            moved[key] = delta
+    return moved
