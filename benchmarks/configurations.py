@@ -101,11 +101,13 @@ def build(cleanup, have_bpftrace):
     cleanup.callback(headers_session.close)
     no_memo_session, no_memo = session_programs(["-DDP_NO_MEMO"])
     cleanup.callback(no_memo_session.close)
+    no_hop_session, no_hop = session_programs(["-DDP_NO_HOP"])
+    cleanup.callback(no_hop_session.close)
     configs = {"baseline": contextlib.nullcontext, "floor": lambda: attached(floor),
                "floor again": lambda: attached(floor_again), "active": lambda: attached(ours),
                "active, filtered out": lambda: filtered_out(session, ours),
                "reading headers only": lambda: attached(headers_only),
-               "active, no memo": lambda: attached(no_memo)}
+               "active, no memo": lambda: attached(no_memo), "active, no hop": lambda: attached(no_hop)}
     if have_bpftrace:
         configs["bpftrace"] = Bpftrace
     return configs

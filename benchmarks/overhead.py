@@ -59,7 +59,7 @@ SETTLE = 0.5  # seconds after an attach, detach or filter switch before the wind
 CHANGED_CATS = 5  # cats after a flood that changed every flow
 FLOOD_PORT = 40100  # the floods' source port: each flood meets the same 10,000 flows
 SENDER_CPU = 0  # iperf3's client; the server runs on SENDER_CPU + 1
-RUN_TIMED = ("floor", "active", "active, no memo", "active, filtered out", "reading headers only")
+RUN_TIMED = ("floor", "active", "active, no memo", "active, no hop", "active, filtered out", "reading headers only")
 
 
 def write(entry, command):
@@ -189,7 +189,7 @@ def measure(args, configs, entry):
         for _ in range(args.rounds):
             activations.append(timed(lambda: write(entry, "activate")))
             write(entry, "deactivate")
-        write(entry, "max-flows 20000")
+        write(entry, "max-flows 40000")  # (flow, hop) entries: 10,000 flows of two hops each, and room
         write(entry, "activate")
 
         def flood():  # one datagram to each of 10,000 ports: every flow's counts move on

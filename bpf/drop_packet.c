@@ -15,8 +15,8 @@
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
  *       defined at all when the tracepoint is missing);
- *   DP_PARSE_ONLY, DP_NO_MEMO: only in the overhead benchmark's reference
- *       programs (the parse alone; everything but the memo).
+ *   DP_PARSE_ONLY, DP_NO_MEMO, DP_NO_HOP: only in the overhead benchmark's
+ *       reference programs (the parse alone; everything but the memo; but the hop).
  * Every probe is a stub calling one helper (dp_count); user space attaches
  * only the stubs its hook plan chose, so stubs for absent hooks cost nothing. */
 #include <uapi/linux/ptrace.h>	/* struct pt_regs for the kprobe stubs */
@@ -399,11 +399,15 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	} else if (ethertype != __builtin_bswap16(0x86dd)) {
 		return 0;
 	}
+#ifdef DP_NO_HOP	/* benchmarks/overhead.py: the price of the hop, by its absence */
+	hop = 0;
+#else
 	if (!dev)
 		dev = dp_skb_dev(skb);
 	dp_hop_of_dev(dev, &hop);
 	if (dp_dev_passes(c, dev) != 1)
 		return 0;
+#endif
 	generation = dp_generation_before_filter(c);
 	if (ethertype == __builtin_bswap16(0x0800)) {
 #ifndef DP_NO_MEMO

@@ -168,3 +168,21 @@ def test_udp_to_a_closed_port_is_no_socket_at_the_last_hop_and_nstat_agrees(f, r
     (site, count), = flow["hops"][last_hop]["drops"].items()
     assert count == nstat(routed, routed.c, "UdpNoPorts") - before == 50 and site.startswith("NO_SOCKET at ")
     assert flow["verdict"].startswith("50 of 50 lost in %s, after RECV_SKB: NO_SOCKET at " % last_hop)
+
+
+def test_no_route_while_forwarding_is_the_routers_and_nstat_agrees(f, routed):
+    before = nstat(routed, routed.r, "IpExtInNoRoutes")
+    write(f, "activate")
+    nowhere = "198.18.10.1"  # A routes it to R, which has no route there
+    routed.finish(routed.start_peer(routed.a, "udp-send", nowhere, 7014, 60, 40017))
+    router_in = at(routed.r, routed.ra_dev)
+
+    def settled():
+        flow = report(f)["flows"].get(flow_header("UDP", routed.A_ADDR, 40017, nowhere, 7014))
+        return flow and sum(flow["hops"].get(router_in, {}).get("drops", {}).values()) == 60
+    wait_for(settled, "the 60 datagrams to be dropped at R")
+    flow = report(f)["flows"][flow_header("UDP", routed.A_ADDR, 40017, nowhere, 7014)]
+    (site, count), = flow["hops"][router_in]["drops"].items()
+    assert count == nstat(routed, routed.r, "IpExtInNoRoutes") - before == 60
+    assert site.startswith("IP_INNOROUTES at ")
+    assert flow["verdict"].startswith("60 of 60 lost in %s, after RECV_SKB: IP_INNOROUTES at " % router_in)
