@@ -33,7 +33,7 @@ BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows
 BPF_PERCPU_ARRAY(dp_slots, struct dp_slot, 1 << DP_SLOT_BITS);
 BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
-BPF_PERCPU_ARRAY(dp_memos, struct dp_memo, 1);
+BPF_PERCPU_ARRAY(dp_memos, struct dp_memo, DP_MEMO_WAYS);
 BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -363,12 +363,15 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
  * and port filters are first tried on them as they are (dp_ipv4_left_out), so
  * traffic those filters leave out costs the reading of its headers and little
  * more. A packet passes several stages in a row on one CPU: dp_memos
- * remembers, per CPU, the last such words and hop seen and what they led to
- * (filtered out, or a slot), so the next stage of the same packet at the same
- * hop, or the next packet of the flow, skips building the key, the filter and
- * the slot search. A memo holds while dp_generation stays, and never under
- * generation 0: user space writes 0 before a filter change or a clear (slots
- * change owners only on clear) and a new generation after it. */
+ * remembers, per CPU and device, the last such words seen there and what they
+ * led to (filtered out, or a slot), so the next stage of the same packet at
+ * the same hop, or the next packet of the flow, skips reading the hop,
+ * building the key, the filter and the slot search. The device's address
+ * stands for its hop while it lives (a device moved to another namespace
+ * meanwhile is counted at its old hop until its memo is next replaced). A
+ * memo holds while dp_generation stays, and never under generation 0: user
+ * space writes 0 before a filter change or a clear (slots change owners only
+ * on clear) and a new generation after it. */
 static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 {
 	struct dp_flow_key key;	/* written whole by dp_key_ipv4/6 and the hop */
@@ -400,11 +403,10 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 		return 0;
 	}
 #ifdef DP_NO_HOP	/* benchmarks/overhead.py: the price of the hop, by its absence */
-	hop = 0;
+	dev = 0;
 #else
 	if (!dev)
 		dev = dp_skb_dev(skb);
-	dp_hop_of_dev(dev, &hop);
 	if (dp_dev_passes(c, dev) != 1)
 		return 0;
 #endif
@@ -412,9 +414,10 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	if (ethertype == __builtin_bswap16(0x0800)) {
 #ifndef DP_NO_MEMO
 		if (tag) {
-			memo = dp_memos.lookup(&zero);
+			__u32 way = ((__u64)dev >> 5 ^ (__u64)dev >> 12) & (DP_MEMO_WAYS - 1);
+			memo = dp_memos.lookup(&way);
 			if (memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
-			    memo->dp_hop == hop && memo->dp_generation == generation) {
+			    memo->dp_dev == (__u64)dev && memo->dp_generation == generation) {
 				__u32 index = memo->dp_slot;
 				struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
 				if (slot)
@@ -433,6 +436,7 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 		if (stage < 0)
 			return 0;
 	}
+	dp_hop_of_dev(dev, &hop);
 	((__u64 *)&key)[DP_HOP_WORD] = hop;
 	__u32 outcome = dp_passes(c, &key) ? dp_bump(&key, stage) : DP_MEMO_FILTERED;
 	if (memo && generation && outcome != DP_MEMO_NO_SLOT && memo->dp_slot != DP_MEMO_BUSY) {
@@ -444,7 +448,7 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 		asm volatile("" ::: "memory");
 		memo->dp_tag[0] = tag;
 		memo->dp_tag[1] = ip[2];
-		memo->dp_hop = hop;
+		memo->dp_dev = (__u64)dev;
 		memo->dp_slot = outcome;
 		asm volatile("" ::: "memory");
 		memo->dp_generation = generation;

@@ -104,14 +104,17 @@ struct dp_config {
 	__u64 dp_dev_name[2];	/* the device name filter, NUL-padded as net_device.name */
 };
 
-/* dp_memos: per CPU, the last memoizable packet (see dp_count): its tag and
- * hop, the generation of dp_config it was decided under, and the outcome. */
+/* dp_memos: per CPU, DP_MEMO_WAYS memos, one picked by the packet's device
+ * (a packet's hops on one CPU, a veth's two ends, each keep theirs): the
+ * last memoizable packet seen there (see dp_count), its tag and device, the
+ * generation of dp_config it was decided under, and the outcome. */
+#define DP_MEMO_WAYS 4
 #define DP_MEMO_FILTERED 0xffffffff	/* the filters leave it out */
 #define DP_MEMO_NO_SLOT 0xfffffffe	/* counted in dp_flows: not memoized */
 #define DP_MEMO_BUSY 0xfffffffd	/* being written */
 struct dp_memo {
 	__u64 dp_tag[2];
-	__u64 dp_hop;
+	__u64 dp_dev;	/* the struct net_device address: while it lives, one hop */
 	__u32 dp_generation;
 	__u32 dp_slot;	/* index in dp_slots, DP_MEMO_FILTERED or DP_MEMO_BUSY */
 };

@@ -20,6 +20,7 @@ from .flows import Hop, HopName
 NETNS_DIRS = ("/run/netns", "/run/docker/netns", "/var/run/docker/netns")
 HOST = "host"
 CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)  # setns: Python has os.setns only from 3.12
 _INODE_NAME = re.compile(r"net:\[(\d+)\]$")
 _PID_NAME = re.compile(r"pid (\d+)( .*)?$")
 
@@ -38,7 +39,7 @@ def in_namespace(path, function):
         try:
             fd = os.open(path, os.O_RDONLY)
             try:
-                if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET):
+                if _LIBC.setns(fd, CLONE_NEWNET):
                     raise OSError(ctypes.get_errno(), "setns %s" % path)
             finally:
                 os.close(fd)

@@ -47,13 +47,13 @@ def verdict(hops, drops_traced):
     in the order the flow passed them."""
     if not drops_traced:
         return "unknown: drops are not traced on this kernel"
-    merged = Counter()
+    total = Counter()
     for _name, _stages, drops in hops:
-        merged.update(drops)
-    dropped = sum(merged.values())
+        total.update(drops)
+    dropped = sum(total.values())
     if not dropped:
         return "no drops seen"
-    ranked = by_count(merged)
+    ranked = by_count(total)
     (reason, location), _n = ranked[0]
     sent = max((n for _stage, n in hops[0][1]), default=0)  # what the first hop saw
     name, stages, _drops = max(hops, key=lambda hop: hop[2].get((reason, location), 0))  # the first such hop
@@ -85,6 +85,8 @@ class _Look:
 
     def __init__(self, rows, attached):
         self.rows = rows
+        # what a verdict reads of it: its measured path stages, in PATH_ORDER
+        self.path = [(row.name, row.id) for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
         cut = next((n + 1 for n, row in enumerate(rows) if row.name == DROPPED), len(rows))
         (self.head, self.head_pick), (self.tail, self.tail_pick) = (
             self._lines(rows[:cut], attached), self._lines(rows[cut:], attached))
@@ -116,7 +118,6 @@ class _Shape:
         self._own = [row for row in rows if row.path is None or (row.path == RECEIVE and row.protocol)]
         self._own_pick = _picker([row.id for row in self._own] or [0])
         self._rows, self._attached = rows, attached
-        self.path = [row for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
         self._looks = {}
 
     def arrived(self, counts):
@@ -162,8 +163,7 @@ def shown_hops(shape, hops, drops_of_flow):
 def flow_verdict(shape, shown, drops_of_flow, names, drops_traced):
     """verdict() of a flow's shown_hops."""
     drops_of_flow = drops_of_flow or {}
-    return verdict([(names.get(hop) or unnamed(hop),
-                     [(row.name, counts[row.id]) for row in shape.path if row in look.rows],
+    return verdict([(names.get(hop) or unnamed(hop), [(name, counts[i]) for name, i in look.path],
                      drops_of_flow.get(hop, {})) for hop, counts, look in shown], drops_traced)
 
 
@@ -207,18 +207,20 @@ def flow_drops(drops):
 
 def merged(per_hop):
     """{(reason, location): count} over a flow's hops."""
+    if len(per_hop) == 1:  # most flows' drops: at one hop
+        return next(iter(per_hop.values()))
     total = Counter()
     for drops in per_hop.values():
         total.update(drops)
     return total
 
 
-def host_drops(by_flow):
+def host_drops(drops):
     """Host-wide, like dropwatch's summary: every flow's drops and what could
     not be parsed, {(reason, location): count}."""
-    everywhere = Counter()
-    for per_hop in by_flow.values():
-        everywhere.update(merged(per_hop))
+    everywhere = defaultdict(int)
+    for drop in drops:
+        everywhere[(drop.reason, drop.location)] += drop.count
     return everywhere
 
 
@@ -282,7 +284,7 @@ def render(reading, texts=None):
         lines.append(text)
     texts.attached, texts.names, texts.by_flow = attached, names, now
 
-    everywhere = host_drops(drops_by_flow)
+    everywhere = host_drops(snapshot.drops)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
     lines.append("  unattributed: %d" % sum(merged(drops_by_flow.get(None, {})).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(everywhere)]

@@ -121,9 +121,18 @@ def by_flow_in_path_order(counts_at):
     each flow's hops in the order its first packet passed them."""
     hops_of = {}
     for (flow, hop), counts in counts_at.items():
-        hops_of.setdefault(flow, []).append((counts[-1], hop.netns, hop.ifindex, hop, counts[:-1]))
-    return {flow: tuple((hop, counts) for *_order, hop, counts in sorted(hops))
+        seen = (counts[-1], hop, counts[:-1])
+        found = hops_of.get(flow)
+        if found is None:
+            hops_of[flow] = [seen]
+        else:
+            found.append(seen)
+    return {flow: tuple((hop, counts) for _first, hop, counts in (sorted(hops, key=_order) if len(hops) > 1 else hops))
             for flow, hops in hops_of.items()}
+
+
+def _order(seen):
+    return seen[:2]  # first seen, then the hop: a stable order where two CPUs tie
 
 
 class Decoder:
