@@ -107,32 +107,32 @@ def flow_from_key(key):
                  address_from_key(v6, key.dp_daddr), key.dp_dport), Hop(key.dp_netns, key.dp_ifindex))
 
 
-def _add_counts(into, at, counts):
-    """Adds one entry's (counts..., first seen) to into[at]."""
-    was = into.get(at)
-    if was is None:
-        into[at] = counts
-    else:
-        into[at] = tuple(map(add, was[:-1], counts[:-1])) + (_earliest(was[-1], counts[-1]),)
+class _ByFlow:
+    """Counts gathered per flow, then per hop: {id(Flow): (Flow, {Hop: (counts..., first seen)})}.
+    By id: the Decoder keeps one Flow per flow, and hashing a Flow is Python's work."""
 
+    def __init__(self):
+        self._of = {}
 
-def by_flow_in_path_order(counts_at):
-    """{(Flow, Hop): (counts..., first seen)} -> {Flow: ((Hop, counts), ...)},
-    each flow's hops in the order its first packet passed them."""
-    hops_of = {}
-    for (flow, hop), counts in counts_at.items():
-        seen = (counts[-1], hop, counts[:-1])
-        found = hops_of.get(flow)
+    def add(self, flow, hop, counts):
+        found = self._of.get(id(flow))
         if found is None:
-            hops_of[flow] = [seen]
-        else:
-            found.append(seen)
-    return {flow: tuple((hop, counts) for _first, hop, counts in (sorted(hops, key=_order) if len(hops) > 1 else hops))
-            for flow, hops in hops_of.items()}
+            self._of[id(flow)] = (flow, {hop: counts})
+            return
+        was = found[1].get(hop)
+        found[1][hop] = counts if was is None else (
+            tuple(map(add, was[:-1], counts[:-1])) + (_earliest(was[-1], counts[-1]),))
+
+    def in_path_order(self):
+        """{Flow: ((Hop, counts), ...)}, each flow's hops in the order its first packet passed them."""
+        return {flow: tuple((hop, counts[:-1]) for hop, counts in (
+            sorted(hops.items(), key=_first_seen) if len(hops) > 1 else hops.items()))
+            for flow, hops in self._of.values()}
 
 
-def _order(seen):
-    return seen[:2]  # first seen, then the hop: a stable order where two CPUs tie
+def _first_seen(item):
+    hop, counts = item
+    return counts[-1], hop  # then the hop: a stable order where two CPUs tie
 
 
 class Decoder:
@@ -156,13 +156,13 @@ class Decoder:
     def snapshot(self, flows, slots, drops, inserted):
         """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
         width = len(STAGES) + 1  # the counts, then the first-seen time
-        counts_at = {}  # {(Flow, Hop): (counts..., first seen)}
+        gathered, in_table = _ByFlow(), 0
         for raw_key, counts in zip(flows.keys, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
                                                              earliest=width - 1)):
             at = self._flow(raw_key)
             if at is not None:
-                counts_at[at] = counts
-        in_table = len(counts_at)
+                gathered.add(*at, counts)
+                in_table += 1
         slots_held = 0
         slot_size = ctypes.sizeof(self._slot)
         for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
@@ -170,7 +170,7 @@ class Decoder:
             at = self._flow(bytes(slot.dp_key))
             if at is not None:
                 slots_held += 1
-                _add_counts(counts_at, at, tuple(slot.dp_counts.dp_packets) + (slot.dp_counts.dp_first_seen,))
+                gathered.add(*at, tuple(slot.dp_counts.dp_packets) + (slot.dp_counts.dp_first_seen,))
         site = self._drop_sites()
         drop_list = tuple(Drop(*site(raw_key), n) for raw_key, (n,) in
                           zip(drops.keys, sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1)))
@@ -183,15 +183,20 @@ class Decoder:
             self._flows_by_key.clear()  # keys of flows long evicted
         if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
             self._sites_by_key.clear()
-        return Snapshot(by_flow_in_path_order(counts_at), drop_list, uses)
+        return Snapshot(gathered.in_path_order(), drop_list, uses)
 
     def _flow(self, raw_key):
-        """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed)."""
+        """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed). A flow's
+        hops share one Flow object: dict lookups by it stop at identity."""
         try:
             return self._flows_by_key[raw_key]
         except KeyError:
-            flow = self._flows_by_key[raw_key] = flow_from_key(self._flow_key.from_buffer_copy(raw_key))
-            return flow
+            found = flow_from_key(self._flow_key.from_buffer_copy(raw_key))
+            if found is not None:
+                flow_bytes = raw_key[:self._flow_key.dp_netns.offset]
+                found = (self._flows_by_key.setdefault(flow_bytes, found[0]), found[1])
+            self._flows_by_key[raw_key] = found
+            return found
 
     def _drop_sites(self):
         """raw dp_drop_key -> (Flow, Hop, reason name, location); None, None where unattributed."""
