@@ -123,9 +123,9 @@ class _Shape:
     def arrived(self, counts):
         return self.any_arrive and any(self.arrive(counts))
 
-    def look(self, counts, last_arrival):
-        """The _Look of a hop with these counts (last_arrival: the last hop the flow arrived at)."""
-        arrived = self.arrived(counts)
+    def look(self, counts, last_arrival, arrived):
+        """The _Look of a hop with these counts (last_arrival: the last hop the flow
+        arrived at; arrived: it arrived here)."""
         key = (arrived, self.any_leave and any(self.leave(counts)), last_arrival and arrived,
                *map(bool, self._own_pick(counts)))
         made = self._looks.get(key)
@@ -153,11 +153,9 @@ def shown_hops(shape, hops, drops_of_flow):
     if drops_of_flow:
         counted = {hop for hop, _counts in hops}
         hops = tuple(hops) + tuple((hop, (0,) * len(TABLE)) for hop in drops_of_flow if hop not in counted)
-    last = -1
-    for n, (_hop, counts) in enumerate(hops):
-        if shape.arrived(counts):
-            last = n
-    return [(hop, counts, shape.look(counts, n == last)) for n, (hop, counts) in enumerate(hops)]
+    arrived = [shape.arrived(counts) for _hop, counts in hops]
+    last = len(arrived) - 1 - arrived[::-1].index(True) if True in arrived else -1
+    return [(hop, counts, shape.look(counts, n == last, arrived[n])) for n, (hop, counts) in enumerate(hops)]
 
 
 def flow_verdict(shape, shown, drops_of_flow, names, drops_traced):
@@ -167,25 +165,38 @@ def flow_verdict(shape, shown, drops_of_flow, names, drops_traced):
                      drops_of_flow.get(hop, {})) for hop, counts, look in shown], drops_traced)
 
 
-def _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names):
+def _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names, templates):
     """hops: ((Hop, counts), ...) in path order; drops_of_flow: {Hop: {(reason, location): n}} or None;
-    hop_line(hop): its `    hop: ...` line."""
-    parts = [header]
+    hop_line(hop): its `    hop: ...` line; templates: {(Hop, _Look) of each hop: (text, looks)},
+    one per render: a flow without drops is one format of a text its path shares with
+    others (10,000 flows over the same two hops: one text)."""
     shown = shown_hops(shape, hops, drops_of_flow)
+    if not drops_of_flow:
+        path = tuple((hop, look) for hop, _counts, look in shown)
+        made = templates.get(path)
+        if made is None:
+            lines = []
+            for hop, look in path:
+                lines += [hop_line(hop).replace("%", "%%")] + [text for text in (look.head, look.tail) if text]
+            made = templates[path] = ("\n".join(lines + [no_drops.replace("%", "%%")]), [look for _hop, look in path])
+        text, looks = made
+        values = ()
+        for look, (_hop, counts, _look) in zip(looks, shown):
+            values += look.head_pick(counts) + look.tail_pick(counts)
+        return header + "\n" + text % values
+    parts = [header]
     for hop, counts, look in shown:
         parts.append(hop_line(hop))
         if look.head:
             parts.append(look.head % look.head_pick(counts))
-        drops = drops_of_flow and drops_of_flow.get(hop)
+        drops = drops_of_flow.get(hop)
         if drops:
             parts += ["            %s: %d at %s" % (reason, count, location)
                       for (reason, location), count in by_count(drops)]
         if look.tail:
             parts.append(look.tail % look.tail_pick(counts))
-    if drops_of_flow and drops_traced:
-        parts.append("    verdict: " + flow_verdict(shape, shown, drops_of_flow, names, drops_traced))
-    else:
-        parts.append(no_drops)
+    parts.append("    verdict: " + flow_verdict(shape, shown, drops_of_flow, names, drops_traced)
+                 if drops_traced else no_drops)
     return "\n".join(parts)
 
 
@@ -260,7 +271,7 @@ def render(reading, texts=None):
     now = {}
     shapes = {}  # (IP version, protocol) -> _Shape
     no_drops = "    verdict: " + verdict([], drops_traced)
-    hop_lines = {}
+    hop_lines, templates = {}, {}
 
     def hop_line(hop):
         line = hop_lines.get(hop)
@@ -279,7 +290,7 @@ def render(reading, texts=None):
             header = kept[2] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
             shape = shapes.get(kind) or shapes.setdefault(kind, _Shape(flow, attached))
-            text = _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names)
+            text = _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names, templates)
         now[key] = (state, text, header)
         lines.append(text)
     texts.attached, texts.names, texts.by_flow = attached, names, now

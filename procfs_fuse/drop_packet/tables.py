@@ -114,6 +114,18 @@ class _ByFlow:
     def __init__(self):
         self._of = {}
 
+    def add_table(self, entries):
+        """entries: ((Flow, Hop) or None, counts) of the table, one per (flow, hop): nothing to merge."""
+        of = self._of
+        for at, counts in entries:
+            if at is not None:
+                flow, hop = at
+                found = of.get(id(flow))
+                if found is None:
+                    of[id(flow)] = (flow, {hop: counts})
+                else:
+                    found[1][hop] = counts
+
     def add(self, flow, hop, counts):
         found = self._of.get(id(flow))
         if found is None:
@@ -125,9 +137,19 @@ class _ByFlow:
 
     def in_path_order(self):
         """{Flow: ((Hop, counts), ...)}, each flow's hops in the order its first packet passed them."""
-        return {flow: tuple((hop, counts[:-1]) for hop, counts in (
-            sorted(hops.items(), key=_first_seen) if len(hops) > 1 else hops.items()))
-            for flow, hops in self._of.values()}
+        ordered = {}
+        for flow, hops in self._of.values():
+            if len(hops) == 1:  # most flows have one hop or two: no sort() for them
+                (hop, counts), = hops.items()
+                ordered[flow] = ((hop, counts[:-1]),)
+            elif len(hops) == 2:
+                (one, first), (two, second) = hops.items()
+                if (second[-1], two) < (first[-1], one):
+                    one, first, two, second = two, second, one, first
+                ordered[flow] = ((one, first[:-1]), (two, second[:-1]))
+            else:
+                ordered[flow] = tuple((hop, counts[:-1]) for hop, counts in sorted(hops.items(), key=_first_seen))
+        return ordered
 
 
 def _first_seen(item):
@@ -156,13 +178,11 @@ class Decoder:
     def snapshot(self, flows, slots, drops, inserted):
         """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
         width = len(STAGES) + 1  # the counts, then the first-seen time
-        gathered, in_table = _ByFlow(), 0
-        for raw_key, counts in zip(flows.keys, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
-                                                             earliest=width - 1)):
-            at = self._flow(raw_key)
-            if at is not None:
-                gathered.add(*at, counts)
-                in_table += 1
+        gathered = _ByFlow()
+        places = list(map(self._flow, flows.keys))
+        in_table = len(places) - places.count(None)
+        gathered.add_table(zip(places, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
+                                                     earliest=width - 1)))
         slots_held = 0
         slot_size = ctypes.sizeof(self._slot)
         for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
