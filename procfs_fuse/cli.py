@@ -46,8 +46,9 @@ def cmd_mount(args):
 
 
 def cmd_doctor(_args):
-    from .drop_packet import hooks
-    from .kernel import probe, tracefs
+    from .drop_packet import activation, hooks
+    from .kernel import kfunc, probe, tracefs
+    from .kernel.btf import BTF, BTFError
 
     missing = []
     for name, check in probe.CHECKS:
@@ -57,7 +58,11 @@ def cmd_doctor(_args):
         print("%-9s %-8s %s" % (name + ":", "ok" if good else "MISSING", text))
     print("hook plan:")
     kernel = tracefs.KernelHooks()
-    plan = hooks.plan(kernel.why_unavailable)
+    try:
+        _btf_id, why_no_direct_read = kfunc.rdonly_cast_id(BTF.from_file())
+    except (OSError, BTFError) as e:
+        why_no_direct_read = str(e)
+    plan = hooks.plan(lambda c: kernel.why_unavailable(c) or activation.why_not_here(c, why_no_direct_read))
     for hook in plan:
         print("  %s: %s" % (hook.stage, hook.describe()))
     if not any(h.chosen for h in plan):

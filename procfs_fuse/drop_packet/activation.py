@@ -219,6 +219,15 @@ def try_attach(attachments, candidate):
     return None
 
 
+def why_not_here(candidate, why_no_direct_read):
+    """What our program cannot do on this kernel (why_no_direct_read: from
+    kfunc.rdonly_cast_id): a cgroup_skb program may not copy kernel memory, so
+    it reads the sk_buff only by bpf_rdonly_cast."""
+    if candidate.kind == CGROUP_SKB and why_no_direct_read:
+        return "cannot read the sk_buff: %s" % why_no_direct_read
+    return None
+
+
 class Activation:
     """The program compiled for this kernel, then attached by the hook plan.
     close() detaches everything and frees the program and its maps."""
@@ -260,11 +269,7 @@ class Activation:
                 "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
 
     def _why_not_here(self, candidate):
-        """What this program cannot do on this kernel: a cgroup_skb program may
-        not copy kernel memory, so it reads the sk_buff only by bpf_rdonly_cast."""
-        if candidate.kind == CGROUP_SKB and self._why_no_direct_read:
-            return "cannot read the sk_buff: %s" % self._why_no_direct_read
-        return None
+        return why_not_here(candidate, self._why_no_direct_read)
 
     def close(self):
         bpf, self.bpf = self.bpf, None

@@ -119,3 +119,15 @@ def test_a_failed_attach_moves_on_to_the_next_candidate():
     hooks = {h.stage: h for h in plan(attach)}
     assert hooks["ETH_RECV"].chosen == second
     assert tried[:2] == [first, second]
+
+
+def test_the_socket_stages_cgroup_program_needs_the_direct_read_to_read_the_sk_buff():
+    from procfs_fuse.drop_packet.activation import why_not_here
+    from procfs_fuse.drop_packet.stages import AT_SOCKET
+    assert why_not_here(AT_SOCKET, None) is None
+    assert why_not_here(AT_SOCKET, "no bpf_rdonly_cast in this kernel (6.2+)") == (
+        "cannot read the sk_buff: no bpf_rdonly_cast in this kernel (6.2+)")
+    assert why_not_here(BY_NAME["DROPPED"].candidates[0], "no bpf_rdonly_cast") is None  # copies instead
+    # one program for the four: the plan's equal candidates are attached once
+    assert {c for row in TABLE if row.path and row.protocol for c in row.candidates if c.kind == CGROUP_SKB} == {
+        AT_SOCKET}
