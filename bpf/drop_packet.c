@@ -402,6 +402,7 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	} else if (ethertype != __builtin_bswap16(0x86dd)) {
 		return 0;
 	}
+	generation = dp_generation_before_filter(c);	/* before the device filter too: a memo holds its outcome */
 #ifdef DP_NO_HOP	/* benchmarks/overhead.py: the price of the hop, by its absence */
 	dev = 0;
 #else
@@ -410,7 +411,6 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	if (dp_dev_passes(c, dev) != 1)
 		return 0;
 #endif
-	generation = dp_generation_before_filter(c);
 	if (ethertype == __builtin_bswap16(0x0800)) {
 #ifndef DP_NO_MEMO
 		if (tag) {
