@@ -6,7 +6,8 @@ import json
 
 from .commands import FILTERS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
-from .report import _Shape, attached_stages, by_count, flow_drops, flow_verdict, host_drops, merged, shown_hops, unnamed
+from .diagnosis import (Shape, attached_stages, by_count, flow_drops, flow_verdict, host_drops, merged,
+                        shown_hops, unnamed)
 from .stages import DROPPED, TABLE
 
 VERSION = 1
@@ -40,7 +41,7 @@ def _hop(hop, counts, look, drops, names, attached):
 
 def _flow(flow, hops, drops, names, attached, drops_traced, shapes):
     kind = (flow.saddr.version, flow.protocol)
-    shape = shapes.get(kind) or shapes.setdefault(kind, _Shape(flow, attached))
+    shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
     shown = shown_hops(shape, hops, drops)
     summed = [sum(column) for column in zip(*(counts for _hop, counts, _rows in shown))] or [0] * len(TABLE)
     ported = flow.protocol in PORTED_PROTOCOLS
@@ -66,7 +67,7 @@ def document(reading):
     settings.update({field: _value(getattr(reading.filters, field)) for field in FILTERS.values()})
     settings.update(max_flows=reading.max_flows, last_error=reading.last_error)
     flows = sorted(reading.snapshot.flows.items(), key=lambda item: item[0].sort_key)
-    shapes = {}  # (IP version, protocol) -> _Shape
+    shapes = {}  # (IP version, protocol) -> Shape
     return {
         "version": VERSION,
         "settings": settings,
@@ -80,8 +81,7 @@ def document(reading):
                   "unattributed": sum(merged(by_flow.get(None, {})).values()),
                   "sites": _sites(everywhere)},
         # what moved since the counts started, while active
-        "devices": [dict(_where(hop, reading.names), **counters) for hop, counters in sorted(
-            reading.devices.items(), key=lambda item: (item[0].netns, item[0].ifindex))],
+        "devices": [dict(_where(hop, reading.names), **counters) for hop, counters in sorted(reading.devices.items())],
         "softnet": [dict(cpu=cpu, **counters) for cpu, counters in sorted(reading.softnet.items())],
     }
 

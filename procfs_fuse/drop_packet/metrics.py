@@ -11,7 +11,7 @@ After `deactivate` they stay at the last counts, and drop_packet_active is 0.
 """
 from collections import Counter
 
-from .report import attached_stages, unnamed
+from .diagnosis import attached_stages, unnamed
 from .stages import TABLE
 
 PREFIX = "drop_packet_"
@@ -78,7 +78,7 @@ def render(reading):
     out.family("device_drops_total", "counter", "Device counters of drops and errors that moved since the counts "
                "started (netlink link statistics), per namespace and device; while active.",
                [(dict(_hop_labels(names.get(hop) or unnamed(hop)), counter=counter), n)
-                for hop, counters in sorted(reading.devices.items(), key=lambda item: (item[0].netns, item[0].ifindex))
+                for hop, counters in sorted(reading.devices.items())
                 for counter, n in counters.items()])
     out.family("softnet_total", "counter", "/proc/net/softnet_stat's dropped and time_squeeze that moved since "
                "the counts started, per CPU; while active.",

@@ -144,7 +144,7 @@ class _ByFlow:
                 ordered[flow] = ((hop, counts[:-1]),)
             elif len(hops) == 2:
                 (one, first), (two, second) = hops.items()
-                if (second[-1], two) < (first[-1], one):
+                if _first_seen((two, second)) < _first_seen((one, first)):
                     one, first, two, second = two, second, one, first
                 ordered[flow] = ((one, first[:-1]), (two, second[:-1]))
             else:

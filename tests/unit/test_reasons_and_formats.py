@@ -9,7 +9,7 @@ from procfs_fuse.drop_packet.activation import kernel_cflags, record_cflags
 from procfs_fuse.drop_packet.errors import ErrnoError
 from procfs_fuse.drop_packet.flows import HopName
 from procfs_fuse.drop_packet.reasons import hint, reason_name, reason_names
-from procfs_fuse.drop_packet.report import verdict
+from procfs_fuse.drop_packet.diagnosis import verdict
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Hop, HopName, Netns, Reading, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import plan
-from procfs_fuse.drop_packet.report import FlowTexts, render, verdict
+from procfs_fuse.drop_packet.diagnosis import verdict
+from procfs_fuse.drop_packet.report import FlowTexts, render
 from procfs_fuse.drop_packet.stages import CGROUP_SKB, KPROBE, STAGES
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
