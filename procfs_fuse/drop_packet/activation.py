@@ -21,7 +21,14 @@ from .stages import BPF_DIR, CGROUP_SKB, PROGRAM, RECORDS, TRACEPOINT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_DROPS = 4096
+MIN_MAX_DROPS = 4096
+
+
+def max_drops_for(max_flows):
+    """The drops table's capacity: room for a drop site per (flow, hop) entry,
+    so a flood of dropped flows keeps its reasons (4096 at least: one flow can
+    drop at many sites)."""
+    return max(MIN_MAX_DROPS, max_flows)
 
 # -D name -> (the members that lead to it: (struct, member) each, offsets
 # added up; its size in bytes): the kernel memory the programs read.
@@ -95,13 +102,12 @@ def record_cflags(formats, records=RECORDS):
     return flags
 
 
-def compile_flags(max_flows=DEFAULT_MAX_FLOWS, max_drops=DEFAULT_MAX_DROPS, btf=None, formats=None,
-                  direct_read=False):
+def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, direct_read=False):
     """direct_read: the kernel takes bpf_rdonly_cast (kfunc.rdonly_cast_id)."""
     btf = btf or BTF.from_file()
     formats = record_formats() if formats is None else formats
     direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % kfunc.PLACEHOLDER] if direct_read else []
-    return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops]
+    return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops_for(max_flows)]
             + kernel_cflags(btf) + record_cflags(formats) + direct)
 
 

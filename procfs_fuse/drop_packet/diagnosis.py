@@ -2,6 +2,7 @@
 Prometheus: which lines each hop of a flow shows, the verdict, the drops by
 flow and host-wide, which stages were attached. Pure."""
 from collections import Counter, defaultdict
+from functools import lru_cache
 from operator import itemgetter
 
 from .flows import HopName
@@ -23,38 +24,66 @@ def hop_text(name):
     return "netns %s, dev %s" % (name.netns, name.dev or "-")
 
 
-def verdict(hops, drops_traced):
-    """One line a newcomer can act on. hops: [(HopName, [(stage, count)] its
-    measured path stages shown in PATH_ORDER, {(reason, location): count})],
-    in the order the flow passed them."""
+# The site of drops the kernel counted at a hop (DROPPED) whose entries the
+# drops table evicted: their reason and location are not known any more.
+EVICTED = ("", "")  # sorts with real sites: no reason is ""
+
+
+def verdict(hops, drops_traced, name_of=None):
+    """One line a newcomer can act on. hops: [(where, stage names, their counts,
+    {(reason, location): count})] in the order the flow passed them: where a
+    HopName (or what name_of turns into one), the names its measured path
+    stages shown, in PATH_ORDER."""
     if not drops_traced:
         return "unknown: drops are not traced on this kernel"
-    total = Counter()
-    for _name, _stages, drops in hops:
-        total.update(drops)
-    dropped = sum(total.values())
-    if not dropped:
+    with_drops = [hop for hop in hops if hop[3]]
+    if not with_drops:
         return "no drops seen"
-    ranked = by_count(total)
-    (reason, location), _n = ranked[0]
-    sent = max((n for _stage, n in hops[0][1]), default=0)  # what the first hop saw
-    name, stages, _drops = max(hops, key=lambda hop: hop[2].get((reason, location), 0))  # the first such hop
-    seen = [n for _stage, n in stages]
+    if len(with_drops) == 1:  # most flows: nothing to add up or choose
+        where, names, seen, total = with_drops[0]
+        ranked = by_count(total)
+        site = ranked[0][0]
+    else:
+        total = Counter()
+        for hop in with_drops:
+            total.update(hop[3])
+        ranked = by_count(total)
+        site = ranked[0][0]
+        # the hop that dropped most of them (the first such)
+        where, names, seen, _drops = max(with_drops, key=lambda hop: hop[3].get(site, 0))
+    dropped = sum(total.values())
+    sent = max(hops[0][2], default=0)  # what the first hop saw
     most = max(seen, default=0)
     after = ""
     if most:  # the last stage there that saw them all
-        after = ", after %s" % stages[len(seen) - 1 - seen[::-1].index(most)][0]
-    text = "%d of %d lost in %s%s: %s at %s" % (dropped, max(sent, dropped), hop_text(name), after, reason, location)
-    if len(ranked) > 1:
-        text += " and %d more" % (len(ranked) - 1)
-    return text + " (%s)" % (hint(reason, location) or "no hint is known for %s" % reason)
+        after = ", after %s" % names[len(seen) - 1 - seen[::-1].index(most)]
+    return "%d of %d lost in %s%s: %s" % (dropped, max(sent, dropped), hop_text(name_of(where) if name_of else where),
+                                          after, _cause(site, len(ranked) - 1))
+
+
+@lru_cache(maxsize=4096)
+def _cause(site, more):
+    """The verdict's `REASON at LOCATION [and N more] (hint)` (made once per site: 10,000 flows share a few)."""
+    reason, location = site
+    if site == EVICTED:
+        text = "reason not kept"
+        why = "the drops table evicted it: see tables:"
+    else:
+        text = "%s at %s" % site
+        why = hint(reason, location) or "no hint is known for %s" % reason
+    if more:
+        text += " and %d more" % more
+    return text + " (%s)" % why
 
 
 def _picker(indexes):
     """counts -> tuple of counts[i] for i in indexes, in C where it can be."""
     if len(indexes) > 1:
         return itemgetter(*indexes)
-    return lambda counts: tuple(counts[i] for i in indexes)
+    if indexes:
+        index, = indexes
+        return lambda counts: (counts[index],)
+    return lambda counts: ()
 
 
 class Look:
@@ -63,8 +92,10 @@ class Look:
 
     def __init__(self, rows, attached):
         self.rows = rows
-        # what a verdict reads of it: its measured path stages, in PATH_ORDER
-        self.path = [(row.name, row.id) for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
+        # what a verdict reads of it: its measured path stages, in PATH_ORDER (names, picker of their counts)
+        path = [row for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
+        self.path_names, self.path_pick = tuple(row.name for row in path), _picker([row.id for row in path])
+        self.shows_dropped = any(row.name == DROPPED for row in rows)
         cut = next((n + 1 for n, row in enumerate(rows) if row.name == DROPPED), len(rows))
         (self.head, self.head_pick), (self.tail, self.tail_pick) = (
             self._lines(rows[:cut], attached), self._lines(rows[cut:], attached))
@@ -73,8 +104,7 @@ class Look:
     def _lines(rows, attached):
         # "-": not measured on this kernel, which is not 0
         text = "\n".join("        %s: %s" % (row.name, "%s" if row.name in attached else "-") for row in rows)
-        ids = [row.id for row in rows if row.name in attached]
-        return text, _picker(ids) if ids else (lambda counts: ())
+        return text, _picker([row.id for row in rows if row.name in attached])
 
 
 class Shape:
@@ -97,6 +127,7 @@ class Shape:
         self._own_pick = _picker([row.id for row in self._own] or [0])
         self._rows, self._attached = rows, attached
         self._looks = {}
+        self.hop_looks = {}  # which counts of a flow's hops are nonzero -> their Looks (see shown_hops)
 
     def arrived(self, counts):
         return self.any_arrive and any(self.arrive(counts))
@@ -117,20 +148,38 @@ class Shape:
 
 def shown_hops(shape, hops, drops_of_flow):
     """[(Hop, counts, its Look)] of a flow: hops ((Hop, counts), ...) in path
-    order, then any hop only its drops name (its counts evicted)."""
+    order, then any hop only its drops name (its counts evicted). A hop's
+    Look follows from which counts are nonzero, here and at the other hops."""
     if drops_of_flow:
         counted = {hop for hop, _counts in hops}
         hops = tuple(hops) + tuple((hop, (0,) * len(TABLE)) for hop in drops_of_flow if hop not in counted)
-    arrived = [shape.arrived(counts) for _hop, counts in hops]
-    last = len(arrived) - 1 - arrived[::-1].index(True) if True in arrived else -1
-    return [(hop, counts, shape.look(counts, n == last, arrived[n])) for n, (hop, counts) in enumerate(hops)]
+    nonzero = tuple([bytes(map(bool, counts)) for _hop, counts in hops])
+    looks = shape.hop_looks.get(nonzero)
+    if looks is None:
+        arrived = [shape.arrived(counts) for _hop, counts in hops]
+        last = len(arrived) - 1 - arrived[::-1].index(True) if True in arrived else -1
+        looks = shape.hop_looks[nonzero] = tuple(shape.look(counts, n == last, arrived[n])
+                                                 for n, (_hop, counts) in enumerate(hops))
+    return [(hop, counts, look) for (hop, counts), look in zip(hops, looks)]
 
 
-def flow_verdict(shape, shown, drops_of_flow, names, drops_traced):
-    """verdict() of a flow's shown_hops."""
+DROPPED_ID = BY_NAME[DROPPED].id
+
+
+def flow_verdict(shown, drops_of_flow, names, drops_traced, drops_evicted=False):
+    """verdict() of a flow's shown_hops. drops_evicted: the drops table evicted
+    entries, so a hop's DROPPED count over its drops is put at EVICTED (were
+    none evicted, such a difference is a read between the two counts' adds)."""
     drops_of_flow = drops_of_flow or {}
-    return verdict([(names.get(hop) or unnamed(hop), [(name, counts[i]) for name, i in look.path],
-                     drops_of_flow.get(hop, {})) for hop, counts, look in shown], drops_traced)
+    hops = []
+    for hop, counts, look in shown:
+        sites = drops_of_flow.get(hop) or {}
+        if drops_evicted:
+            missing = counts[DROPPED_ID] - sum(sites.values())
+            if missing > 0:
+                sites = {**sites, EVICTED: missing}
+        hops.append((hop, look.path_names, look.path_pick(counts), sites))
+    return verdict(hops, drops_traced, lambda hop: names.get(hop) or unnamed(hop))
 
 
 def unnamed(hop):

@@ -39,7 +39,7 @@ def _hop(hop, counts, look, drops, names, attached):
             "drops": _sites(drops or {})})
 
 
-def _flow(flow, hops, drops, names, attached, drops_traced, shapes):
+def _flow(flow, hops, drops, names, attached, drops_traced, drops_evicted, shapes):
     kind = (flow.saddr.version, flow.protocol)
     shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
     shown = shown_hops(shape, hops, drops)
@@ -53,8 +53,7 @@ def _flow(flow, hops, drops, names, attached, drops_traced, shapes):
             "stages": {row.name: summed[row.id] if row.name in attached else None for row in TABLE if row.applies(flow)},
             "drops": _sites(merged(drops or {})),
             "hops": [_hop(hop, counts, rows, (drops or {}).get(hop), names, attached) for hop, counts, rows in shown],
-            "verdict": flow_verdict(shape, shown, drops, names, drops_traced) if drops else
-            flow_verdict(shape, [], None, names, drops_traced)}
+            "verdict": flow_verdict(shown, drops, names, drops_traced, drops_evicted)}
 
 
 def document(reading):
@@ -68,6 +67,7 @@ def document(reading):
     settings.update(max_flows=reading.max_flows, last_error=reading.last_error)
     flows = sorted(reading.snapshot.flows.items(), key=lambda item: item[0].sort_key)
     shapes = {}  # (IP version, protocol) -> Shape
+    drops_evicted = any(t.name == "drops" and t.evicted for t in reading.snapshot.tables)
     return {
         "version": VERSION,
         "settings": settings,
@@ -75,7 +75,8 @@ def document(reading):
         "hooks": None if reading.hooks is None else {h.stage: _hook(h) for h in reading.hooks},
         "tables": {t.name: {"held": t.held, "capacity": t.capacity, "evicted": t.evicted}
                    for t in reading.snapshot.tables},
-        "flows": [_flow(flow, hops, by_flow.get(flow.sort_key), reading.names, attached, drops_traced, shapes)
+        "flows": [_flow(flow, hops, by_flow.get(flow.sort_key), reading.names, attached, drops_traced,
+                        drops_evicted, shapes)
                   for flow, hops in flows],
         "drops": {"total": sum(everywhere.values()) if drops_traced or reading.hooks is None else None,
                   "unattributed": sum(merged(by_flow.get(None, {})).values()),

@@ -3,7 +3,7 @@ saves formatting again). The layout is a contract with users' scripts: add
 lines, never rename or reorder the existing ones."""
 from .commands import FILTERS, MAX_FLOWS
 from .devices import LINK_COUNTERS, SOFTNET_COUNTERS
-from .diagnosis import (Shape, attached_stages, by_count, flow_drops, flow_verdict, hop_text, host_drops, merged,
+from .diagnosis import (Shape, _cause, attached_stages, by_count, flow_drops, flow_verdict, hop_text, host_drops, merged,
                         shown_hops, unnamed, verdict)
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
 from .stages import DROPPED
@@ -40,39 +40,104 @@ class FlowTexts:
         self.attached, self.names, self.by_flow = None, None, {}  # by_flow: {Flow.sort_key: (state, text, header)}
 
 
-def _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names, templates):
+def _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templates):
     """hops: ((Hop, counts), ...) in path order; drops_of_flow: {Hop: {(reason, location): n}} or None;
-    hop_line(hop): its `    hop: ...` line; templates: {(Hop, Look) of each hop: (text, looks)},
-    one per render: a flow without drops is one format of a text its path shares with
-    others (10,000 flows over the same two hops: one text)."""
+    hop_line(hop): its `    hop: ...` line; verdict_of(shown, drops_of_flow): the verdict line;
+    templates: {(each hop's (Hop, Look), each hop's drop sites): (text, looks)}, one per
+    render: a flow's text is one format of a text its path shares with others (10,000
+    flows over the same two hops, dropped at the same place: one text)."""
     shown = shown_hops(shape, hops, drops_of_flow)
-    if not drops_of_flow:
-        path = tuple((hop, look) for hop, _counts, look in shown)
-        made = templates.get(path)
-        if made is None:
-            lines = []
-            for hop, look in path:
-                lines += [hop_line(hop).replace("%", "%%")] + [text for text in (look.head, look.tail) if text]
-            made = templates[path] = ("\n".join(lines + [no_drops.replace("%", "%%")]), [look for _hop, look in path])
-        text, looks = made
+    sites = tuple(tuple(site for site, _n in by_count(drops_of_flow[hop])) if hop in drops_of_flow else ()
+                  for hop, _counts, _look in shown) if drops_of_flow else ((),) * len(shown)
+    key = (tuple((hop, look) for hop, _counts, look in shown), sites)
+    made = templates.get(key)
+    if made is None:
+        lines = []
+        for (hop, look), hop_sites in zip(*key):
+            lines.append(hop_line(hop).replace("%", "%%"))
+            if look.head:
+                lines.append(look.head)
+            lines += ["            %s: %%d at %s" % (reason, location.replace("%", "%%")) for reason, location in hop_sites]
+            if look.tail:
+                lines.append(look.tail)
+        made = templates[key] = "\n".join(lines)
+    values = ()
+    for (hop, counts, look), hop_sites in zip(shown, sites):
+        values += look.head_pick(counts)
+        if hop_sites:
+            drops = drops_of_flow[hop]
+            values += tuple(drops[site] for site in hop_sites)
+        values += look.tail_pick(counts)
+    return header + "\n" + made % values + "\n    verdict: " + verdict_of(shown, drops_of_flow)
+
+
+class _PathFormat:
+    """The text of every flow with the same kind, hops, nonzero counts and drop
+    site (one at one of its hops, or none), made once and formatted with each
+    flow's numbers: what _flow_text would make of them, in a fraction of its time
+    (a `cat` of 10,000 changed flows). Flows with more sites or hops only their
+    drops name, or drop counts the drops table may have evicted, take _flow_text."""
+
+    @classmethod
+    def of(cls, flow_hops, drops_of_flow, shape, hop_line, names, drops_traced, drops_evicted):
+        """A _PathFormat for flows like this one, or None where _flow_text must do it."""
+        at, site = None, None
+        if drops_of_flow:
+            if len(drops_of_flow) > 1:
+                return None
+            (at, sites), = drops_of_flow.items()
+            if len(sites) > 1:
+                return None
+            (site, _n), = sites.items()
+        shown = shown_hops(shape, flow_hops, drops_of_flow)
+        if len(shown) > len(flow_hops):  # a hop only the drops name
+            return None
+        if drops_evicted and any(look.shows_dropped for _hop, _counts, look in shown):
+            return None
+        return cls(shown, at, site, hop_line, names, drops_traced)
+
+    def __init__(self, shown, at, site, hop_line, names, drops_traced):
+        lines, self._picks = [], []
+        for hop, _counts, look in shown:
+            lines.append(hop_line(hop).replace("%", "%%"))
+            if look.head:
+                lines.append(look.head)
+            if hop == at:
+                lines.append("            %s: %%d at %s" % (site[0], site[1].replace("%", "%%")))
+            if look.tail:
+                lines.append(look.tail)
+            self._picks.append((look.head_pick, hop == at, look.tail_pick))
+        body = "\n".join(lines) + "\n    verdict: "
+        self._site, self._at = site, at
+        if site is None:
+            self._variants = (body + verdict([], drops_traced).replace("%", "%%"),)
+            return
+        self._first_path = shown[0][2].path_pick
+        index = [n for n, (hop, _counts, _look) in enumerate(shown) if hop == at][0]
+        look = shown[index][2]
+        self._at_index, self._at_path = index, look.path_pick
+        # by the last stage there that saw them all: one text per stage, the last without "after"
+        lost_in = "%%d of %%d lost in %s" % hop_text(names.get(at) or unnamed(at)).replace("%", "%%")
+        cause = ": " + _cause(site, 0).replace("%", "%%")
+        self._variants = tuple(body + lost_in + ", after %s" % name + cause for name in look.path_names) + (
+            body + lost_in + cause,)
+
+    def text(self, hops, drops_of_flow):
+        """A flow's lines under its header; hops: ((Hop, counts), ...) as its Snapshot has them."""
         values = ()
-        for look, (_hop, counts, _look) in zip(looks, shown):
-            values += look.head_pick(counts) + look.tail_pick(counts)
-        return header + "\n" + text % values
-    parts = [header]
-    for hop, counts, look in shown:
-        parts.append(hop_line(hop))
-        if look.head:
-            parts.append(look.head % look.head_pick(counts))
-        drops = drops_of_flow.get(hop)
-        if drops:
-            parts += ["            %s: %d at %s" % (reason, count, location)
-                      for (reason, location), count in by_count(drops)]
-        if look.tail:
-            parts.append(look.tail % look.tail_pick(counts))
-    parts.append("    verdict: " + flow_verdict(shape, shown, drops_of_flow, names, drops_traced)
-                 if drops_traced else no_drops)
-    return "\n".join(parts)
+        for (hop, counts), (head_pick, dropped_here, tail_pick) in zip(hops, self._picks):
+            values += head_pick(counts)
+            if dropped_here:
+                values += (drops_of_flow[hop][self._site],)
+            values += tail_pick(counts)
+        if self._site is None:
+            return self._variants[0] % values
+        dropped = drops_of_flow[self._at][self._site]
+        sent = max(self._first_path(hops[0][1]), default=0)
+        seen = self._at_path(hops[self._at_index][1])
+        most = max(seen, default=0)
+        variant = len(seen) - 1 - seen[::-1].index(most) if most else -1
+        return self._variants[variant] % (values + (dropped, max(sent, dropped)))
 
 
 def render(reading, texts=None):
@@ -106,8 +171,14 @@ def render(reading, texts=None):
     last = texts.by_flow if texts.attached == attached and texts.names == names else {}
     now = {}
     shapes = {}  # (IP version, protocol) -> Shape
-    no_drops = "    verdict: " + verdict([], drops_traced)
-    hop_lines, templates = {}, {}
+    no_drops = verdict([], drops_traced)
+    drops_evicted = any(t.name == "drops" and t.evicted for t in snapshot.tables)
+    hop_lines, templates, formats = {}, {}, {}
+
+    def verdict_of(shown, drops_of_flow):
+        if drops_of_flow or (drops_evicted and any(look.shows_dropped for _hop, _counts, look in shown)):
+            return flow_verdict(shown, drops_of_flow, names, drops_traced, drops_evicted)
+        return no_drops
 
     def hop_line(hop):
         line = hop_lines.get(hop)
@@ -125,8 +196,18 @@ def render(reading, texts=None):
         else:
             header = kept[2] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
-            shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
-            text = _flow_text(header, hops, drops_of_flow, hop_line, shape, drops_traced, no_drops, names, templates)
+            format_key = (kind, tuple([(hop, bytes(map(bool, counts))) for hop, counts in hops]),
+                          drops_of_flow and tuple((hop, tuple(sites)) for hop, sites in drops_of_flow.items()))
+            made = formats.get(format_key, formats)
+            if made is formats:
+                shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
+                made = formats[format_key] = _PathFormat.of(hops, drops_of_flow, shape, hop_line, names,
+                                                            drops_traced, drops_evicted)
+            if made is not None:
+                text = header + "\n" + made.text(hops, drops_of_flow)
+            else:
+                shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
+                text = _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templates)
         now[key] = (state, text, header)
         lines.append(text)
     texts.attached, texts.names, texts.by_flow = attached, names, now

@@ -82,20 +82,29 @@ def _earliest(a, b):
     return a if not b or (a and a < b) else b
 
 
-def sum_over_cpus(values, count, cpus, width, earliest=None):
-    """Per entry, its width 64-bit counters summed over CPUs, from the raw values
-    of a per-CPU table (entry after entry, CPU after CPU): [tuple] * count;
-    column `earliest`, a first-seen time, is the earliest instead. Column by
-    column, so the loops run in C."""
+def sum_over_cpus(values, count, cpus, width, columns=None):
+    """Per entry, the 64-bit counters of `columns` (default: all width)
+    summed over CPUs, from the raw values of a per-CPU table (entry after
+    entry, CPU after CPU): [tuple] * count. Column by column, so the loops run in C."""
     flat = memoryview(values).cast("B").cast("Q")
     stride = cpus * width
-    columns = []
-    for i in range(width):
+    summed = []
+    for i in range(width) if columns is None else columns:
         column = flat[i::stride]
         for cpu in range(1, cpus):
-            column = map(_earliest if i == earliest else add, column, flat[cpu * width + i::stride])
-        columns.append(column)
-    return list(zip(*columns)) if count else []
+            column = map(add, column, flat[cpu * width + i::stride])
+        summed.append(column)
+    return list(zip(*summed)) if count else []
+
+
+def earliest_over_cpus(values, cpus, width, column):
+    """Per entry, the earliest nonzero of one column (a first-seen time) over CPUs: [int]."""
+    flat = memoryview(values).cast("B").cast("Q")
+    stride = cpus * width
+    earliest = flat[column::stride]
+    for cpu in range(1, cpus):
+        earliest = map(_earliest, earliest, flat[cpu * width + column::stride])
+    return list(earliest)
 
 
 def flow_from_key(key):
@@ -107,54 +116,37 @@ def flow_from_key(key):
                  address_from_key(v6, key.dp_daddr), key.dp_dport), Hop(key.dp_netns, key.dp_ifindex))
 
 
-class _ByFlow:
-    """Counts gathered per flow, then per hop: {id(Flow): (Flow, {Hop: (counts..., first seen)})}.
-    By id: the Decoder keeps one Flow per flow, and hashing a Flow is Python's work."""
-
-    def __init__(self):
-        self._of = {}
-
-    def add_table(self, entries):
-        """entries: ((Flow, Hop) or None, counts) of the table, one per (flow, hop): nothing to merge."""
-        of = self._of
-        for at, counts in entries:
-            if at is not None:
-                flow, hop = at
-                found = of.get(id(flow))
-                if found is None:
-                    of[id(flow)] = (flow, {hop: counts})
-                else:
-                    found[1][hop] = counts
-
-    def add(self, flow, hop, counts):
-        found = self._of.get(id(flow))
-        if found is None:
-            self._of[id(flow)] = (flow, {hop: counts})
-            return
-        was = found[1].get(hop)
-        found[1][hop] = counts if was is None else (
-            tuple(map(add, was[:-1], counts[:-1])) + (_earliest(was[-1], counts[-1]),))
-
-    def in_path_order(self):
-        """{Flow: ((Hop, counts), ...)}, each flow's hops in the order its first packet passed them."""
-        ordered = {}
-        for flow, hops in self._of.values():
-            if len(hops) == 1:  # most flows have one hop or two: no sort() for them
-                (hop, counts), = hops.items()
-                ordered[flow] = ((hop, counts[:-1]),)
-            elif len(hops) == 2:
-                (one, first), (two, second) = hops.items()
-                if _first_seen((two, second)) < _first_seen((one, first)):
-                    one, first, two, second = two, second, one, first
-                ordered[flow] = ((one, first[:-1]), (two, second[:-1]))
-            else:
-                ordered[flow] = tuple((hop, counts[:-1]) for hop, counts in sorted(hops.items(), key=_first_seen))
-        return ordered
+_UNKNOWN = object()
 
 
-def _first_seen(item):
-    hop, counts = item
-    return counts[-1], hop  # then the hop: a stable order where two CPUs tie
+def _in_path_order(entries, known, flow_of):
+    """{Flow: ((Hop, counts), ...)} of {raw key: (counts, first seen)}, each flow's
+    hops in the order its first packet passed them (then by hop: two CPUs may tie),
+    and how many keys were of no flow (unattributed). flow_of(raw key) -> (Flow, Hop) or
+    None; known: what it found so far, {raw key: that} (a lookup in C, not a call, 20,000 times)."""
+    by_flow, unattributed = {}, 0  # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
+    for raw_key, (counts, first) in entries.items():
+        at = known.get(raw_key, _UNKNOWN)
+        if at is _UNKNOWN:
+            at = flow_of(raw_key)
+        if at is None:
+            unattributed += 1
+            continue
+        group = by_flow.get(id(at[0]))
+        if group is None:
+            by_flow[id(at[0])] = [at[0], (first, at[1], counts)]
+        else:
+            group.append((first, at[1], counts))
+    ordered = {}
+    for group in by_flow.values():
+        if len(group) == 2:  # one hop
+            ordered[group[0]] = (group[1][1:],)
+        elif len(group) == 3:  # two: (first seen, hop) tuples compare in C; no flow has a hop twice
+            one, two = (group[1], group[2]) if group[1] < group[2] else (group[2], group[1])
+            ordered[group[0]] = (one[1:], two[1:])
+        else:
+            ordered[group[0]] = tuple(seen[1:] for seen in sorted(group[1:]))
+    return ordered, unattributed
 
 
 class Decoder:
@@ -177,23 +169,32 @@ class Decoder:
 
     def snapshot(self, flows, slots, drops, inserted):
         """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
-        width = len(STAGES) + 1  # the counts, then the first-seen time
-        gathered = _ByFlow()
-        places = list(map(self._flow, flows.keys))
-        in_table = len(places) - places.count(None)
-        gathered.add_table(zip(places, sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
-                                                     earliest=width - 1)))
+        stages = len(STAGES)
+        width = stages + 1  # the counts, then the first-seen time
+        # {raw key: (counts, first seen)}: the table's entries, then the slots' added in
+        entries = dict(zip(flows.keys, zip(sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
+                                                         range(stages)),
+                                           earliest_over_cpus(flows.values, flows.cpus, width, stages))))
         slots_held = 0
         slot_size = ctypes.sizeof(self._slot)
+        family_at = self._slot.dp_key.offset + self._flow_key.dp_family.offset
         for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
+            if not slots.values[offset + family_at]:
+                continue  # a free slot
             slot = self._slot.from_buffer_copy(slots.values, offset)
-            at = self._flow(bytes(slot.dp_key))
-            if at is not None:
-                slots_held += 1
-                gathered.add(*at, tuple(slot.dp_counts.dp_packets) + (slot.dp_counts.dp_first_seen,))
+            raw_key = bytes(slot.dp_key)
+            if self._flow(raw_key) is None:
+                continue
+            slots_held += 1
+            counts, first = tuple(slot.dp_counts.dp_packets), slot.dp_counts.dp_first_seen
+            was = entries.get(raw_key)
+            entries[raw_key] = (counts, first) if was is None else (
+                tuple(map(add, was[0], counts)), _earliest(was[1], first))
+        ordered, unattributed = _in_path_order(entries, self._flows_by_key, self._flow)  # slots skip unattributed keys
+        in_table = len(flows.keys) - unattributed
         site = self._drop_sites()
-        drop_list = tuple(Drop(*site(raw_key), n) for raw_key, (n,) in
-                          zip(drops.keys, sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1)))
+        drop_list = tuple(map(Drop._make, map(add, map(site, drops.keys),
+                                                  sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1))))
         ever = [n for (n,) in sum_over_cpus(inserted.values, len(inserted.keys), inserted.cpus, 1)]
         ever += [0] * (2 - len(ever))
         uses = (TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
@@ -203,7 +204,7 @@ class Decoder:
             self._flows_by_key.clear()  # keys of flows long evicted
         if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
             self._sites_by_key.clear()
-        return Snapshot(gathered.in_path_order(), drop_list, uses)
+        return Snapshot(ordered, drop_list, uses)
 
     def _flow(self, raw_key):
         """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed). A flow's

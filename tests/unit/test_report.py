@@ -175,9 +175,14 @@ def test_a_flows_kept_text_serves_only_while_its_hops_counts_drops_names_and_hoo
         assert render(reading(snapshot, hooks, names=names), texts) == render(reading(snapshot, hooks, names=names))
 
 
+def at(name, stages, drops):
+    """A hop as verdict() takes it: where, its path stages' names and counts, its drops."""
+    return (name, tuple(stages), tuple(stages.values()), drops)
+
+
 def verdict_of(stages, drops):
     """The verdict of a flow seen at one hop."""
-    return verdict([(HopName("host", "lo"), list(stages.items()), drops)], True)
+    return verdict([at(HopName("host", "lo"), stages, drops)], True)
 
 
 def test_verdict_names_the_last_stage_that_saw_everything():
@@ -199,8 +204,8 @@ def test_verdict_with_several_reasons_and_unknown_ones():
 
 
 def test_the_verdict_counts_what_the_first_hop_saw_and_names_the_hop_that_dropped_most():
-    hops = [(HopName("mhA", "vA"), [("QUEUE_XMIT", 200), ("SEND_SKB", 200)], {}),
-            (HopName("mhR", "vRa"), [("ETH_RECV", 200), ("RECV_SKB", 200)], {("IP_INHDR", "ip_forward+0x1c4"): 200})]
+    hops = [at(HopName("mhA", "vA"), {"QUEUE_XMIT": 200, "SEND_SKB": 200}, {}),
+            at(HopName("mhR", "vRa"), {"ETH_RECV": 200, "RECV_SKB": 200}, {("IP_INHDR", "ip_forward+0x1c4"): 200})]
     assert verdict(hops, True) == (
         "200 of 200 lost in netns mhR, dev vRa, after RECV_SKB: IP_INHDR at ip_forward+0x1c4 "
         "(the TTL ran out while forwarding: a routing loop or a too-small TTL; see traceroute and ip route)")
@@ -218,3 +223,44 @@ def test_flows_are_listed_by_protocol_version_source_then_dest(some):
     by_fields = sorted(some, key=lambda f: (f.protocol, f.saddr.version, f.saddr.packed, f.sport,
                                             f.daddr.packed, f.dport))
     assert sorted(some, key=lambda f: f.sort_key) == by_fields
+
+
+def test_dropped_packets_whose_drop_entries_were_evicted_say_so_in_the_verdict():
+    udp = Flow(17, A, 40000, B, 7000)
+    sent = ((VA, counts(QUEUE_XMIT=5, SEND_SKB=5)), (VC, counts(ETH_RECV=5, RECV_SKB=5, DROPPED=5)))
+    evicted = (TableUse("drops", 4096, 4096, 12),)
+    text = render(reading(Snapshot({udp: sent}, (), evicted), hooks_without_kprobes()))
+    assert ("    verdict: 5 of 5 lost in netns mhC, dev vC, after RECV_SKB: reason not kept "
+            "(the drops table evicted it: see tables:)\n") in text
+    # nothing evicted: DROPPED ahead of its drop entries is a read between the two adds
+    assert "    verdict: no drops seen\n" in render(reading(Snapshot({udp: sent}, (), ()), hooks_without_kprobes()))
+
+
+HOPS = [VA, VRA, VRC, VC]
+SITES = [("NO_SOCKET", "__udp4_lib_rcv+0x4bc"), ("NETFILTER_DROP", "nft_do_chain+0x46f"), ("QDISC_DROP", "x+0x1")]
+small = st.integers(0, 3)
+a_flow_path = st.lists(st.tuples(st.sampled_from(HOPS), st.lists(small, min_size=len(STAGES), max_size=len(STAGES))),
+                       min_size=1, max_size=3, unique_by=lambda hop: hop[0])
+a_flow_drops = st.lists(st.tuples(st.sampled_from(HOPS), st.sampled_from(SITES), st.integers(1, 3)), max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), max_size=6, unique_by=lambda f: f[0]),
+       st.booleans())
+def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted):
+    """report._PathFormat (a text per path, formatted with each flow's numbers)
+    against _flow_text, which every flow took before it: byte for byte."""
+    from procfs_fuse.drop_packet import report
+    snapshot = Snapshot({Flow(17, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
+                         for port, path, _drops in flows},
+                        tuple(Drop(Flow(17, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
+                              for hop, site, n in drops),
+                        (TableUse("drops", 10, 10, 3 if evicted else 0),))
+    shared = render(reading(snapshot, hooks_without_kprobes()))
+    original = report._PathFormat.of
+    report._PathFormat.of = classmethod(lambda cls, *args: None)
+    try:
+        flow_by_flow = render(reading(snapshot, hooks_without_kprobes()))
+    finally:
+        report._PathFormat.of = original
+    assert shared == flow_by_flow
