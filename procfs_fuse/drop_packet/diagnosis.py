@@ -58,11 +58,11 @@ def verdict(hops, drops_traced, name_of=None):
     if most:  # the last stage there that saw them all
         after = ", after %s" % names[len(seen) - 1 - seen[::-1].index(most)]
     return "%d of %d lost in %s%s: %s" % (dropped, max(sent, dropped), hop_text(name_of(where) if name_of else where),
-                                          after, _cause(site, len(ranked) - 1))
+                                          after, cause_text(site, len(ranked) - 1))
 
 
 @lru_cache(maxsize=4096)
-def _cause(site, more):
+def cause_text(site, more):
     """The verdict's `REASON at LOCATION [and N more] (hint)` (made once per site: 10,000 flows share a few)."""
     reason, location = site
     if site == EVICTED:

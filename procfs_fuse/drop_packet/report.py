@@ -3,8 +3,8 @@ saves formatting again). The layout is a contract with users' scripts: add
 lines, never rename or reorder the existing ones."""
 from .commands import FILTERS, MAX_FLOWS
 from .devices import LINK_COUNTERS, SOFTNET_COUNTERS
-from .diagnosis import (Shape, _cause, attached_stages, by_count, flow_drops, flow_verdict, hop_text, host_drops, merged,
-                        shown_hops, unnamed, verdict)
+from .diagnosis import (Shape, attached_stages, by_count, cause_text, flow_drops, flow_verdict, hop_text, host_drops,
+                        merged, shown_hops, unnamed, verdict)
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
 from .stages import DROPPED
 
@@ -57,7 +57,8 @@ def _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templat
             lines.append(hop_line(hop).replace("%", "%%"))
             if look.head:
                 lines.append(look.head)
-            lines += ["            %s: %%d at %s" % (reason, location.replace("%", "%%")) for reason, location in hop_sites]
+            lines += [("            %s: " % reason).replace("%", "%%") + "%d at " + location.replace("%", "%%")
+                      for reason, location in hop_sites]
             if look.tail:
                 lines.append(look.tail)
         made = templates[key] = "\n".join(lines)
@@ -89,6 +90,8 @@ class _PathFormat:
             if len(sites) > 1:
                 return None
             (site, _n), = sites.items()
+        if site and not drops_traced:  # drops kept from an activation that traced them
+            return None
         shown = shown_hops(shape, flow_hops, drops_of_flow)
         if len(shown) > len(flow_hops):  # a hop only the drops name
             return None
@@ -103,7 +106,7 @@ class _PathFormat:
             if look.head:
                 lines.append(look.head)
             if hop == at:
-                lines.append("            %s: %%d at %s" % (site[0], site[1].replace("%", "%%")))
+                lines.append(("            %s: " % site[0]).replace("%", "%%") + "%d at " + site[1].replace("%", "%%"))
             if look.tail:
                 lines.append(look.tail)
             self._picks.append((look.head_pick, hop == at, look.tail_pick))
@@ -118,7 +121,7 @@ class _PathFormat:
         self._at_index, self._at_path = index, look.path_pick
         # by the last stage there that saw them all: one text per stage, the last without "after"
         lost_in = "%%d of %%d lost in %s" % hop_text(names.get(at) or unnamed(at)).replace("%", "%%")
-        cause = ": " + _cause(site, 0).replace("%", "%%")
+        cause = ": " + cause_text(site, 0).replace("%", "%%")
         self._variants = tuple(body + lost_in + ", after %s" % name + cause for name in look.path_names) + (
             body + lost_in + cause,)
 

@@ -237,7 +237,7 @@ def test_dropped_packets_whose_drop_entries_were_evicted_say_so_in_the_verdict()
 
 
 HOPS = [VA, VRA, VRC, VC]
-SITES = [("NO_SOCKET", "__udp4_lib_rcv+0x4bc"), ("NETFILTER_DROP", "nft_do_chain+0x46f"), ("QDISC_DROP", "x+0x1")]
+SITES = [("NO_SOCKET", "__udp4_lib_rcv+0x4bc"), ("NETFILTER_DROP", "nft_do_chain+0x46f"), ("ODD%s", "x%d+0x1")]
 small = st.integers(0, 3)
 a_flow_path = st.lists(st.tuples(st.sampled_from(HOPS), st.lists(small, min_size=len(STAGES), max_size=len(STAGES))),
                        min_size=1, max_size=3, unique_by=lambda hop: hop[0])
@@ -246,8 +246,8 @@ a_flow_drops = st.lists(st.tuples(st.sampled_from(HOPS), st.sampled_from(SITES),
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), max_size=6, unique_by=lambda f: f[0]),
-       st.booleans())
-def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted):
+       st.booleans(), st.booleans())
+def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted, traced):
     """report._PathFormat (a text per path, formatted with each flow's numbers)
     against _flow_text, which every flow took before it: byte for byte."""
     from procfs_fuse.drop_packet import report
@@ -256,11 +256,12 @@ def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evict
                         tuple(Drop(Flow(17, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
                               for hop, site, n in drops),
                         (TableUse("drops", 10, 10, 3 if evicted else 0),))
-    shared = render(reading(snapshot, hooks_without_kprobes()))
+    hooks = hooks_without_kprobes() if traced else None  # None: never attached, drops not traced
+    shared = render(reading(snapshot, hooks))
     original = report._PathFormat.of
     report._PathFormat.of = classmethod(lambda cls, *args: None)
     try:
-        flow_by_flow = render(reading(snapshot, hooks_without_kprobes()))
+        flow_by_flow = render(reading(snapshot, hooks))
     finally:
         report._PathFormat.of = original
     assert shared == flow_by_flow
