@@ -246,14 +246,14 @@ a_flow_drops = st.lists(st.tuples(st.sampled_from(HOPS), st.sampled_from(SITES),
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), max_size=6, unique_by=lambda f: f[0]),
-       st.booleans(), st.booleans())
-def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted, traced):
+       st.booleans(), st.booleans(), st.sampled_from([6, 17]))
+def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted, traced, protocol):
     """report._PathFormat (a text per path, formatted with each flow's numbers)
     against _flow_text, which every flow took before it: byte for byte."""
     from procfs_fuse.drop_packet import report
-    snapshot = Snapshot({Flow(17, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
+    snapshot = Snapshot({Flow(protocol, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
                          for port, path, _drops in flows},
-                        tuple(Drop(Flow(17, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
+                        tuple(Drop(Flow(protocol, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
                               for hop, site, n in drops),
                         (TableUse("drops", 10, 10, 3 if evicted else 0),))
     hooks = hooks_without_kprobes() if traced else None  # None: never attached, drops not traced
