@@ -53,12 +53,22 @@ def verdict(hops, drops_traced, name_of=None):
         where, names, seen, _drops = max(with_drops, key=lambda hop: hop[3].get(site, 0))
     dropped = sum(total.values())
     sent = max(hops[0][2], default=0)  # what the first hop saw
-    most = max(seen, default=0)
-    after = ""
-    if most:  # the last stage there that saw them all
-        after = ", after %s" % names[len(seen) - 1 - seen[::-1].index(most)]
+    full = last_full_stage(seen)
+    after = ", after %s" % names[full] if full >= 0 else ""
     return "%d of %d lost in %s%s: %s" % (dropped, max(sent, dropped), hop_text(name_of(where) if name_of else where),
                                           after, cause_text(site, len(ranked) - 1))
+
+
+def last_full_stage(seen):
+    """Of a hop's path stage counts, the index of the last that saw as many as
+    any did (what the verdict says the flow got "after"); -1 where none saw any."""
+    most = max(seen, default=0)
+    return len(seen) - 1 - seen[::-1].index(most) if most else -1
+
+
+def evicted_drops(snapshot):
+    """The drops table evicted entries: a DROPPED count over its drops is not a race (flow_verdict)."""
+    return any(t.name == "drops" and t.evicted for t in snapshot.tables)
 
 
 @lru_cache(maxsize=4096)

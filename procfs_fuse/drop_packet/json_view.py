@@ -6,8 +6,8 @@ import json
 
 from .commands import FILTERS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
-from .diagnosis import (Shape, attached_stages, by_count, flow_drops, flow_verdict, host_drops, merged,
-                        shown_hops, unnamed)
+from .diagnosis import (Shape, attached_stages, by_count, evicted_drops, flow_drops, flow_verdict, host_drops,
+                        merged, shown_hops, unnamed)
 from .stages import DROPPED, TABLE
 
 VERSION = 1
@@ -67,7 +67,7 @@ def document(reading):
     settings.update(max_flows=reading.max_flows, last_error=reading.last_error)
     flows = sorted(reading.snapshot.flows.items(), key=lambda item: item[0].sort_key)
     shapes = {}  # (IP version, protocol) -> Shape
-    drops_evicted = any(t.name == "drops" and t.evicted for t in reading.snapshot.tables)
+    drops_evicted = evicted_drops(reading.snapshot)
     return {
         "version": VERSION,
         "settings": settings,

@@ -3,8 +3,8 @@ saves formatting again). The layout is a contract with users' scripts: add
 lines, never rename or reorder the existing ones."""
 from .commands import FILTERS, MAX_FLOWS
 from .devices import LINK_COUNTERS, SOFTNET_COUNTERS
-from .diagnosis import (Shape, attached_stages, by_count, cause_text, flow_drops, flow_verdict, hop_text, host_drops,
-                        merged, shown_hops, unnamed, verdict)
+from .diagnosis import (Shape, attached_stages, by_count, cause_text, evicted_drops, flow_drops, flow_verdict, hop_text,
+                        host_drops, last_full_stage, merged, shown_hops, unnamed, verdict)
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
 from .stages import DROPPED
 
@@ -40,28 +40,33 @@ class FlowTexts:
         self.attached, self.names, self.by_flow = None, None, {}  # by_flow: {Flow.sort_key: (state, text, header)}
 
 
+def _hops_template(path, hop_line):
+    """path: ((Hop, Look, its drop sites in order), ...) -> the `%` template of
+    those hops' lines: a hop's line, its stages through DROPPED, a line per
+    drop site, its stages after."""
+    lines = []
+    for hop, look, sites in path:
+        lines.append(hop_line(hop).replace("%", "%%"))
+        if look.head:
+            lines.append(look.head)
+        lines += [("            %s: " % reason).replace("%", "%%") + "%d at " + location.replace("%", "%%")
+                  for reason, location in sites]
+        if look.tail:
+            lines.append(look.tail)
+    return "\n".join(lines)
+
+
 def _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templates):
     """hops: ((Hop, counts), ...) in path order; drops_of_flow: {Hop: {(reason, location): n}} or None;
     hop_line(hop): its `    hop: ...` line; verdict_of(shown, drops_of_flow): the verdict line;
-    templates: {(each hop's (Hop, Look), each hop's drop sites): (text, looks)}, one per
-    render: a flow's text is one format of a text its path shares with others (10,000
-    flows over the same two hops, dropped at the same place: one text)."""
+    templates: {((Hop, Look, drop sites) of each hop): _hops_template}, one per render."""
     shown = shown_hops(shape, hops, drops_of_flow)
     sites = tuple(tuple(site for site, _n in by_count(drops_of_flow[hop])) if hop in drops_of_flow else ()
                   for hop, _counts, _look in shown) if drops_of_flow else ((),) * len(shown)
-    key = (tuple((hop, look) for hop, _counts, look in shown), sites)
-    made = templates.get(key)
+    path = tuple((hop, look, hop_sites) for (hop, _counts, look), hop_sites in zip(shown, sites))
+    made = templates.get(path)
     if made is None:
-        lines = []
-        for (hop, look), hop_sites in zip(*key):
-            lines.append(hop_line(hop).replace("%", "%%"))
-            if look.head:
-                lines.append(look.head)
-            lines += [("            %s: " % reason).replace("%", "%%") + "%d at " + location.replace("%", "%%")
-                      for reason, location in hop_sites]
-            if look.tail:
-                lines.append(look.tail)
-        made = templates[key] = "\n".join(lines)
+        made = templates[path] = _hops_template(path, hop_line)
     values = ()
     for (hop, counts, look), hop_sites in zip(shown, sites):
         values += look.head_pick(counts)
@@ -70,6 +75,11 @@ def _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templat
             values += tuple(drops[site] for site in hop_sites)
         values += look.tail_pick(counts)
     return header + "\n" + made % values + "\n    verdict: " + verdict_of(shown, drops_of_flow)
+
+
+def _may_hold_evicted(shown, drops_evicted):
+    """A DROPPED count shows where the drops table evicted: some of it may be drops it no longer holds."""
+    return drops_evicted and any(look.shows_dropped for _hop, _counts, look in shown)
 
 
 class _PathFormat:
@@ -95,22 +105,14 @@ class _PathFormat:
         shown = shown_hops(shape, flow_hops, drops_of_flow)
         if len(shown) > len(flow_hops):  # a hop only the drops name
             return None
-        if drops_evicted and any(look.shows_dropped for _hop, _counts, look in shown):
+        if _may_hold_evicted(shown, drops_evicted):
             return None
         return cls(shown, at, site, hop_line, names, drops_traced)
 
     def __init__(self, shown, at, site, hop_line, names, drops_traced):
-        lines, self._picks = [], []
-        for hop, _counts, look in shown:
-            lines.append(hop_line(hop).replace("%", "%%"))
-            if look.head:
-                lines.append(look.head)
-            if hop == at:
-                lines.append(("            %s: " % site[0]).replace("%", "%%") + "%d at " + site[1].replace("%", "%%"))
-            if look.tail:
-                lines.append(look.tail)
-            self._picks.append((look.head_pick, hop == at, look.tail_pick))
-        body = "\n".join(lines) + "\n    verdict: "
+        body = _hops_template([(hop, look, (site,) if hop == at else ()) for hop, _counts, look in shown],
+                              hop_line) + "\n    verdict: "
+        self._picks = [(look.head_pick, hop == at, look.tail_pick) for hop, _counts, look in shown]
         self._site, self._at = site, at
         if site is None:
             self._variants = (body + verdict([], drops_traced).replace("%", "%%"),)
@@ -137,9 +139,7 @@ class _PathFormat:
             return self._variants[0] % values
         dropped = drops_of_flow[self._at][self._site]
         sent = max(self._first_path(hops[0][1]), default=0)
-        seen = self._at_path(hops[self._at_index][1])
-        most = max(seen, default=0)
-        variant = len(seen) - 1 - seen[::-1].index(most) if most else -1
+        variant = last_full_stage(self._at_path(hops[self._at_index][1]))
         return self._variants[variant] % (values + (dropped, max(sent, dropped)))
 
 
@@ -175,11 +175,11 @@ def render(reading, texts=None):
     now = {}
     shapes = {}  # (IP version, protocol) -> Shape
     no_drops = verdict([], drops_traced)
-    drops_evicted = any(t.name == "drops" and t.evicted for t in snapshot.tables)
+    drops_evicted = evicted_drops(snapshot)
     hop_lines, templates, formats = {}, {}, {}
 
     def verdict_of(shown, drops_of_flow):
-        if drops_of_flow or (drops_evicted and any(look.shows_dropped for _hop, _counts, look in shown)):
+        if drops_of_flow or _may_hold_evicted(shown, drops_evicted):
             return flow_verdict(shown, drops_of_flow, names, drops_traced, drops_evicted)
         return no_drops
 
@@ -199,17 +199,16 @@ def render(reading, texts=None):
         else:
             header = kept[2] if kept else flow_header(flow)
             kind = (flow.saddr.version, flow.protocol)
+            shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
             format_key = (kind, tuple([(hop, bytes(map(bool, counts))) for hop, counts in hops]),
                           drops_of_flow and tuple((hop, tuple(sites)) for hop, sites in drops_of_flow.items()))
             made = formats.get(format_key, formats)
             if made is formats:
-                shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
                 made = formats[format_key] = _PathFormat.of(hops, drops_of_flow, shape, hop_line, names,
                                                             drops_traced, drops_evicted)
             if made is not None:
                 text = header + "\n" + made.text(hops, drops_of_flow)
             else:
-                shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
                 text = _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templates)
         now[key] = (state, text, header)
         lines.append(text)

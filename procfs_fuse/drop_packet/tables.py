@@ -82,29 +82,27 @@ def _earliest(a, b):
     return a if not b or (a and a < b) else b
 
 
+def _over_cpus(flat, cpus, width, column, combine):
+    """One column of a per-CPU table's raw values, its CPUs' values combined, per entry (an iterator)."""
+    stride = cpus * width
+    combined = flat[column::stride]
+    for cpu in range(1, cpus):
+        combined = map(combine, combined, flat[cpu * width + column::stride])
+    return combined
+
+
 def sum_over_cpus(values, count, cpus, width, columns=None):
     """Per entry, the 64-bit counters of `columns` (default: all width)
     summed over CPUs, from the raw values of a per-CPU table (entry after
     entry, CPU after CPU): [tuple] * count. Column by column, so the loops run in C."""
     flat = memoryview(values).cast("B").cast("Q")
-    stride = cpus * width
-    summed = []
-    for i in range(width) if columns is None else columns:
-        column = flat[i::stride]
-        for cpu in range(1, cpus):
-            column = map(add, column, flat[cpu * width + i::stride])
-        summed.append(column)
+    summed = [_over_cpus(flat, cpus, width, i, add) for i in (range(width) if columns is None else columns)]
     return list(zip(*summed)) if count else []
 
 
 def earliest_over_cpus(values, cpus, width, column):
     """Per entry, the earliest nonzero of one column (a first-seen time) over CPUs: [int]."""
-    flat = memoryview(values).cast("B").cast("Q")
-    stride = cpus * width
-    earliest = flat[column::stride]
-    for cpu in range(1, cpus):
-        earliest = map(_earliest, earliest, flat[cpu * width + column::stride])
-    return list(earliest)
+    return list(_over_cpus(memoryview(values).cast("B").cast("Q"), cpus, width, column, _earliest))
 
 
 def flow_from_key(key):
