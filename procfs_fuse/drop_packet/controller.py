@@ -10,6 +10,8 @@ import gc
 import logging
 import threading
 import time
+from itertools import chain
+from operator import itemgetter
 
 from . import commands as cmdlang
 from . import json_view, metrics
@@ -41,6 +43,7 @@ def _read_softnet():
         return f.read()
 
 
+_HOP = itemgetter(0)  # of a (Hop, counts)
 BUSY_WAIT = 0.05  # seconds a read waits for a running command before it answers from the last reading
 
 
@@ -79,7 +82,7 @@ class DropPacketEntry:
             self._lock.release()
 
     def _reading(self, snapshot):
-        hops = {hop for hops in snapshot.flows.values() for hop, _counts in hops}
+        hops = set(map(_HOP, chain.from_iterable(snapshot.flows.values())))  # in C: 20,000 (Hop, counts) a `cat`
         hops.update(drop.hop for drop in snapshot.drops if drop.hop)
         active = self._session is not None
         names, moved, softnet = self._names.resolve(hops) if hops else {}, {}, {}

@@ -86,7 +86,7 @@ def cause_text(site, more):
     return text + " (%s)" % why
 
 
-def _picker(indexes):
+def picker(indexes):
     """counts -> tuple of counts[i] for i in indexes, in C where it can be."""
     if len(indexes) > 1:
         return itemgetter(*indexes)
@@ -104,17 +104,19 @@ class Look:
         self.rows = rows
         # what a verdict reads of it: its measured path stages, in PATH_ORDER (names, picker of their counts)
         path = [row for row in PATH_ORDER_ROWS if row in rows and row.name in attached]
-        self.path_names, self.path_pick = tuple(row.name for row in path), _picker([row.id for row in path])
+        self.path_names, self.path_ids = tuple(row.name for row in path), tuple(row.id for row in path)
         self.shows_dropped = any(row.name == DROPPED for row in rows)
         cut = next((n + 1 for n, row in enumerate(rows) if row.name == DROPPED), len(rows))
-        (self.head, self.head_pick), (self.tail, self.tail_pick) = (
+        # the ids of the counts each template shows, in its order
+        (self.head, self.head_ids), (self.tail, self.tail_ids) = (
             self._lines(rows[:cut], attached), self._lines(rows[cut:], attached))
+        self.path_pick, self.head_pick, self.tail_pick = map(picker, (self.path_ids, self.head_ids, self.tail_ids))
 
     @staticmethod
     def _lines(rows, attached):
         # "-": not measured on this kernel, which is not 0
         text = "\n".join("        %s: %s" % (row.name, "%s" if row.name in attached else "-") for row in rows)
-        return text, _picker([row.id for row in rows if row.name in attached])
+        return text, tuple(row.id for row in rows if row.name in attached)
 
 
 class Shape:
@@ -128,13 +130,13 @@ class Shape:
     def __init__(self, flow, attached):
         rows = [row for row in TABLE if row.applies(flow)]
         measured = [row for row in rows if row.name in attached]
-        self.arrive = _picker([row.id for row in measured if row.path == RECEIVE] or [0])
-        self.leave = _picker([row.id for row in measured if row.path == SEND] or [0])
+        self.arrive = picker([row.id for row in measured if row.path == RECEIVE] or [0])
+        self.leave = picker([row.id for row in measured if row.path == SEND] or [0])
         self.any_arrive = any(row.path == RECEIVE for row in measured)
         self.any_leave = any(row.path == SEND for row in measured)
         # rows a hop shows for their own count: the socket stages (also at the last arrival), the events
         self._own = [row for row in rows if row.path is None or (row.path == RECEIVE and row.protocol)]
-        self._own_pick = _picker([row.id for row in self._own] or [0])
+        self._own_pick = picker([row.id for row in self._own] or [0])
         self._rows, self._attached = rows, attached
         self._looks = {}
         self.hop_looks = {}  # which counts of a flow's hops are nonzero -> their Looks (see shown_hops)

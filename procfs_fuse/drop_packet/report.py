@@ -1,12 +1,15 @@
 """What `cat` prints. Pure: a state in, text out (a FlowTexts passed in only
 saves formatting again). The layout is a contract with users' scripts: add
 lines, never rename or reorder the existing ones."""
+from itertools import chain
+from operator import itemgetter
+
 from .commands import FILTERS, MAX_FLOWS
 from .devices import LINK_COUNTERS, SOFTNET_COUNTERS
 from .diagnosis import (Shape, attached_stages, by_count, cause_text, evicted_drops, flow_drops, flow_verdict, hop_text,
-                        host_drops, last_full_stage, merged, shown_hops, unnamed, verdict)
+                        host_drops, last_full_stage, merged, picker, shown_hops, unnamed, verdict)
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
-from .stages import DROPPED
+from .stages import DROPPED, TABLE
 
 COUNTER_ORDER = tuple(LINK_COUNTERS) + tuple(SOFTNET_COUNTERS)
 # After a table's use: what one of its entries is.
@@ -87,7 +90,8 @@ class _PathFormat:
     site (one at one of its hops, or none), made once and formatted with each
     flow's numbers: what _flow_text would make of them, in a fraction of its time
     (a `cat` of 10,000 changed flows). Flows with more sites or hops only their
-    drops name, or drop counts the drops table may have evicted, take _flow_text."""
+    drops name, or drop counts the drops table may have evicted, take _flow_text.
+    It reads a flow's counts laid end to end, hop after hop (flat_counts), then its drop count."""
 
     @classmethod
     def of(cls, flow_hops, drops_of_flow, shape, hop_line, names, drops_traced, drops_evicted):
@@ -110,37 +114,47 @@ class _PathFormat:
         return cls(shown, at, site, hop_line, names, drops_traced)
 
     def __init__(self, shown, at, site, hop_line, names, drops_traced):
-        body = _hops_template([(hop, look, (site,) if hop == at else ()) for hop, _counts, look in shown],
-                              hop_line) + "\n    verdict: "
-        self._picks = [(look.head_pick, hop == at, look.tail_pick) for hop, _counts, look in shown]
+        body = "%s\n" + _hops_template([(hop, look, (site,) if hop == at else ()) for hop, _counts, look in shown],
+                                       hop_line) + "\n    verdict: "
+        width, drop_count = len(TABLE), len(TABLE) * len(shown)  # where a hop's counts start; the drop count
+        shown_ids = []
+        for n, (hop, _counts, look) in enumerate(shown):
+            shown_ids += [n * width + i for i in look.head_ids] + [drop_count] * (hop == at)
+            shown_ids += [n * width + i for i in look.tail_ids]
+        self._pick = picker(shown_ids)
         self._site, self._at = site, at
         if site is None:
             self._variants = (body + verdict([], drops_traced).replace("%", "%%"),)
             return
-        self._first_path = shown[0][2].path_pick
+        self._first_path = picker(shown[0][2].path_ids)
         index = [n for n, (hop, _counts, _look) in enumerate(shown) if hop == at][0]
         look = shown[index][2]
-        self._at_index, self._at_path = index, look.path_pick
+        self._at_path = picker([index * width + i for i in look.path_ids])
         # by the last stage there that saw them all: one text per stage, the last without "after"
         lost_in = "%%d of %%d lost in %s" % hop_text(names.get(at) or unnamed(at)).replace("%", "%%")
         cause = ": " + cause_text(site, 0).replace("%", "%%")
         self._variants = tuple(body + lost_in + ", after %s" % name + cause for name in look.path_names) + (
             body + lost_in + cause,)
 
-    def text(self, hops, drops_of_flow):
-        """A flow's lines under its header; hops: ((Hop, counts), ...) as its Snapshot has them."""
-        values = ()
-        for (hop, counts), (head_pick, dropped_here, tail_pick) in zip(hops, self._picks):
-            values += head_pick(counts)
-            if dropped_here:
-                values += (drops_of_flow[hop][self._site],)
-            values += tail_pick(counts)
+    def text(self, header, counts, drops_of_flow):
+        """A flow's text; counts: flat_counts of its hops as its Snapshot has them."""
         if self._site is None:
-            return self._variants[0] % values
+            return self._variants[0] % ((header,) + self._pick(counts))
         dropped = drops_of_flow[self._at][self._site]
-        sent = max(self._first_path(hops[0][1]), default=0)
-        variant = last_full_stage(self._at_path(hops[self._at_index][1]))
-        return self._variants[variant] % (values + (dropped, max(sent, dropped)))
+        counts += (dropped,)
+        sent = max(self._first_path(counts), default=0)
+        variant = last_full_stage(self._at_path(counts))
+        return self._variants[variant] % ((header,) + self._pick(counts) + (dropped, max(sent, dropped)))
+
+
+_HOP, _COUNTS = itemgetter(0), itemgetter(1)
+
+
+def flat_counts(hops):
+    """The counts of a flow's hops ((Hop, counts), ...) laid end to end."""
+    if len(hops) == 2:  # most flows of a host with containers: no chain to make
+        return hops[0][1] + hops[1][1]
+    return hops[0][1] if len(hops) == 1 else tuple(chain.from_iterable(map(_COUNTS, hops)))
 
 
 def render(reading, texts=None):
@@ -173,7 +187,7 @@ def render(reading, texts=None):
     names = reading.names
     last = texts.by_flow if texts.attached == attached and texts.names == names else {}
     now = {}
-    shapes = {}  # (IP version, protocol) -> Shape
+    shapes = {}  # kind (protocol, IP version) -> Shape
     no_drops = verdict([], drops_traced)
     drops_evicted = evicted_drops(snapshot)
     hop_lines, templates, formats = {}, {}, {}
@@ -182,6 +196,12 @@ def render(reading, texts=None):
         if drops_of_flow or _may_hold_evicted(shown, drops_evicted):
             return flow_verdict(shown, drops_of_flow, names, drops_traced, drops_evicted)
         return no_drops
+
+    def shape_of(flow, kind):
+        shape = shapes.get(kind)
+        if shape is None:
+            shape = shapes[kind] = Shape(flow, attached)
+        return shape
 
     def hop_line(hop):
         line = hop_lines.get(hop)
@@ -198,18 +218,19 @@ def render(reading, texts=None):
             text, header = kept[1], kept[2]
         else:
             header = kept[2] if kept else flow_header(flow)
-            kind = (flow.saddr.version, flow.protocol)
-            shape = shapes.get(kind) or shapes.setdefault(kind, Shape(flow, attached))
-            format_key = (kind, tuple([(hop, bytes(map(bool, counts))) for hop, counts in hops]),
-                          drops_of_flow and tuple((hop, tuple(sites)) for hop, sites in drops_of_flow.items()))
+            kind = key[:2]  # protocol, IP version (Flow.sort_key)
+            counts = flat_counts(hops)
+            # each part made in C: 10,000 flows a `cat`
+            format_key = (kind, tuple(map(_HOP, hops)), bytes(map(bool, counts)),
+                          drops_of_flow and (tuple(drops_of_flow), tuple(map(tuple, drops_of_flow.values()))))
             made = formats.get(format_key, formats)
             if made is formats:
-                made = formats[format_key] = _PathFormat.of(hops, drops_of_flow, shape, hop_line, names,
-                                                            drops_traced, drops_evicted)
+                made = formats[format_key] = _PathFormat.of(hops, drops_of_flow, shape_of(flow, kind), hop_line,
+                                                            names, drops_traced, drops_evicted)
             if made is not None:
-                text = header + "\n" + made.text(hops, drops_of_flow)
+                text = made.text(header, counts, drops_of_flow)
             else:
-                text = _flow_text(header, hops, drops_of_flow, hop_line, shape, verdict_of, templates)
+                text = _flow_text(header, hops, drops_of_flow, hop_line, shape_of(flow, kind), verdict_of, templates)
         now[key] = (state, text, header)
         lines.append(text)
     texts.attached, texts.names, texts.by_flow = attached, names, now

@@ -6,7 +6,8 @@ import errno
 import os
 import socket
 from dataclasses import dataclass
-from operator import add
+from functools import reduce
+from operator import add, itemgetter
 
 from . import reasons
 from .flows import Drop, Flow, Hop, Snapshot, TableUse, address_from_key
@@ -115,36 +116,69 @@ def flow_from_key(key):
 
 
 _UNKNOWN = object()
+_FIRST_SEEN_THEN_HOP = itemgetter(0, 1)  # of (first seen, Hop, index)
 
 
-def _in_path_order(entries, known, flow_of):
-    """{Flow: ((Hop, counts), ...)} of {raw key: (counts, first seen)}, each flow's
-    hops in the order its first packet passed them (then by hop: two CPUs may tie),
-    and how many keys were of no flow (unattributed). flow_of(raw key) -> (Flow, Hop) or
-    None; known: what it found so far, {raw key: that} (a lookup in C, not a call, 20,000 times)."""
-    by_flow, unattributed = {}, 0  # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
-    for raw_key, (counts, first) in entries.items():
-        at = known.get(raw_key, _UNKNOWN)
-        if at is _UNKNOWN:
-            at = flow_of(raw_key)
-        if at is None:
-            unattributed += 1
-            continue
-        group = by_flow.get(id(at[0]))
-        if group is None:
-            by_flow[id(at[0])] = [at[0], (first, at[1], counts)]
-        else:
-            group.append((first, at[1], counts))
-    ordered = {}
-    for group in by_flow.values():
-        if len(group) == 2:  # one hop
-            ordered[group[0]] = (group[1][1:],)
-        elif len(group) == 3:  # two: (first seen, hop) tuples compare in C; no flow has a hop twice
-            one, two = (group[1], group[2]) if group[1] < group[2] else (group[2], group[1])
-            ordered[group[0]] = (one[1:], two[1:])
-        else:
-            ordered[group[0]] = tuple(seen[1:] for seen in sorted(group[1:]))
-    return ordered, unattributed
+class _Layout:
+    """Which entries make which flow's hops, in path order: for raw keys and
+    first-seen times, a plan that turns their counts into {Flow: ((Hop, counts), ...)}.
+    Made in Python once; while the keys and first-seen times stay (a table
+    whose flows keep counting: a `cat` of 10,000 flows), applied in C."""
+
+    def __init__(self, keys, firsts, table_entries, known, flow_of):
+        """keys, firsts: of the table's entries, then of the held slots'
+        (table_entries of them are the table's); flow_of(raw key) -> (Flow, Hop)
+        or None; known: what it found so far, {raw key: that} (a lookup in C,
+        not a call, 20,000 times)."""
+        self.keys, self.firsts = keys, firsts
+        # raw key -> its entry's index, or a tuple of them (a key in the table and slots)
+        at_key = dict(zip(keys[:table_entries], range(table_entries)))
+        for index in range(table_entries, len(keys)):
+            was = at_key.get(keys[index])
+            at_key[keys[index]] = index if was is None else (was if type(was) is tuple else (was,)) + (index,)
+        by_flow, self.unattributed = {}, 0  # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
+        for raw_key, index in at_key.items():
+            at = known.get(raw_key, _UNKNOWN)
+            if at is _UNKNOWN:
+                at = flow_of(raw_key)
+            if at is None:
+                self.unattributed += 1  # a table entry: slots skip unattributed keys
+                continue
+            first = firsts[index] if type(index) is int else reduce(_earliest, map(firsts.__getitem__, index))
+            group = by_flow.get(id(at[0]))
+            if group is None:
+                by_flow[id(at[0])] = [at[0], (first, at[1], index)]
+            else:
+                group.append((first, at[1], index))
+        # flows whose hops are one entry each, by hop count: [flows, hops of each hop, indexes of each]
+        self.plain, self.merged = {}, []  # merged: [(Flow, ((Hop, index or indexes), ...))]
+        for flow, *seen in by_flow.values():
+            seen.sort(key=_FIRST_SEEN_THEN_HOP)  # two CPUs may tie on the time; no flow has a hop twice
+            if all(type(index) is int for _first, _hop, index in seen):
+                columns = self.plain.get(len(seen))
+                if columns is None:
+                    columns = self.plain[len(seen)] = [[], *([] for _ in seen), *([] for _ in seen)]
+                columns[0].append(flow)
+                for n, (_first, hop, index) in enumerate(seen):
+                    columns[1 + n].append(hop)
+                    columns[1 + len(seen) + n].append(index)
+            else:
+                self.merged.append((flow, tuple((hop, index) for _first, hop, index in seen)))
+
+    def holds(self, keys, firsts):
+        return keys == self.keys and firsts == self.firsts
+
+    def flows(self, counts):
+        """{Flow: ((Hop, counts), ...)} of the entries' counts (a list in the keys' order)."""
+        ordered = {}
+        pick = counts.__getitem__
+        for hop_count, (flows, *columns) in self.plain.items():
+            hops, indexes = columns[:hop_count], columns[hop_count:]
+            ordered.update(zip(flows, zip(*map(zip, hops, (map(pick, column) for column in indexes)))))
+        for flow, hops in self.merged:
+            ordered[flow] = tuple((hop, pick(index) if type(index) is int else
+                                   tuple(map(sum, zip(*map(pick, index))))) for hop, index in hops)
+        return ordered
 
 
 class Decoder:
@@ -159,21 +193,23 @@ class Decoder:
         self._flow_key, self._drop_key, self._slot = flow_key, drop_key, slot
         self._reason_names, self._symbols = reason_names, symbols
         self._flows_by_key, self._sites_by_key, self._sites_symbolized_by = {}, {}, None
+        # of the last read: the next one likely has the same keys
+        self._layout, self._last_sites = None, None  # _last_sites: (raw drop keys, their sites)
 
     def forget(self):
         """After clear: the keys seen so far will not come back soon."""
         self._flows_by_key.clear()
         self._sites_by_key.clear()
+        self._layout, self._last_sites = None, None
 
     def snapshot(self, flows, slots, drops, inserted):
         """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
         stages = len(STAGES)
         width = stages + 1  # the counts, then the first-seen time
-        # {raw key: (counts, first seen)}: the table's entries, then the slots' added in
-        entries = dict(zip(flows.keys, zip(sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width,
-                                                         range(stages)),
-                                           earliest_over_cpus(flows.values, flows.cpus, width, stages))))
-        slots_held = 0
+        # the table's entries, then the held slots' (a flow's key may be in both)
+        keys = list(flows.keys)
+        counts = sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width, range(stages))
+        firsts = earliest_over_cpus(flows.values, flows.cpus, width, stages)
         slot_size = ctypes.sizeof(self._slot)
         family_at = self._slot.dp_key.offset + self._flow_key.dp_family.offset
         for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
@@ -183,15 +219,16 @@ class Decoder:
             raw_key = bytes(slot.dp_key)
             if self._flow(raw_key) is None:
                 continue
-            slots_held += 1
-            counts, first = tuple(slot.dp_counts.dp_packets), slot.dp_counts.dp_first_seen
-            was = entries.get(raw_key)
-            entries[raw_key] = (counts, first) if was is None else (
-                tuple(map(add, was[0], counts)), _earliest(was[1], first))
-        ordered, unattributed = _in_path_order(entries, self._flows_by_key, self._flow)  # slots skip unattributed keys
-        in_table = len(flows.keys) - unattributed
-        site = self._drop_sites()
-        drop_list = tuple(map(Drop._make, map(add, map(site, drops.keys),
+            keys.append(raw_key)
+            counts.append(tuple(slot.dp_counts.dp_packets))
+            firsts.append(slot.dp_counts.dp_first_seen)
+        slots_held = len(keys) - len(flows.keys)
+        layout = self._layout
+        if layout is None or not layout.holds(keys, firsts):
+            layout = self._layout = _Layout(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
+        ordered = layout.flows(counts)
+        in_table = len(flows.keys) - layout.unattributed
+        drop_list = tuple(map(Drop._make, map(add, self._drop_sites(drops.keys),
                                                   sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1))))
         ever = [n for (n,) in sum_over_cpus(inserted.values, len(inserted.keys), inserted.cpus, 1)]
         ever += [0] * (2 - len(ever))
@@ -217,12 +254,14 @@ class Decoder:
             self._flows_by_key[raw_key] = found
             return found
 
-    def _drop_sites(self):
-        """raw dp_drop_key -> (Flow, Hop, reason name, location); None, None where unattributed."""
+    def _drop_sites(self, raw_keys):
+        """[(Flow, Hop, reason name, location)] of raw dp_drop_keys; None, None where unattributed."""
         symbols = self._symbols.current()
         if symbols is not self._sites_symbolized_by:
             self._sites_by_key.clear()
-            self._sites_symbolized_by = symbols
+            self._sites_symbolized_by, self._last_sites = symbols, None
+        if self._last_sites is not None and self._last_sites[0] == raw_keys:  # the drops table's keys stayed
+            return self._last_sites[1]
 
         def site(raw_key):
             try:
@@ -233,4 +272,6 @@ class Decoder:
                     *(self._flow(bytes(key.dp_flow)) or (None, None)),
                     reasons.reason_name(self._reason_names, key.dp_reason), symbols.symbolize(key.dp_location))
                 return found
-        return site
+        sites = list(map(site, raw_keys))
+        self._last_sites = (raw_keys, sites)
+        return sites

@@ -7,6 +7,8 @@ import ipaddress
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from procfs_fuse.drop_packet.flows import Drop, Flow, Hop, TableUse
 from procfs_fuse.drop_packet.stages import STAGES
@@ -175,3 +177,71 @@ def test_a_key_is_decoded_once_until_the_kernel_symbols_change():
     symbols.symbolizer = Symbolizer("ffffffff81000008 T udp_queue_rcv_skb\n")  # a module came or went
     assert {d.location for d in decode.snapshot(*canned_tables()).drops} == {
         "udp_queue_rcv_skb+0x8", "udp_queue_rcv_skb+0xfc"}
+
+
+# (flow, hop) entries: in the table (per-CPU counts and first-seen times) and/or held slots of either CPU
+ENTRY = st.fixed_dictionaries({
+    "flow": st.sampled_from([UDP_FLOW, TCP_FLOW, Flow(17, ip("198.18.0.3"), 1, ip("198.18.0.4"), 2)]),
+    "hop": st.sampled_from([A_VETH, B_VETH, Hop(4026532500, 0)]),
+    "table": st.none() | st.tuples(*[st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5),
+                                                            "first": st.sampled_from([0, 3, 7])})] * CPUS),
+    "slots": st.tuples(*[st.none() | st.tuples(st.integers(0, 7), st.integers(1, 5), st.sampled_from([2, 3, 9]))] * CPUS)})
+
+
+def tables_of(entries):
+    """RawTables of entries (a (flow, hop) once) and, by a reference model, the flows they hold."""
+    keys, values, slots, expected = [], b"", [[slot_bytes(None, {})] * 8 for _ in range(CPUS)], {}
+    for entry in entries:
+        raw_key, parts = key_bytes(entry["flow"], entry["hop"]), []
+        if entry["table"]:
+            keys.append(raw_key)
+            values += per_cpu(*entry["table"])
+            parts += [(c["RECV_SKB"], c["first"]) for c in entry["table"]]
+        for cpu, (index, count, first) in enumerate(entry["slots"]):
+            if index is None:
+                continue
+            slots[cpu][index] = slot_bytes(entry["flow"], {"RECV_SKB": count}, entry["hop"], first)
+            parts.append((count, first))
+        if parts:
+            first = min([f for _n, f in parts if f], default=0)
+            expected.setdefault(entry["flow"], []).append((first, entry["hop"], sum(n for n, _f in parts)))
+    slot_values = b"".join(a + b for a, b in zip(*slots))
+    raw = (RawTable(keys, values, 100, CPUS), RawTable(list(range(8)), slot_values, 8, CPUS),
+           RawTable([], b"", 10, CPUS), RawTable([], b"", 2, CPUS))
+    return raw, {flow: [(hop, n) for _first, hop, n in sorted(seen)] for flow, seen in expected.items()}
+
+
+def unique_entries(entries):
+    """One entry per (flow, hop), and a slot index taken once per CPU; a slot (None, 0, 0): none."""
+    seen, taken, kept = set(), [set(), set()], []
+    for entry in entries:
+        if (entry["flow"], entry["hop"]) in seen:
+            continue
+        seen.add((entry["flow"], entry["hop"]))
+        entry = dict(entry, slots=[s if s and s[0] not in taken[cpu] else (None, 0, 0)
+                                   for cpu, s in enumerate(entry["slots"])])
+        for cpu, (index, _n, _f) in enumerate(entry["slots"]):
+            taken[cpu].add(index)
+        kept.append(entry)
+    return kept
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, max_size=8), st.lists(st.integers(0, 5), min_size=1, max_size=16), st.booleans())
+def test_a_reading_with_the_keys_of_the_last_decodes_as_a_fresh_one(entries, new_counts, move_first):
+    """The decoder reuses the last reading's layout while keys and first-seen
+    times stay: the counts of the next reading are its own, hop by hop in path
+    order (the order anew where first-seen times moved)."""
+    entries = unique_entries(entries)
+    before, _expected = tables_of(entries)
+    def then(n, cpu, c):  # new counts; new first-seen times where move_first (an entry evicted and made again)
+        new = new_counts[(2 * n + cpu) % len(new_counts)]
+        return dict(c, RECV_SKB=new, first=(0, 3, 7)[new % 3] if move_first else c["first"])
+    recounted = [dict(e, table=e["table"] and tuple(then(n, cpu, c) for cpu, c in enumerate(e["table"])))
+                 for n, e in enumerate(entries)]
+    after, expected = tables_of(recounted)
+    decode = decoder()
+    decode.snapshot(*before)
+    for snapshot in (decode.snapshot(*after), decoder().snapshot(*after)):
+        assert {flow: [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in hops]
+                for flow, hops in snapshot.flows.items()} == expected
