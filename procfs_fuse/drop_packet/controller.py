@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from itertools import chain
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 
 from . import commands as cmdlang
 from . import json_view, metrics
@@ -43,7 +43,7 @@ def _read_softnet():
         return f.read()
 
 
-_HOP = itemgetter(0)  # of a (Hop, counts)
+_HOP, _DROP_HOP = itemgetter(0), attrgetter("hop")  # of a (Hop, counts), of a Drop
 BUSY_WAIT = 0.05  # seconds a read waits for a running command before it answers from the last reading
 
 
@@ -83,13 +83,16 @@ class DropPacketEntry:
 
     def _reading(self, snapshot):
         hops = set(map(_HOP, chain.from_iterable(snapshot.flows.values())))  # in C: 20,000 (Hop, counts) a `cat`
-        hops.update(drop.hop for drop in snapshot.drops if drop.hop)
+        hops.update(map(_DROP_HOP, snapshot.drops))
+        hops.discard(None)  # of unattributed drops
         active = self._session is not None
-        names, moved, softnet = self._names.resolve(hops) if hops else {}, {}, {}
-        if active:  # what device counters show is the change since the measurement started
+        moved, softnet = {}, {}
+        if active:  # what device counters show is the change since the measurement started; names come along
             names, counters = self._names.survey(hops)
             moved = devices.changes(counters, self._device_start[0])
             softnet = devices.changes(devices.parse_softnet(self._softnet()), self._device_start[1])
+        else:
+            names = self._names.resolve(hops) if hops else {}
         return Reading(active, self._filters, self._max_flows, self._last_error, self._hooks,
                        snapshot, self._since, names, moved, softnet)
 

@@ -210,6 +210,11 @@ def flow_drops(drops):
     return by_flow
 
 
+def drops_by_flow(snapshot):
+    """flow_drops of the snapshot's drops (the decoder makes it in C, while the drops table's keys stay)."""
+    return flow_drops(snapshot.drops) if snapshot.drops_by_flow is None else snapshot.drops_by_flow
+
+
 def merged(per_hop):
     """{(reason, location): count} over a flow's hops."""
     if len(per_hop) == 1:  # most flows' drops: at one hop

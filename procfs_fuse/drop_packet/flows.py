@@ -105,6 +105,7 @@ class Snapshot:
     flows: dict = field(default_factory=dict)
     drops: tuple = ()                          # (Drop, ...)
     tables: tuple = ()                         # (TableUse, ...)
+    drops_by_flow: Optional[dict] = None       # diagnosis.flow_drops(drops), where the decoder made it
 
 
 @dataclass(frozen=True)

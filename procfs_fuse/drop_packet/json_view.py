@@ -6,7 +6,7 @@ import json
 
 from .commands import FILTERS
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
-from .diagnosis import (Shape, attached_stages, by_count, evicted_drops, flow_drops, flow_verdict, host_drops,
+from .diagnosis import (Shape, attached_stages, by_count, drops_by_flow, evicted_drops, flow_verdict, host_drops,
                         merged, shown_hops, unnamed)
 from .stages import DROPPED, TABLE
 
@@ -60,7 +60,7 @@ def document(reading):
     """The JSON document of a Reading, as Python values."""
     attached = attached_stages(reading.hooks)
     drops_traced = DROPPED in attached
-    by_flow = flow_drops(reading.snapshot.drops)
+    by_flow = drops_by_flow(reading.snapshot)
     everywhere = host_drops(reading.snapshot.drops)
     settings = {"activated": reading.active}
     settings.update({field: _value(getattr(reading.filters, field)) for field in FILTERS.values()})

@@ -1,13 +1,13 @@
 """What `cat` prints. Pure: a state in, text out (a FlowTexts passed in only
 saves formatting again). The layout is a contract with users' scripts: add
 lines, never rename or reorder the existing ones."""
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import add, ge, itemgetter
 
 from .commands import FILTERS, MAX_FLOWS
 from .devices import LINK_COUNTERS, SOFTNET_COUNTERS
-from .diagnosis import (Shape, attached_stages, by_count, cause_text, evicted_drops, flow_drops, flow_verdict, hop_text,
-                        host_drops, last_full_stage, merged, picker, shown_hops, unnamed, verdict)
+from .diagnosis import (Shape, attached_stages, by_count, cause_text, drops_by_flow, evicted_drops, flow_verdict,
+                        hop_text, host_drops, last_full_stage, merged, picker, shown_hops, unnamed, verdict)
 from .flows import PORTED_PROTOCOLS, PROTOCOL_NAMES
 from .stages import DROPPED, TABLE
 
@@ -111,9 +111,10 @@ class _PathFormat:
             return None
         if _may_hold_evicted(shown, drops_evicted):
             return None
-        return cls(shown, at, site, hop_line, names, drops_traced)
+        return cls(shown, at, site, hop_line, names, drops_traced, flat_counts(flow_hops))
 
-    def __init__(self, shown, at, site, hop_line, names, drops_traced):
+    def __init__(self, shown, at, site, hop_line, names, drops_traced, counts):
+        """counts: flat_counts of a flow of this format: which are nonzero is the format's."""
         body = "%s\n" + _hops_template([(hop, look, (site,) if hop == at else ()) for hop, _counts, look in shown],
                                        hop_line) + "\n    verdict: "
         width, drop_count = len(TABLE), len(TABLE) * len(shown)  # where a hop's counts start; the drop count
@@ -126,25 +127,40 @@ class _PathFormat:
         if site is None:
             self._variants = (body + verdict([], drops_traced).replace("%", "%%"),)
             return
-        self._first_path = picker(shown[0][2].path_ids)
         index = [n for n, (hop, _counts, _look) in enumerate(shown) if hop == at][0]
         look = shown[index][2]
+        # "sent": the most any path stage of the first hop saw; of the nonzero ones (zeros cannot be it)
+        self._sent_ids = [i for i in shown[0][2].path_ids if counts[i]]
+        # the verdict's "after": the last path stage of the drop's hop that saw the most (diagnosis.last_full_stage)
         self._at_path = picker([index * width + i for i in look.path_ids])
+        self._full_candidates = [(n, index * width + i) for n, i in enumerate(look.path_ids)
+                                 if counts[index * width + i]]
         # by the last stage there that saw them all: one text per stage, the last without "after"
         lost_in = "%%d of %%d lost in %s" % hop_text(names.get(at) or unnamed(at)).replace("%", "%%")
         cause = ": " + cause_text(site, 0).replace("%", "%%")
         self._variants = tuple(body + lost_in + ", after %s" % name + cause for name in look.path_names) + (
             body + lost_in + cause,)
 
-    def text(self, header, counts, drops_of_flow):
-        """A flow's text; counts: flat_counts of its hops as its Snapshot has them."""
+    def texts(self, headers, counts, drops):
+        """The texts of flows of this format (their headers, flat_counts and
+        drops by hop), each part in C: map over all of them at once."""
         if self._site is None:
-            return self._variants[0] % ((header,) + self._pick(counts))
-        dropped = drops_of_flow[self._at][self._site]
-        counts += (dropped,)
-        sent = max(self._first_path(counts), default=0)
-        variant = last_full_stage(self._at_path(counts))
-        return self._variants[variant] % ((header,) + self._pick(counts) + (dropped, max(sent, dropped)))
+            return list(map(self._variants[0].__mod__, map(add, zip(headers), map(self._pick, counts))))
+        dropped = list(map(itemgetter(self._site), map(itemgetter(self._at), drops)))
+        counts = list(map(add, counts, zip(dropped)))  # the drop count last, where _pick expects it
+        sent = (map(max, map(itemgetter(*self._sent_ids), counts)) if len(self._sent_ids) > 1 else
+                map(itemgetter(*self._sent_ids), counts) if self._sent_ids else repeat(0))
+        values = map(add, map(add, zip(headers), map(self._pick, counts)), zip(dropped, map(max, sent, dropped)))
+        candidates = self._full_candidates
+        if len(candidates) < 2:  # the same "after" for all: the one nonzero stage, or none (-1: no "after")
+            return list(map(self._variants[candidates[0][0] if candidates else -1].__mod__, values))
+        if len(candidates) == 2:  # the later one where it saw at least as many
+            (earlier, at_earlier), (later, at_later) = candidates
+            templates = map((self._variants[earlier], self._variants[later]).__getitem__,
+                            map(ge, map(itemgetter(at_later), counts), map(itemgetter(at_earlier), counts)))
+        else:
+            templates = map(self._variants.__getitem__, map(last_full_stage, map(self._at_path, counts)))
+        return list(map(str.__mod__, templates, values))
 
 
 _HOP, _COUNTS = itemgetter(0), itemgetter(1)
@@ -174,7 +190,7 @@ def render(reading, texts=None):
     attached = attached_stages(hooks)
     drops_traced = DROPPED in attached
 
-    drops_by_flow = flow_drops(snapshot.drops)
+    by_flow = drops_by_flow(snapshot)
 
     lines.append("tables:")
     lines += ["  %s: %d of %d, evicted %d%s" % (t.name, t.held, t.capacity, t.evicted, TABLE_NOTES.get(t.name, ""))
@@ -191,6 +207,7 @@ def render(reading, texts=None):
     no_drops = verdict([], drops_traced)
     drops_evicted = evicted_drops(snapshot)
     hop_lines, templates, formats = {}, {}, {}
+    batches = {}  # _PathFormat -> [(line index, key, state, header, counts, drops) of its flows]
 
     def verdict_of(shown, drops_of_flow):
         if drops_of_flow or _may_hold_evicted(shown, drops_evicted):
@@ -209,35 +226,47 @@ def render(reading, texts=None):
             line = hop_lines[hop] = "    hop: " + hop_text(names.get(hop) or unnamed(hop))
         return line
 
+    drops_of, kept_of, format_of = by_flow.get, last.get, formats.get  # 10,000 calls each
     for flow, hops in sorted(snapshot.flows.items(), key=_flow_order):
         key = flow.sort_key
-        drops_of_flow = drops_by_flow.get(key)
+        drops_of_flow = drops_of(key)
         state = (hops, drops_of_flow)
-        kept = last.get(key)
-        if kept and kept[0] == state:
-            text, header = kept[1], kept[2]
-        else:
-            header = kept[2] if kept else flow_header(flow)
-            kind = key[:2]  # protocol, IP version (Flow.sort_key)
-            counts = flat_counts(hops)
-            # each part made in C: 10,000 flows a `cat`
-            format_key = (kind, tuple(map(_HOP, hops)), bytes(map(bool, counts)),
-                          drops_of_flow and (tuple(drops_of_flow), tuple(map(tuple, drops_of_flow.values()))))
-            made = formats.get(format_key, formats)
-            if made is formats:
-                made = formats[format_key] = _PathFormat.of(hops, drops_of_flow, shape_of(flow, kind), hop_line,
-                                                            names, drops_traced, drops_evicted)
-            if made is not None:
-                text = made.text(header, counts, drops_of_flow)
-            else:
-                text = _flow_text(header, hops, drops_of_flow, hop_line, shape_of(flow, kind), verdict_of, templates)
+        kept = kept_of(key)
+        if kept is not None and kept[0] == state:
+            now[key] = kept
+            lines.append(kept[1])
+            continue
+        header = kept[2] if kept is not None else flow_header(flow)
+        kind = key[:2]  # protocol, IP version (Flow.sort_key)
+        counts = flat_counts(hops)
+        # each part made in C
+        format_key = (kind, tuple(map(_HOP, hops)), bytes(map(bool, counts)),
+                      drops_of_flow and (tuple(drops_of_flow), tuple(map(tuple, drops_of_flow.values()))))
+        made = format_of(format_key, formats)
+        if made is formats:
+            made = formats[format_key] = _PathFormat.of(hops, drops_of_flow, shape_of(flow, kind), hop_line,
+                                                        names, drops_traced, drops_evicted)
+        if made is not None:  # formatted below, with the other flows of its format
+            batch = batches.get(made)
+            if batch is None:
+                batch = batches[made] = []
+            batch.append((len(lines), key, state, header, counts, drops_of_flow))
+            lines.append(None)
+            continue
+        text = _flow_text(header, hops, drops_of_flow, hop_line, shape_of(flow, kind), verdict_of, templates)
         now[key] = (state, text, header)
         lines.append(text)
+    for made, batch in batches.items():
+        at_lines, keys, states, headers, counts, drops = zip(*batch)
+        made_texts = made.texts(headers, counts, drops)
+        for at_line, text in zip(at_lines, made_texts):
+            lines[at_line] = text
+        now.update(zip(keys, zip(states, made_texts, headers)))
     texts.attached, texts.names, texts.by_flow = attached, names, now
 
     everywhere = host_drops(snapshot.drops)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
-    lines.append("  unattributed: %d" % sum(merged(drops_by_flow.get(None, {})).values()))
+    lines.append("  unattributed: %d" % sum(merged(by_flow.get(None, {})).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(everywhere)]
     lines.append("devices:")
     lines += device_lines(reading)

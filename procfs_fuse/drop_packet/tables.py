@@ -5,6 +5,7 @@ import ctypes
 import errno
 import os
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from functools import reduce
 from operator import add, itemgetter
@@ -136,7 +137,8 @@ class _Layout:
         for index in range(table_entries, len(keys)):
             was = at_key.get(keys[index])
             at_key[keys[index]] = index if was is None else (was if type(was) is tuple else (was,)) + (index,)
-        by_flow, self.unattributed = {}, 0  # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
+        # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
+        by_flow, self.unattributed = {}, 0
         for raw_key, index in at_key.items():
             at = known.get(raw_key, _UNKNOWN)
             if at is _UNKNOWN:
@@ -181,6 +183,37 @@ class _Layout:
         return ordered
 
 
+class _DropLayout:
+    """Which drop entry is which flow's hop's drop site: diagnosis.flow_drops
+    of the entries' sites and counts, made in C for flows with one entry
+    (most: a flood of one datagram to each of 10,000 closed ports)."""
+
+    def __init__(self, sites):
+        """sites: (Flow or None, Hop or None, reason, location) of each entry."""
+        keys = [flow and flow.sort_key for flow, _hop, _reason, _location in sites]
+        entries, one_of_each = Counter(keys), {}  # one (reason, location) object for all its flows
+        self.keys, self.hops, self.wheres, self.indexes = [], [], [], []  # of flows with one entry
+        self.shared = []  # [(index, flow key, hop, where)] of the others
+        for index, (key, (_flow, hop, reason, location)) in enumerate(zip(keys, sites)):
+            where = one_of_each.setdefault((reason, location), (reason, location))
+            if entries[key] == 1:
+                self.keys.append(key)
+                self.hops.append(hop)
+                self.wheres.append(where)
+                self.indexes.append(index)
+            else:
+                self.shared.append((index, key, hop, where))
+
+    def by_flow(self, counts):
+        """{flow key: {Hop: {(reason, location): count}}} of each entry's count."""
+        sites = map(dict, zip(zip(self.wheres, map(counts.__getitem__, self.indexes))))
+        by_flow = dict(zip(self.keys, map(dict, zip(zip(self.hops, sites)))))
+        for index, key, hop, where in self.shared:
+            per_hop = by_flow.setdefault(key, {}).setdefault(hop, {})
+            per_hop[where] = counts[index]  # a drop key is one (flow, hop, reason, location)
+        return by_flow
+
+
 class Decoder:
     """RawTables -> Snapshot. Keeps one Flow per kernel key and one decoded
     drop site per drop key across reads (most of a big table is idle between
@@ -193,12 +226,14 @@ class Decoder:
         self._flow_key, self._drop_key, self._slot = flow_key, drop_key, slot
         self._reason_names, self._symbols = reason_names, symbols
         self._flows_by_key, self._sites_by_key, self._sites_symbolized_by = {}, {}, None
+        self._hops = {}  # {Hop: itself}
         # of the last read: the next one likely has the same keys
-        self._layout, self._last_sites = None, None  # _last_sites: (raw drop keys, their sites)
+        self._layout, self._last_sites = None, None  # _last_sites: (raw drop keys, their sites, _DropLayout)
 
     def forget(self):
         """After clear: the keys seen so far will not come back soon."""
         self._flows_by_key.clear()
+        self._hops.clear()
         self._sites_by_key.clear()
         self._layout, self._last_sites = None, None
 
@@ -228,8 +263,9 @@ class Decoder:
             layout = self._layout = _Layout(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
         ordered = layout.flows(counts)
         in_table = len(flows.keys) - layout.unattributed
-        drop_list = tuple(map(Drop._make, map(add, self._drop_sites(drops.keys),
-                                                  sum_over_cpus(drops.values, len(drops.keys), drops.cpus, 1))))
+        sites, drop_layout = self._drop_sites(drops.keys)
+        drop_counts = list(_over_cpus(memoryview(drops.values).cast("B").cast("Q"), drops.cpus, 1, 0, add))
+        drop_list = tuple(map(Drop._make, map(add, sites, zip(drop_counts))))
         ever = [n for (n,) in sum_over_cpus(inserted.values, len(inserted.keys), inserted.cpus, 1)]
         ever += [0] * (2 - len(ever))
         uses = (TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
@@ -237,9 +273,10 @@ class Decoder:
                 TableUse("slots", slots_held, slots.capacity * slots.cpus, 0))
         if len(self._flows_by_key) > 2 * (in_table + slots.capacity * slots.cpus) + 1024:
             self._flows_by_key.clear()  # keys of flows long evicted
+            self._hops.clear()
         if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
             self._sites_by_key.clear()
-        return Snapshot(ordered, drop_list, uses)
+        return Snapshot(ordered, drop_list, uses, drop_layout.by_flow(drop_counts))
 
     def _flow(self, raw_key):
         """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed). A flow's
@@ -248,20 +285,21 @@ class Decoder:
             return self._flows_by_key[raw_key]
         except KeyError:
             found = flow_from_key(self._flow_key.from_buffer_copy(raw_key))
-            if found is not None:
+            if found is not None:  # one object per flow and per hop: a few hops, 20,000 keys
                 flow_bytes = raw_key[:self._flow_key.dp_netns.offset]
-                found = (self._flows_by_key.setdefault(flow_bytes, found[0]), found[1])
+                found = (self._flows_by_key.setdefault(flow_bytes, found[0]), self._hops.setdefault(found[1], found[1]))
             self._flows_by_key[raw_key] = found
             return found
 
     def _drop_sites(self, raw_keys):
-        """[(Flow, Hop, reason name, location)] of raw dp_drop_keys; None, None where unattributed."""
+        """([(Flow, Hop, reason name, location)] of raw dp_drop_keys (None, None
+        where unattributed), their _DropLayout)."""
         symbols = self._symbols.current()
         if symbols is not self._sites_symbolized_by:
             self._sites_by_key.clear()
             self._sites_symbolized_by, self._last_sites = symbols, None
         if self._last_sites is not None and self._last_sites[0] == raw_keys:  # the drops table's keys stayed
-            return self._last_sites[1]
+            return self._last_sites[1:]
 
         def site(raw_key):
             try:
@@ -273,5 +311,5 @@ class Decoder:
                     reasons.reason_name(self._reason_names, key.dp_reason), symbols.symbolize(key.dp_location))
                 return found
         sites = list(map(site, raw_keys))
-        self._last_sites = (raw_keys, sites)
-        return sites
+        self._last_sites = (raw_keys, sites, _DropLayout(sites))
+        return self._last_sites[1:]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from procfs_fuse.drop_packet.diagnosis import flow_drops
 from procfs_fuse.drop_packet.flows import Drop, Flow, Hop, TableUse
 from procfs_fuse.drop_packet.stages import STAGES
 from procfs_fuse.drop_packet.tables import Decoder, RawTable, read_raw, sum_over_cpus
@@ -185,7 +186,8 @@ ENTRY = st.fixed_dictionaries({
     "hop": st.sampled_from([A_VETH, B_VETH, Hop(4026532500, 0)]),
     "table": st.none() | st.tuples(*[st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5),
                                                             "first": st.sampled_from([0, 3, 7])})] * CPUS),
-    "slots": st.tuples(*[st.none() | st.tuples(st.integers(0, 7), st.integers(1, 5), st.sampled_from([2, 3, 9]))] * CPUS)})
+    "slots": st.tuples(*[st.none() | st.tuples(st.integers(0, 7), st.integers(1, 5), st.sampled_from([2, 3, 9]))]
+                       * CPUS)})
 
 
 def tables_of(entries):
@@ -245,3 +247,32 @@ def test_a_reading_with_the_keys_of_the_last_decodes_as_a_fresh_one(entries, new
     for snapshot in (decode.snapshot(*after), decoder().snapshot(*after)):
         assert {flow: [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in hops]
                 for flow, hops in snapshot.flows.items()} == expected
+
+
+DROP_ENTRY = st.tuples(st.sampled_from([UDP_FLOW, TCP_FLOW, None]), st.sampled_from([A_VETH, B_VETH]),
+                       st.sampled_from([2, 99]), st.sampled_from([0xffffffff81000010, 0xffffffff81000104]),
+                       st.integers(0, 3), st.integers(0, 3))
+# a drop entry: flow (None: unattributed), hop, reason, location, the CPUs' counts
+
+
+def drops_table(entries):
+    keys, values = [], b""
+    for flow, hop, reason, location, *cpus in entries:
+        key = DropKey(dp_flow=FlowKey.from_buffer_copy(key_bytes(flow, hop)) if flow else FlowKey(),
+                      dp_location=location, dp_reason=reason)
+        if bytes(key) not in keys:
+            keys.append(bytes(key))
+            values += struct.pack("<2Q", *cpus)
+    return RawTable(keys, values, 10, CPUS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(DROP_ENTRY, max_size=8), st.integers(0, 5))
+def test_the_drops_by_flow_the_decoder_makes_are_flow_drops_of_its_drops(entries, more):
+    """Made in C for flows with one drop entry (and kept while the keys stay): the same as diagnosis.flow_drops."""
+    empty = RawTable([], b"", 10, CPUS)
+    decode = decoder()
+    for again in (entries, [(*entry[:4], entry[4] + more, entry[5]) for entry in entries]):  # the same keys, recounted
+        snapshot = decode.snapshot(empty, RawTable(list(range(8)), b"", 8, CPUS), drops_table(again),
+                                   RawTable([], b"", 2, CPUS))
+        assert snapshot.drops_by_flow == flow_drops(snapshot.drops)
