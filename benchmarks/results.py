@@ -39,16 +39,8 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
     for name in rates:
         print("  %-20s TCP %.3f-%.3f, UDP %.3f-%.3f" % (name, *interval(name, "floor", "tcp"),
                                                        *interval(name, "floor", "udp")))
-    medians = {name: tuple(statistics.median(column) for column in zip(*taken)) for name, taken in run_times.items()}
-    floor_ns = medians["floor"][0]
-    packet_ns = 1e9 / median["floor"]["udp"]
-    print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, in turns; it counts "
-          "its own clock reads):" % args.run_time_rounds)
-    for name, (ns, per_packet) in medians.items():
-        print("  %-20s %5.1f ns x %.2f events per packet%s" % (
-            name, ns, per_packet, "" if name == "floor" else
-            ": %+.1f ns per packet over the floor, %.1f%% of a packet's time at the floor's rate"
-            % ((ns - floor_ns) * per_packet, 100 * (ns - floor_ns) * per_packet / packet_ns)))
+    if args.run_time_rounds:  # --run-time-rounds 0: none measured
+        print_run_times(args, run_times, 1e9 / median["floor"]["udp"])
     # paired, the same round's windows: what the memo saves (without it - with), what the hop costs (with - without)
     for without, what, sign in (("active, no memo", "the memo (dp_memos) saves", 1), ("active, no hop", "the hop costs", -1)):
         if "active" in run_times and without in run_times:
@@ -88,3 +80,16 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
     ]
     for goal, verdict in goals:
         print("goal %-34s %s" % (goal, verdict))
+
+
+def print_run_times(args, run_times, packet_ns):
+    """The BPF run time per event of each configuration, against the floor's."""
+    medians = {name: tuple(statistics.median(column) for column in zip(*taken)) for name, taken in run_times.items()}
+    floor_ns = medians["floor"][0]
+    print("BPF run time per event (kernel.bpf_stats_enabled; medians of %d UDP windows each, in turns; it counts "
+          "its own clock reads):" % args.run_time_rounds)
+    for name, (ns, per_packet) in medians.items():
+        print("  %-20s %5.1f ns x %.2f events per packet%s" % (
+            name, ns, per_packet, "" if name == "floor" else
+            ": %+.1f ns per packet over the floor, %.1f%% of a packet's time at the floor's rate"
+            % ((ns - floor_ns) * per_packet, 100 * (ns - floor_ns) * per_packet / packet_ns)))
