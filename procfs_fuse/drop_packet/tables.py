@@ -122,16 +122,20 @@ _FIRST_SEEN_THEN_HOP = itemgetter(0, 1)  # of (first seen, Hop, index)
 
 class _Layout:
     """Which entries make which flow's hops, in path order: for raw keys and
-    first-seen times, a plan that turns their counts into {Flow: ((Hop, counts), ...)}.
-    Made in Python once; while the keys and first-seen times stay (a table
-    whose flows keep counting: a `cat` of 10,000 flows), applied in C."""
+    first-seen times, a plan that turns the entries' values into {Flow:
+    ((Hop, counts), ...)}. Made in Python once; while the keys and first-seen
+    times stay (a table whose flows keep counting: a `cat` of 10,000 flows),
+    applied in C. It puts the table's entries in the flows' order before
+    summing them, so the objects a read makes for one flow lie next to the
+    previous flow's, as the views walk them: a table's entries come in hash
+    order, and a `cat` that walks memory in that order took a third longer."""
 
     def __init__(self, keys, firsts, table_entries, known, flow_of):
         """keys, firsts: of the table's entries, then of the held slots'
         (table_entries of them are the table's); flow_of(raw key) -> (Flow, Hop)
         or None; known: what it found so far, {raw key: that} (a lookup in C,
         not a call, 20,000 times)."""
-        self.keys, self.firsts = keys, firsts
+        self.keys, self.firsts, self._table_entries = keys, firsts, table_entries
         # raw key -> its entry's index, or a tuple of them (a key in the table and slots)
         at_key = dict(zip(keys[:table_entries], range(table_entries)))
         for index in range(table_entries, len(keys)):
@@ -152,35 +156,63 @@ class _Layout:
                 by_flow[id(at[0])] = [at[0], (first, at[1], index)]
             else:
                 group.append((first, at[1], index))
-        # flows whose hops are one entry each, by hop count: [flows, hops of each hop, indexes of each]
-        self.plain, self.merged = {}, []  # merged: [(Flow, ((Hop, index or indexes), ...))]
-        for flow, *seen in by_flow.values():
+        # Flows whose hops are each one entry of the table, by hop count: [flows, the hops of each hop]
+        # in the flows' order, their entries in a row (flow after flow, hop after hop) from the
+        # group's first; the others, a few: [(Flow, ((Hop, index or indexes), ...))].
+        self.plain, self.others, entries = {}, [], {}  # entries: {hop count: a plain group's entries in a row}
+        for flow, *seen in sorted(by_flow.values(), key=_group_order):
             seen.sort(key=_FIRST_SEEN_THEN_HOP)  # two CPUs may tie on the time; no flow has a hop twice
-            if all(type(index) is int for _first, _hop, index in seen):
+            if all(type(index) is int and index < table_entries for _first, _hop, index in seen):
                 columns = self.plain.get(len(seen))
                 if columns is None:
-                    columns = self.plain[len(seen)] = [[], *([] for _ in seen), *([] for _ in seen)]
+                    columns = self.plain[len(seen)] = [[], *([] for _ in seen)]
+                    entries[len(seen)] = []
                 columns[0].append(flow)
                 for n, (_first, hop, index) in enumerate(seen):
                     columns[1 + n].append(hop)
-                    columns[1 + len(seen) + n].append(index)
+                    entries[len(seen)].append(index)
             else:
-                self.merged.append((flow, tuple((hop, index) for _first, hop, index in seen)))
+                self.others.append((flow, tuple((hop, index) for _first, hop, index in seen)))
+        # the table's entries to sum: the plain groups', group after group; then the others' (see flows)
+        self.table_order = [index for hop_count in self.plain for index in entries[hop_count]]
+        in_order = set(self.table_order)
+        self.table_order += [index for index in range(table_entries) if index not in in_order and
+                             known.get(keys[index]) is not None]
+        self._position = {index: n for n, index in enumerate(self.table_order)}
 
     def holds(self, keys, firsts):
         return keys == self.keys and firsts == self.firsts
 
+    def counts(self, table, width, stages, slot_counts):
+        """The counts of the table's entries (its RawTable; width 64-bit words
+        an entry's value, the first `stages` of them counts) in table_order, then slot_counts."""
+        entry_size = table.cpus * width * 8
+        view = memoryview(table.values)
+        in_order = b"".join([view[i * entry_size:(i + 1) * entry_size] for i in self.table_order])
+        return sum_over_cpus(in_order, len(self.table_order), table.cpus, width, range(stages)) + slot_counts
+
     def flows(self, counts):
-        """{Flow: ((Hop, counts), ...)} of the entries' counts (a list in the keys' order)."""
-        ordered = {}
-        pick = counts.__getitem__
-        for hop_count, (flows, *columns) in self.plain.items():
-            hops, indexes = columns[:hop_count], columns[hop_count:]
-            ordered.update(zip(flows, zip(*map(zip, hops, (map(pick, column) for column in indexes)))))
-        for flow, hops in self.merged:
-            ordered[flow] = tuple((hop, pick(index) if type(index) is int else
-                                   tuple(map(sum, zip(*map(pick, index))))) for hop, index in hops)
+        """{Flow: ((Hop, counts), ...)} of counts (as self.counts gives them)."""
+        ordered, start = {}, 0
+        for hop_count, (flows, *hops) in self.plain.items():
+            end = start + hop_count * len(flows)
+            per_hop = [counts[start + n:end:hop_count] for n in range(hop_count)]
+            ordered.update(zip(flows, zip(*map(zip, hops, per_hop))))
+            start = end
+
+        def at(index):  # a table entry where table_order put it; slots after the table's
+            if index < self._table_entries:
+                return counts[self._position[index]]
+            return counts[len(self.table_order) + index - self._table_entries]
+        for flow, hops in self.others:
+            ordered[flow] = tuple((hop, at(index) if type(index) is int else
+                                   tuple(map(sum, zip(*map(at, index))))) for hop, index in hops)
         return ordered
+
+
+def _group_order(group):
+    """A [Flow, its hops...] group's place: its flow's."""
+    return group[0].sort_key
 
 
 class _DropLayout:
@@ -194,7 +226,10 @@ class _DropLayout:
         entries, one_of_each = Counter(keys), {}  # one (reason, location) object for all its flows
         self.keys, self.hops, self.wheres, self.indexes = [], [], [], []  # of flows with one entry
         self.shared = []  # [(index, flow key, hop, where)] of the others
-        for index, (key, (_flow, hop, reason, location)) in enumerate(zip(keys, sites)):
+        # in the flows' order (as _Layout, and for the same reason); unattributed (key None) after
+        in_order = sorted(range(len(keys)), key=lambda index: (keys[index] is None, keys[index] or b""))
+        for index in in_order:
+            key, (_flow, hop, reason, location) = keys[index], sites[index]
             where = one_of_each.setdefault((reason, location), (reason, location))
             if entries[key] == 1:
                 self.keys.append(key)
@@ -242,8 +277,7 @@ class Decoder:
         stages = len(STAGES)
         width = stages + 1  # the counts, then the first-seen time
         # the table's entries, then the held slots' (a flow's key may be in both)
-        keys = list(flows.keys)
-        counts = sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width, range(stages))
+        keys, slot_counts = list(flows.keys), []
         firsts = earliest_over_cpus(flows.values, flows.cpus, width, stages)
         slot_size = ctypes.sizeof(self._slot)
         family_at = self._slot.dp_key.offset + self._flow_key.dp_family.offset
@@ -255,13 +289,13 @@ class Decoder:
             if self._flow(raw_key) is None:
                 continue
             keys.append(raw_key)
-            counts.append(tuple(slot.dp_counts.dp_packets))
+            slot_counts.append(tuple(slot.dp_counts.dp_packets))
             firsts.append(slot.dp_counts.dp_first_seen)
         slots_held = len(keys) - len(flows.keys)
         layout = self._layout
         if layout is None or not layout.holds(keys, firsts):
             layout = self._layout = _Layout(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
-        ordered = layout.flows(counts)
+        ordered = layout.flows(layout.counts(flows, width, stages, slot_counts))
         in_table = len(flows.keys) - layout.unattributed
         sites, drop_layout = self._drop_sites(drops.keys)
         drop_counts = list(_over_cpus(memoryview(drops.values).cast("B").cast("Q"), drops.cpus, 1, 0, add))
