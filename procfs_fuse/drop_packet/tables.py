@@ -8,7 +8,7 @@ import socket
 from collections import Counter
 from dataclasses import dataclass
 from functools import reduce
-from operator import add, itemgetter
+from operator import add
 
 from . import reasons
 from .flows import Drop, Flow, Hop, Snapshot, TableUse, address_from_key
@@ -117,7 +117,6 @@ def flow_from_key(key):
 
 
 _UNKNOWN = object()
-_FIRST_SEEN_THEN_HOP = itemgetter(0, 1)  # of (first seen, Hop, index)
 
 
 class _Layout:
@@ -142,7 +141,7 @@ class _Layout:
             was = at_key.get(keys[index])
             at_key[keys[index]] = index if was is None else (was if type(was) is tuple else (was,)) + (index,)
         # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
-        by_flow, self.unattributed = {}, 0
+        by_flow, in_slots, self.unattributed = {}, set(), 0  # in_slots: ids of flows with a hop in a slot
         for raw_key, index in at_key.items():
             at = known.get(raw_key, _UNKNOWN)
             if at is _UNKNOWN:
@@ -150,7 +149,11 @@ class _Layout:
             if at is None:
                 self.unattributed += 1  # a table entry: slots skip unattributed keys
                 continue
-            first = firsts[index] if type(index) is int else reduce(_earliest, map(firsts.__getitem__, index))
+            if type(index) is int and index < table_entries:
+                first = firsts[index]
+            else:
+                first = firsts[index] if type(index) is int else reduce(_earliest, map(firsts.__getitem__, index))
+                in_slots.add(id(at[0]))
             group = by_flow.get(id(at[0]))
             if group is None:
                 by_flow[id(at[0])] = [at[0], (first, at[1], index)]
@@ -161,8 +164,8 @@ class _Layout:
         # group's first; the others, a few: [(Flow, ((Hop, index or indexes), ...))].
         self.plain, self.others, entries = {}, [], {}  # entries: {hop count: a plain group's entries in a row}
         for flow, *seen in sorted(by_flow.values(), key=_group_order):
-            seen.sort(key=_FIRST_SEEN_THEN_HOP)  # two CPUs may tie on the time; no flow has a hop twice
-            if all(type(index) is int and index < table_entries for _first, _hop, index in seen):
+            seen.sort()  # by first seen, then hop (two CPUs may tie on the time); no flow has a hop twice
+            if id(flow) not in in_slots:
                 columns = self.plain.get(len(seen))
                 if columns is None:
                     columns = self.plain[len(seen)] = [[], *([] for _ in seen)]
@@ -175,10 +178,13 @@ class _Layout:
                 self.others.append((flow, tuple((hop, index) for _first, hop, index in seen)))
         # the table's entries to sum: the plain groups', group after group; then the others' (see flows)
         self.table_order = [index for hop_count in self.plain for index in entries[hop_count]]
-        in_order = set(self.table_order)
-        self.table_order += [index for index in range(table_entries) if index not in in_order and
-                             known.get(keys[index]) is not None]
-        self._position = {index: n for n, index in enumerate(self.table_order)}
+        self._position = {}  # of the others' table entries in table_order
+        for _flow, hops in self.others:
+            for _hop, index in hops:
+                for one in (index,) if type(index) is int else index:
+                    if one < table_entries:
+                        self._position[one] = len(self.table_order)
+                        self.table_order.append(one)
 
     def holds(self, keys, firsts):
         return keys == self.keys and firsts == self.firsts
