@@ -117,6 +117,7 @@ def flow_from_key(key):
 
 
 _UNKNOWN = object()
+_MOST_OTHERS = 256  # flows a moved layout keeps out of its groups (and more, up to a quarter of its flows)
 
 
 class _Layout:
@@ -134,37 +135,17 @@ class _Layout:
         (table_entries of them are the table's); flow_of(raw key) -> (Flow, Hop)
         or None; known: what it found so far, {raw key: that} (a lookup in C,
         not a call, 20,000 times)."""
-        self.keys, self.firsts, self._table_entries = keys, firsts, table_entries
         # raw key -> its entry's index, or a tuple of them (a key in the table and slots)
         at_key = dict(zip(keys[:table_entries], range(table_entries)))
         for index in range(table_entries, len(keys)):
             was = at_key.get(keys[index])
             at_key[keys[index]] = index if was is None else (was if type(was) is tuple else (was,)) + (index,)
-        # by id(Flow): the decoder keeps one Flow per flow, and a Flow hashes in Python
-        by_flow, in_slots, self.unattributed = {}, set(), 0  # in_slots: ids of flows with a hop in a slot
-        for raw_key, index in at_key.items():
-            at = known.get(raw_key, _UNKNOWN)
-            if at is _UNKNOWN:
-                at = flow_of(raw_key)
-            if at is None:
-                self.unattributed += 1  # a table entry: slots skip unattributed keys
-                continue
-            if type(index) is int and index < table_entries:
-                first = firsts[index]
-            else:
-                first = firsts[index] if type(index) is int else reduce(_earliest, map(firsts.__getitem__, index))
-                in_slots.add(id(at[0]))
-            group = by_flow.get(id(at[0]))
-            if group is None:
-                by_flow[id(at[0])] = [at[0], (first, at[1], index)]
-            else:
-                group.append((first, at[1], index))
+        by_flow, in_slots = _grouped(at_key.items(), firsts, table_entries, known, flow_of)
         # Flows whose hops are each one entry of the table, by hop count: [flows, the hops of each hop]
         # in the flows' order, their entries in a row (flow after flow, hop after hop) from the
         # group's first; the others, a few: [(Flow, ((Hop, index or indexes), ...))].
-        self.plain, self.others, entries = {}, [], {}  # entries: {hop count: a plain group's entries in a row}
+        self.plain, others, entries = {}, [], {}  # entries: {hop count: a plain group's entries in a row}
         for flow, *seen in sorted(by_flow.values(), key=_group_order):
-            seen.sort()  # by first seen, then hop (two CPUs may tie on the time); no flow has a hop twice
             if id(flow) not in in_slots:
                 columns = self.plain.get(len(seen))
                 if columns is None:
@@ -175,19 +156,62 @@ class _Layout:
                     columns[1 + n].append(hop)
                     entries[len(seen)].append(index)
             else:
-                self.others.append((flow, tuple((hop, index) for _first, hop, index in seen)))
+                others.append((flow, tuple((hop, index) for _first, hop, index in seen)))
         # the table's entries to sum: the plain groups', group after group; then the others' (see flows)
-        self.table_order = [index for hop_count in self.plain for index in entries[hop_count]]
-        self._position = {}  # of the others' table entries in table_order
-        for _flow, hops in self.others:
+        self._set(keys, firsts, table_entries, [index for hop_count in self.plain for index in entries[hop_count]],
+                  others)
+        self._flow_ids = {id(flow) for flow, *_seen in by_flow.values()}
+
+    def _set(self, keys, firsts, table_entries, plain_order, others):
+        """The layout of keys and firsts: the plain groups' entries in plain_order, then the others'."""
+        self.keys, self.firsts, self._table_entries, self.others = keys, firsts, table_entries, others
+        self.table_order, self._position = list(plain_order), {}  # _position: of the others' table entries
+        self._plain_entries = len(plain_order)
+        for _flow, hops in others:
             for _hop, index in hops:
                 for one in (index,) if type(index) is int else index:
                     if one < table_entries:
                         self._position[one] = len(self.table_order)
                         self.table_order.append(one)
+        self.unattributed = table_entries - len(self.table_order)  # every other entry is one hop of one flow
 
     def holds(self, keys, firsts):
         return keys == self.keys and firsts == self.firsts
+
+    def moved(self, keys, firsts, table_entries, known, flow_of):
+        """This layout for a reading whose table holds the same keys (any order,
+        the same first-seen times) and maybe keys of flows new to it, the slots
+        as they were: a busy host's next `cat`. None where it takes a new layout."""
+        slots_were = self.keys[self._table_entries:]
+        if keys[table_entries:] != slots_were or firsts[table_entries:] != self.firsts[self._table_entries:]:
+            return None
+        index_of = dict(zip(keys[:table_entries], range(table_entries)))
+        try:
+            was = list(map(index_of.__getitem__, map(self.keys.__getitem__, self.table_order)))
+        except KeyError:  # a flow's entry is gone (evicted)
+            return None
+        if list(map(firsts.__getitem__, was)) != list(map(self.firsts.__getitem__, self.table_order)):
+            return None  # an entry made anew: its hop may have moved in its flow's path
+
+        def now(index):  # an index of the last reading's -> this one's
+            if index < self._table_entries:
+                return index_of[self.keys[index]]
+            return table_entries + index - self._table_entries
+        others = [(flow, tuple((hop, now(index) if type(index) is int else tuple(map(now, index)))
+                               for hop, index in hops)) for flow, hops in self.others]
+        new_keys = set(index_of).difference(map(self.keys.__getitem__, self.table_order))
+        by_flow, _in_slots = _grouped([(key, index_of[key]) for key in new_keys], firsts, table_entries, known,
+                                      flow_of)
+        if not self._flow_ids.isdisjoint(by_flow):  # a flow of this layout at a new hop
+            return None
+        if len(self.others) + len(by_flow) > max(_MOST_OTHERS, len(self._flow_ids) // 4):
+            return None  # the others take Python a flow: a new layout puts them in groups
+        others += [(flow, tuple((hop, index) for _first, hop, index in seen))
+                   for flow, *seen in sorted(by_flow.values(), key=_group_order)]
+        moved = object.__new__(_Layout)
+        moved.plain, moved._flow_ids = self.plain, self._flow_ids | set(by_flow)
+        moved._set(keys, firsts, table_entries, was[:self._plain_entries], others)
+        return moved
 
     def counts(self, table, width, stages, slot_counts):
         """The counts of the table's entries (its RawTable; width 64-bit words
@@ -214,6 +238,33 @@ class _Layout:
             ordered[flow] = tuple((hop, at(index) if type(index) is int else
                                    tuple(map(sum, zip(*map(at, index))))) for hop, index in hops)
         return ordered
+
+
+def _grouped(entries, firsts, table_entries, known, flow_of):
+    """{id(Flow): [Flow, (first seen, Hop, index or indexes), ...]} of (raw key,
+    index or indexes) entries, each flow's hops in path order, and the ids of
+    the flows with a hop in a slot. By id: the decoder keeps one Flow per flow,
+    and a Flow hashes in Python."""
+    by_flow, in_slots = {}, set()
+    for raw_key, index in entries:
+        at = known.get(raw_key, _UNKNOWN)
+        if at is _UNKNOWN:
+            at = flow_of(raw_key)
+        if at is None:  # unattributed
+            continue
+        if type(index) is int and index < table_entries:
+            first = firsts[index]
+        else:
+            first = firsts[index] if type(index) is int else reduce(_earliest, map(firsts.__getitem__, index))
+            in_slots.add(id(at[0]))
+        group = by_flow.get(id(at[0]))
+        if group is None:
+            by_flow[id(at[0])] = [at[0], (first, at[1], index)]
+        else:
+            group.append((first, at[1], index))
+    for group in by_flow.values():
+        group[1:] = sorted(group[1:])  # by first seen, then hop (two CPUs may tie on the time); no hop twice
+    return by_flow, in_slots
 
 
 def _group_order(group):
@@ -300,7 +351,8 @@ class Decoder:
         slots_held = len(keys) - len(flows.keys)
         layout = self._layout
         if layout is None or not layout.holds(keys, firsts):
-            layout = self._layout = _Layout(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
+            layout = layout and layout.moved(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
+            layout = self._layout = layout or _Layout(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
         ordered = layout.flows(layout.counts(flows, width, stages, slot_counts))
         in_table = len(flows.keys) - layout.unattributed
         sites, drop_layout = self._drop_sites(drops.keys)
@@ -314,6 +366,7 @@ class Decoder:
         if len(self._flows_by_key) > 2 * (in_table + slots.capacity * slots.cpus) + 1024:
             self._flows_by_key.clear()  # keys of flows long evicted
             self._hops.clear()
+            self._layout = None  # it knows flows by their objects, as _flows_by_key made them
         if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
             self._sites_by_key.clear()
         return Snapshot(ordered, drop_list, uses, drop_layout.by_flow(drop_counts))

@@ -228,12 +228,24 @@ def unique_entries(entries):
     return kept
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(ENTRY, max_size=8), st.lists(st.integers(0, 5), min_size=1, max_size=16), st.booleans())
-def test_a_reading_with_the_keys_of_the_last_decodes_as_a_fresh_one(entries, new_counts, move_first):
+NEW_FLOWS = [Flow(17, ip("198.18.0.5"), 5, ip("198.18.0.6"), 6), Flow(6, ip("198.18.0.7"), 7, ip("198.18.0.8"), 8)]
+# an entry of the next reading: mostly of a flow new to the last (a busy host's next `cat`), some not
+ADDED = st.fixed_dictionaries({
+    "flow": st.sampled_from(NEW_FLOWS + [UDP_FLOW]), "hop": st.sampled_from([A_VETH, B_VETH]),
+    "table": st.tuples(*[st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5), "first": st.sampled_from([0, 4])})]
+                       * CPUS),
+    "slots": st.just((None, None))})
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ENTRY, max_size=8), st.lists(st.integers(0, 5), min_size=1, max_size=16), st.booleans(),
+       st.lists(ADDED, max_size=3), st.randoms(use_true_random=False), st.integers(0, 2))
+def test_a_reading_after_another_decodes_as_a_fresh_one(entries, new_counts, move_first, added, shuffle, gone):
     """The decoder reuses the last reading's layout while keys and first-seen
-    times stay: the counts of the next reading are its own, hop by hop in path
-    order (the order anew where first-seen times moved)."""
+    times stay, and moves it where the table's entries came in another order
+    or flows were added: the counts of the next reading are its own, hop by hop
+    in path order (the order anew where first-seen times moved); a flow gone,
+    or one at a new hop, takes a new layout."""
     entries = unique_entries(entries)
     before, _expected = tables_of(entries)
     def then(n, cpu, c):  # new counts; new first-seen times where move_first (an entry evicted and made again)
@@ -241,12 +253,28 @@ def test_a_reading_with_the_keys_of_the_last_decodes_as_a_fresh_one(entries, new
         return dict(c, RECV_SKB=new, first=(0, 3, 7)[new % 3] if move_first else c["first"])
     recounted = [dict(e, table=e["table"] and tuple(then(n, cpu, c) for cpu, c in enumerate(e["table"])))
                  for n, e in enumerate(entries)]
+    recounted = unique_entries(recounted[gone:] + added)
+    shuffle.shuffle(recounted)  # the table's entries in another order
     after, expected = tables_of(recounted)
     decode = decoder()
     decode.snapshot(*before)
     for snapshot in (decode.snapshot(*after), decoder().snapshot(*after)):
         assert {flow: [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in hops]
                 for flow, hops in snapshot.flows.items()} == expected
+
+
+def test_a_reading_with_a_new_flow_moves_the_last_layout():
+    flows, slots, drops, inserted = canned_tables()
+    decode = decoder()
+    decode.snapshot(flows, slots, drops, inserted)
+    first = decode._layout
+    new_key = key_bytes(NEW_FLOWS[0], B_VETH)
+    more = RawTable([new_key] + flows.keys, per_cpu({"RECV_SKB": 4, "first": 200}, {}) + flows.values,
+                    flows.capacity, CPUS)
+    snapshot = decode.snapshot(more, slots, drops, inserted)
+    assert decode._layout is not first and decode._layout.plain is first.plain  # moved, not made anew
+    assert [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in snapshot.flows[NEW_FLOWS[0]]] == [(B_VETH, 4)]
+    assert snapshot.flows == decoder().snapshot(more, slots, drops, inserted).flows
 
 
 DROP_ENTRY = st.tuples(st.sampled_from([UDP_FLOW, TCP_FLOW, None]), st.sampled_from([A_VETH, B_VETH]),
