@@ -12,7 +12,7 @@ PORTED_PROTOCOLS = (6, 17)
 @dataclass(frozen=True)
 class Flow:
     # slots: a `cat` reads sort_key of 10,000 Flows made over time, scattered in
-    # memory: one object each to reach, not two (measured: see tables._Layout)
+    # memory: one object each to reach, not two (measured: see layouts.Layout)
     __slots__ = ("protocol", "saddr", "sport", "daddr", "dport", "sort_key", "_hash")
     protocol: int
     saddr: object  # ipaddress.IPv4Address | IPv6Address
