@@ -29,18 +29,62 @@ def flow_header(flow):
     return "protocol: %s, Source IP: %s, Dest IP: %s" % (name, saddr, daddr)
 
 
-def _flow_order(item):
-    return item[0].sort_key
-
-
 class FlowTexts:
-    """Each flow's text from the last render, for the next one: a flow whose
-    hops, counts and drops have not changed since is not formatted again (most
-    flows of a big table are idle between two reads); all are when the hooks
-    or the hops' names changed."""
+    """The last render's flows, for the next one: how it walked them (a
+    _Plan, kept while the snapshot's structure stays) and each flow's state
+    and text, in the plan's order. A flow whose hops, counts and drops have
+    not changed since is not formatted again (most flows of a big table are
+    idle between two reads); all are when the hooks or the hops' names changed."""
 
     def __init__(self):
-        self.attached, self.names, self.by_flow = None, None, {}  # by_flow: {Flow.sort_key: (state, text, header)}
+        self.plan, self.states, self.texts = None, [], []
+
+    def kept(self, plan):
+        """(states, texts) of the last render for plan's flows (None: new to it)."""
+        last = self.plan
+        if last is plan:
+            return self.states, self.texts
+        if last is None or last.made_for != plan.made_for:  # other hooks, names or drops evicted: all anew
+            return [None] * len(plan.keys), [None] * len(plan.keys)
+        kept = list(map(dict(zip(last.keys, zip(self.states, self.texts))).get, plan.keys, repeat(_NOT_KEPT)))
+        return list(map(_STATE, kept)), list(map(_TEXT, kept))
+
+
+class _Plan:
+    """How a render walks a snapshot's flows: their order, headers, and
+    groups of flows with the same kind, hops and drop sites (what a format
+    needs but which counts are nonzero). Made once per structure (see
+    Snapshot.structure): while the decoder's layouts stay, a `cat` of 10,000
+    flows runs no Python step per flow but for the flows it formats anew."""
+
+    def __init__(self, snapshot, made_for, by_flow, last):
+        """made_for: (attached stages, names, drops evicted), what the texts
+        depend on besides the flows; last: the last render's plan or None."""
+        self.structure, self.made_for = snapshot.structure, made_for
+        flows = list(snapshot.flows)
+        keys = list(map(_SORT_KEY, flows))
+        self.order = sorted(range(len(keys)), key=keys.__getitem__)
+        self.keys = list(map(keys.__getitem__, self.order))
+        self.flows = list(map(flows.__getitem__, self.order))
+        headers = dict(zip(last.keys, last.headers)) if last is not None else {}
+        self.headers = list(map(headers.get, self.keys))
+        for at in compress(count(), map(is_, self.headers, repeat(None))):  # flows new to the last render
+            self.headers[at] = flow_header(self.flows[at])
+        paths = list(map(list(snapshot.flows.values()).__getitem__, self.order))
+        drops = list(map(by_flow.get, self.keys, repeat(_NO_DROPS)))
+        groups = {}  # (kind, hops, drop sites) -> [flow index]
+        for at, group_key in enumerate(zip(map(_KIND, self.keys), map(tuple, map(map, repeat(_HOP), paths)),
+                                           map(tuple, drops),
+                                           map(tuple, map(map, repeat(tuple), map(dict.values, drops))))):
+            group = groups.get(group_key)
+            if group is None:
+                group = groups[group_key] = []
+            group.append(at)
+        self.groups = list(groups.items())
+        self.formats = {}  # (group key, nonzero counts) -> _PathFormat, or None: _flow_text
+
+    def holds(self, snapshot, made_for):
+        return snapshot.structure is not None and snapshot.structure is self.structure and made_for == self.made_for
 
 
 def _hops_template(path, hop_line):
@@ -164,11 +208,20 @@ class _PathFormat:
 
 
 _HOP, _COUNTS = itemgetter(0), itemgetter(1)  # of a (Hop, counts)
-_FLOW, _PATH = itemgetter(0), itemgetter(1)  # of a (Flow, its hops)
-_STATE, _TEXT, _HEADER = itemgetter(0), itemgetter(1), itemgetter(2)  # of a FlowTexts.by_flow value
+_FIRST_HOP, _SECOND_HOP = itemgetter(0), itemgetter(1)  # of a flow's hops
+_STATE, _TEXT = itemgetter(0), itemgetter(1)  # of a (state, text)
 _SORT_KEY, _KIND = attrgetter("sort_key"), itemgetter(slice(0, 2))  # kind: (protocol, IP version) of a sort key
-_NOT_KEPT, _NO_DROPS = (None, None, None), {}
+_NOT_KEPT, _NO_DROPS = (None, None), {}
 _POSITIONS = range(1 << 62)  # compress(_POSITIONS, counts): where counts are nonzero
+
+
+def _flat_counts_of(paths, hop_count):
+    """flat_counts of each of paths, flows of hop_count hops each: in C."""
+    if hop_count == 1:
+        return list(map(_COUNTS, map(_FIRST_HOP, paths)))
+    if hop_count == 2:
+        return list(map(add, map(_COUNTS, map(_FIRST_HOP, paths)), map(_COUNTS, map(_SECOND_HOP, paths))))
+    return list(map(flat_counts, paths))
 
 
 def flat_counts(hops):
@@ -206,7 +259,6 @@ def render(reading, texts=None):
     if texts is None:
         texts = FlowTexts()
     names = reading.names
-    last = texts.by_flow if texts.attached == attached and texts.names == names else {}
     shapes = {}  # kind (protocol, IP version) -> Shape
     no_drops = verdict([], drops_traced)
     drops_evicted = evicted_drops(snapshot)
@@ -229,50 +281,50 @@ def render(reading, texts=None):
             line = hop_lines[hop] = "    hop: " + hop_text(names.get(hop) or unnamed(hop))
         return line
 
-    # Every step over all flows at once, in C (a `cat` of 10,000 flows); Python
-    # runs a step per flow only to group the changed ones by format.
-    items = sorted(snapshot.flows.items(), key=_flow_order)
-    flows, paths = list(map(_FLOW, items)), list(map(_PATH, items))
-    keys = list(map(_SORT_KEY, flows))
-    drops = list(map(by_flow.get, keys, repeat(_NO_DROPS)))
+    made_for = (attached, names, drops_evicted)
+    plan = texts.plan
+    if plan is None or not plan.holds(snapshot, made_for):
+        plan = _Plan(snapshot, made_for, by_flow, plan)
+    last_states, flow_texts = texts.kept(plan)
+    flow_texts = list(flow_texts)
+    # Every step over all flows at once, in C (a `cat` of 10,000 flows)
+    paths = list(map(list(snapshot.flows.values()).__getitem__, plan.order))
+    drops = list(map(by_flow.get, plan.keys, repeat(_NO_DROPS)))
     states = list(zip(paths, drops))
-    kept = list(map(last.get, keys, repeat(_NOT_KEPT)))
-    flow_texts, headers = list(map(_TEXT, kept)), list(map(_HEADER, kept))
-    for at in compress(count(), map(is_, headers, repeat(None))):  # flows new to the last render
-        headers[at] = flow_header(flows[at])
-    changed = list(compress(count(), map(ne, map(_STATE, kept), states)))
-    changed_paths, changed_drops = list(map(paths.__getitem__, changed)), list(map(drops.__getitem__, changed))
-    counts = list(map(flat_counts, changed_paths))
-    groups = {}  # format key -> [index in changed]
-    for n, format_key in enumerate(zip(map(_KIND, map(keys.__getitem__, changed)),
-                                       map(tuple, map(map, repeat(_HOP), changed_paths)),
-                                       map(tuple, map(compress, repeat(_POSITIONS), counts)),  # which are nonzero
-                                       map(tuple, changed_drops),
-                                       map(tuple, map(map, repeat(tuple), map(dict.values, changed_drops))))):
-        group = groups.get(format_key)
-        if group is None:
-            group = groups[format_key] = []
-        group.append(n)
-    made_texts = [None] * len(changed)
-    for (kind, *_rest), group in groups.items():
-        first = group[0]
-        shape = shape_of(flows[changed[first]], kind)
-        made = _PathFormat.of(changed_paths[first], changed_drops[first], shape, hop_line, names, drops_traced,
-                              drops_evicted)
-        if made is None:
-            for n in group:
-                made_texts[n] = _flow_text(headers[changed[n]], changed_paths[n], changed_drops[n], hop_line, shape,
-                                           verdict_of, templates)
+    changed = list(map(ne, last_states, states))
+    headers = plan.headers
+    for group_key, members in plan.groups:
+        todo = list(compress(members, map(changed.__getitem__, members)))
+        if not todo:
             continue
-        group_texts = made.texts(list(map(headers.__getitem__, map(changed.__getitem__, group))),
-                                 list(map(counts.__getitem__, group)), list(map(changed_drops.__getitem__, group)))
-        for n, text in zip(group, group_texts):
-            made_texts[n] = text
-    for at, text in zip(changed, made_texts):
-        flow_texts[at] = text
+        group_paths = list(map(paths.__getitem__, todo))
+        counts = _flat_counts_of(group_paths, len(group_key[1]))
+        nonzero = list(map(tuple, map(compress, repeat(_POSITIONS), counts)))
+        if nonzero.count(nonzero[0]) == len(nonzero):  # most groups: all flows alike
+            formats = [(nonzero[0], range(len(todo)))]
+        else:
+            by_nonzero = {}
+            for n, which in enumerate(nonzero):
+                by_nonzero.setdefault(which, []).append(n)
+            formats = by_nonzero.items()
+        kind = group_key[0]
+        for which, picked in formats:
+            made = plan.formats.get((group_key, which), plan)
+            if made is plan:
+                made = plan.formats[group_key, which] = _PathFormat.of(
+                    group_paths[picked[0]], drops[todo[picked[0]]], shape_of(plan.flows[todo[0]], kind), hop_line,
+                    names, drops_traced, drops_evicted)
+            ats = list(map(todo.__getitem__, picked))
+            if made is None:
+                made_texts = [_flow_text(headers[at], paths[at], drops[at], hop_line, shape_of(plan.flows[at], kind),
+                                         verdict_of, templates) for at in ats]
+            else:
+                made_texts = made.texts(list(map(headers.__getitem__, ats)), list(map(counts.__getitem__, picked)),
+                                        list(map(drops.__getitem__, ats)))
+            for at, text in zip(ats, made_texts):
+                flow_texts[at] = text
     lines += flow_texts
-    texts.attached, texts.names = attached, names
-    texts.by_flow = dict(zip(keys, zip(states, flow_texts, headers)))
+    texts.plan, texts.states, texts.texts = plan, states, flow_texts
 
     everywhere = host_drops(snapshot.drops)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))

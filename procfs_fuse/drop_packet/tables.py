@@ -125,6 +125,7 @@ class Decoder:
         self._hops = {}  # {Hop: itself}
         # of the last read: the next one likely has the same keys
         self._layout, self._last_sites = None, None  # _last_sites: (raw drop keys, their sites, DropLayout)
+        self._structure = (None, None)  # Snapshot.structure: the layouts of the last read
 
     def forget(self):
         """After clear: the keys seen so far will not come back soon."""
@@ -175,7 +176,9 @@ class Decoder:
             self._layout = None  # it knows flows by their objects, as _flows_by_key made them
         if len(self._sites_by_key) > 2 * len(drop_list) + 1024:
             self._sites_by_key.clear()
-        return Snapshot(ordered, drop_list, uses, drop_layout.by_flow(drop_counts))
+        if self._structure[0] is not layout or self._structure[1] is not drop_layout:
+            self._structure = (layout, drop_layout)
+        return Snapshot(ordered, drop_list, uses, drop_layout.by_flow(drop_counts), self._structure)
 
     def _flow(self, raw_key):
         """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed). A flow's

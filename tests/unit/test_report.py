@@ -265,3 +265,25 @@ def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evict
     finally:
         report._PathFormat.of = original
     assert shared == flow_by_flow
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), min_size=1, max_size=6,
+                unique_by=lambda f: f[0]), st.data())
+def test_reads_of_one_structure_render_through_the_kept_plan_as_a_fresh_render_does(flows, data):
+    """Snapshots with one Snapshot.structure (the same flows, hops and drop
+    sites; the counts moving on, some to zero or from it) rendered through
+    one FlowTexts, which keeps its plan and the texts of flows that did not
+    change: byte for byte what a render of each alone makes."""
+    structure, texts = object(), FlowTexts()
+    for step in range(4):
+        if step:  # some flows move on: new counts at every hop, new drop counts
+            flows = [(port, [(hop, data.draw(st.lists(small, min_size=len(STAGES), max_size=len(STAGES))))
+                             for hop, _c in path], [(hop, site, data.draw(st.integers(1, 3))) for hop, site, _n in drops])
+                     if data.draw(st.booleans()) else (port, path, drops) for port, path, drops in flows]
+        snapshot = Snapshot({Flow(17, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
+                             for port, path, _drops in flows},
+                            tuple(Drop(Flow(17, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
+                                  for hop, site, n in drops), (), structure=structure)
+        hooks = hooks_without_kprobes(cgroup_skb=step != 3)  # the last step: other hooks, same structure
+        assert render(reading(snapshot, hooks), texts) == render(reading(snapshot, hooks))

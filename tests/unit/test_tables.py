@@ -277,6 +277,22 @@ def test_a_reading_with_a_new_flow_moves_the_last_layout():
     assert snapshot.flows == decoder().snapshot(more, slots, drops, inserted).flows
 
 
+
+def test_a_snapshot_keeps_its_structure_while_the_flows_and_drop_sites_stay():
+    flows, slots, drops, inserted = canned_tables()
+    decode = decoder()
+    first = decode.snapshot(flows, slots, drops, inserted).structure
+    recounted = RawTable(flows.keys, per_cpu({"RECV_SKB": 7}, {"RECV_SKB": 1, "first": 120}) + flows.values[
+        len(per_cpu({}, {})):], flows.capacity, CPUS)  # the counts moved on, the first-seen times stayed
+    assert first is not None and decode.snapshot(recounted, slots, drops, inserted).structure is first
+    more = RawTable([key_bytes(NEW_FLOWS[0], B_VETH)] + flows.keys,
+                    per_cpu({"RECV_SKB": 4, "first": 200}, {}) + flows.values, flows.capacity, CPUS)
+    moved = decode.snapshot(more, slots, drops, inserted).structure
+    assert moved is not first
+    one_drop = RawTable(drops.keys[:1], drops.values[:16], drops.capacity, CPUS)
+    assert decode.snapshot(more, slots, one_drop, inserted).structure is not moved
+
+
 DROP_ENTRY = st.tuples(st.sampled_from([UDP_FLOW, TCP_FLOW, None]), st.sampled_from([A_VETH, B_VETH]),
                        st.sampled_from([2, 99]), st.sampled_from([0xffffffff81000010, 0xffffffff81000104]),
                        st.integers(0, 3), st.integers(0, 3))
