@@ -225,11 +225,13 @@ def merged(per_hop):
     return total
 
 
-def host_drops(drops):
+def host_drops(snapshot):
     """Host-wide, like dropwatch's summary: every flow's drops and what could
-    not be parsed, {(reason, location): count}."""
+    not be parsed, {(reason, location): count} (the decoder makes it in C)."""
+    if snapshot.drops_by_site is not None:
+        return snapshot.drops_by_site
     everywhere = defaultdict(int)
-    for drop in drops:
+    for drop in snapshot.drops:
         everywhere[(drop.reason, drop.location)] += drop.count
     return everywhere
 

@@ -109,6 +109,7 @@ class Snapshot:
     drops: tuple = ()                          # (Drop, ...)
     tables: tuple = ()                         # (TableUse, ...)
     drops_by_flow: Optional[dict] = None       # diagnosis.flow_drops(drops), where the decoder made it
+    drops_by_site: Optional[dict] = None       # diagnosis.host_drops' sums, where the decoder made them
     # The same object (is) in two snapshots whose flows are the same, in the same order, each with
     # the same Hop objects in the same order, and whose drops are at the same sites: the decoder's
     # layouts, kept while the tables' keys stay (a render keeps its plan while it stays); None: not known

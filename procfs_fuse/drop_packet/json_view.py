@@ -61,7 +61,7 @@ def document(reading):
     attached = attached_stages(reading.hooks)
     drops_traced = DROPPED in attached
     by_flow = drops_by_flow(reading.snapshot)
-    everywhere = host_drops(reading.snapshot.drops)
+    everywhere = host_drops(reading.snapshot)
     settings = {"activated": reading.active}
     settings.update({field: _value(getattr(reading.filters, field)) for field in FILTERS.values()})
     settings.update(max_flows=reading.max_flows, last_error=reading.last_error)

@@ -25,9 +25,11 @@ class Layout:
     previous flow's, as the views walk them: a table's entries come in hash
     order, and a `cat` that walks memory in that order took a third longer."""
 
-    def __init__(self, keys, firsts, table_entries, known, flow_of):
+    def __init__(self, keys, firsts, firsts_read, table_entries, known, flow_of):
         """keys, firsts: of the table's entries, then of the held slots'
-        (table_entries of them are the table's); flow_of(raw key) -> (Flow, Hop)
+        (table_entries of them are the table's); firsts_read: what holds()
+        compares besides the keys (every CPU's first-seen times as read:
+        cheaper to compare than to merge); flow_of(raw key) -> (Flow, Hop)
         or None; known: what it found so far, {raw key: that} (a lookup in C,
         not a call, 20,000 times)."""
         # raw key -> its entry's index, or a tuple of them (a key in the table and slots)
@@ -53,13 +55,13 @@ class Layout:
             else:
                 others.append((flow, tuple((hop, index) for _first, hop, index in seen)))
         # the table's entries to sum: the plain groups', group after group; then the others' (see flows)
-        self._set(keys, firsts, table_entries, [index for hop_count in self.plain for index in entries[hop_count]],
-                  others)
+        self._set(keys, firsts, firsts_read, table_entries,
+                  [index for hop_count in self.plain for index in entries[hop_count]], others)
         self._flow_ids = {id(flow) for flow, *_seen in by_flow.values()}
 
-    def _set(self, keys, firsts, table_entries, plain_order, others):
+    def _set(self, keys, firsts, firsts_read, table_entries, plain_order, others):
         """The layout of keys and firsts: the plain groups' entries in plain_order, then the others'."""
-        self.keys, self.firsts, self._table_entries, self.others = keys, firsts, table_entries, others
+        self.keys, self.firsts, self.firsts_read, self._table_entries, self.others = keys, firsts, firsts_read, table_entries, others
         self.table_order, self._position = list(plain_order), {}  # _position: of the others' table entries
         self._plain_entries = len(plain_order)
         for _flow, hops in others:
@@ -70,10 +72,10 @@ class Layout:
                         self.table_order.append(one)
         self.unattributed = table_entries - len(self.table_order)  # every other entry is one hop of one flow
 
-    def holds(self, keys, firsts):
-        return keys == self.keys and firsts == self.firsts
+    def holds(self, keys, firsts_read):
+        return firsts_read == self.firsts_read and keys == self.keys
 
-    def moved(self, keys, firsts, table_entries, known, flow_of):
+    def moved(self, keys, firsts, firsts_read, table_entries, known, flow_of):
         """This layout for a reading whose table holds the same keys (any order,
         the same first-seen times) and maybe keys of flows new to it, the slots
         as they were: a busy host's next `cat`. None where it takes a new layout."""
@@ -105,7 +107,7 @@ class Layout:
                    for flow, *seen in sorted(by_flow.values(), key=_group_order)]
         moved = object.__new__(Layout)
         moved.plain, moved._flow_ids = self.plain, self._flow_ids | set(by_flow)
-        moved._set(keys, firsts, table_entries, was[:self._plain_entries], others)
+        moved._set(keys, firsts, firsts_read, table_entries, was[:self._plain_entries], others)
         return moved
 
     def in_order(self, values, entry_size):
@@ -167,7 +169,8 @@ def _group_order(group):
 class DropLayout:
     """Which drop entry is which flow's hop's drop site: diagnosis.flow_drops
     of the entries' sites and counts, made in C for flows with one entry
-    (most: a flood of one datagram to each of 10,000 closed ports)."""
+    (most: a flood of one datagram to each of 10,000 closed ports); and
+    which entries are at which site (diagnosis.host_drops)."""
 
     def __init__(self, sites):
         """sites: (Flow or None, Hop or None, reason, location) of each entry."""
@@ -175,11 +178,13 @@ class DropLayout:
         entries, one_of_each = Counter(keys), {}  # one (reason, location) object for all its flows
         self.keys, self.hops, self.wheres, self.indexes = [], [], [], []  # of flows with one entry
         self.shared = []  # [(index, flow key, hop, where)] of the others
+        self._at_site = {}  # (reason, location) -> the indexes of its entries, every flow's and unattributed
         # in the flows' order (as Layout, and for the same reason); unattributed (key None) after
         in_order = sorted(range(len(keys)), key=lambda index: (keys[index] is None, keys[index] or b""))
         for index in in_order:
             key, (_flow, hop, reason, location) = keys[index], sites[index]
             where = one_of_each.setdefault((reason, location), (reason, location))
+            self._at_site.setdefault(where, []).append(index)
             if entries[key] == 1:
                 self.keys.append(key)
                 self.hops.append(hop)
@@ -196,3 +201,7 @@ class DropLayout:
             per_hop = by_flow.setdefault(key, {}).setdefault(hop, {})
             per_hop[where] = counts[index]  # a drop key is one (flow, hop, reason, location)
         return by_flow
+
+    def by_site(self, counts):
+        """{(reason, location): count} of each entry's count: diagnosis.host_drops, in C."""
+        return {where: sum(map(counts.__getitem__, indexes)) for where, indexes in self._at_site.items()}

@@ -326,7 +326,7 @@ def render(reading, texts=None):
     lines += flow_texts
     texts.plan, texts.states, texts.texts = plan, states, flow_texts
 
-    everywhere = host_drops(snapshot.drops)
+    everywhere = host_drops(snapshot)
     lines.append("drops: %s" % (sum(everywhere.values()) if drops_traced or hooks is None else "-"))
     lines.append("  unattributed: %d" % sum(merged(by_flow.get(None, {})).values()))
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(everywhere)]

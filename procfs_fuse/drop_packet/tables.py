@@ -5,8 +5,10 @@ import ctypes
 import errno
 import os
 import socket
+import struct
 from dataclasses import dataclass
-from operator import add
+from itertools import repeat
+from operator import add, itemgetter
 
 from . import reasons
 from .flows import Drop, Flow, Hop, Snapshot, TableUse, address_from_key
@@ -15,6 +17,7 @@ from .stages import STAGES
 
 RAW_BATCH = 4096  # entries per BPF_MAP_LOOKUP_BATCH call
 
+_FIRST = itemgetter(0)  # the one field of a struct.iter_unpack tuple
 TABLE_NAMES = ("flows", "slots", "drops", "inserted")  # dp_NAME; inserted: see enum dp_table
 
 
@@ -56,8 +59,7 @@ def read_raw(table, lib=None):
             entries = list(table.items())  # kernels without batch operations
             return RawTable([bytes(k) for k, _ in entries], b"".join(bytes(v) for _, v in entries),
                             table.max_entries, cpus)
-        batch_keys = ctypes.string_at(keys, key_size * got.value)
-        key_list += [batch_keys[i:i + key_size] for i in range(0, len(batch_keys), key_size)]
+        key_list += map(_FIRST, struct.iter_unpack("%ds" % key_size, ctypes.string_at(keys, key_size * got.value)))
         value_parts.append(ctypes.string_at(values, value_size * got.value))
         in_batch.value = out_batch.value
         if failed or not got.value:  # ENOENT: that batch was the last
@@ -139,8 +141,7 @@ class Decoder:
         stages = len(STAGES)
         width = stages + 1  # the counts, then the first-seen time
         # the table's entries, then the held slots' (a flow's key may be in both)
-        keys, slot_counts = list(flows.keys), []
-        firsts = earliest_over_cpus(flows.values, flows.cpus, width, stages)
+        keys, slot_counts, slot_firsts = list(flows.keys), [], []
         slot_size = ctypes.sizeof(self._slot)
         family_at = self._slot.dp_key.offset + self._flow_key.dp_family.offset
         for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
@@ -152,19 +153,23 @@ class Decoder:
                 continue
             keys.append(raw_key)
             slot_counts.append(tuple(slot.dp_counts.dp_packets))
-            firsts.append(slot.dp_counts.dp_first_seen)
+            slot_firsts.append(slot.dp_counts.dp_first_seen)
         slots_held = len(keys) - len(flows.keys)
+        # every CPU's first-seen times as read: the same as the last read's, the entries are the same
+        firsts_read = (memoryview(flows.values).cast("B").cast("Q")[stages::width].tobytes(), slot_firsts)
         layout = self._layout
-        if layout is None or not layout.holds(keys, firsts):
-            layout = layout and layout.moved(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
-            layout = self._layout = layout or Layout(keys, firsts, len(flows.keys), self._flows_by_key, self._flow)
+        if layout is None or not layout.holds(keys, firsts_read):
+            firsts = earliest_over_cpus(flows.values, flows.cpus, width, stages) + slot_firsts
+            layout = layout and layout.moved(keys, firsts, firsts_read, len(flows.keys), self._flows_by_key, self._flow)
+            layout = self._layout = layout or Layout(keys, firsts, firsts_read, len(flows.keys), self._flows_by_key,
+                                                     self._flow)
         counts = sum_over_cpus(layout.in_order(flows.values, flows.cpus * width * 8), len(layout.table_order),
                                flows.cpus, width, range(stages))
         ordered = layout.flows(counts + slot_counts)
         in_table = len(flows.keys) - layout.unattributed
         sites, drop_layout = self._drop_sites(drops.keys)
         drop_counts = list(_over_cpus(memoryview(drops.values).cast("B").cast("Q"), drops.cpus, 1, 0, add))
-        drop_list = tuple(map(Drop._make, map(add, sites, zip(drop_counts))))
+        drop_list = tuple(map(tuple.__new__, repeat(Drop), map(add, sites, zip(drop_counts))))  # Drop._make, in C
         ever = [n for (n,) in sum_over_cpus(inserted.values, len(inserted.keys), inserted.cpus, 1)]
         ever += [0] * (2 - len(ever))
         uses = (TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
@@ -178,7 +183,8 @@ class Decoder:
             self._sites_by_key.clear()
         if self._structure[0] is not layout or self._structure[1] is not drop_layout:
             self._structure = (layout, drop_layout)
-        return Snapshot(ordered, drop_list, uses, drop_layout.by_flow(drop_counts), self._structure)
+        return Snapshot(ordered, drop_list, uses, drop_layout.by_flow(drop_counts), drop_layout.by_site(drop_counts),
+                        self._structure)
 
     def _flow(self, raw_key):
         """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed). A flow's

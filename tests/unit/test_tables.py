@@ -2,6 +2,7 @@
 per-CPU sums, and a Snapshot decoded from canned bytes alone: slots and the
 flow table merged, drops decoded, table use and evictions."""
 import ctypes
+import dataclasses
 import errno
 import ipaddress
 import struct
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.diagnosis import flow_drops
+from procfs_fuse.drop_packet.diagnosis import flow_drops, host_drops
 from procfs_fuse.drop_packet.flows import Drop, Flow, Hop, TableUse
 from procfs_fuse.drop_packet.stages import STAGES
 from procfs_fuse.drop_packet.tables import Decoder, RawTable, read_raw, sum_over_cpus
@@ -312,11 +313,13 @@ def drops_table(entries):
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(DROP_ENTRY, max_size=8), st.integers(0, 5))
-def test_the_drops_by_flow_the_decoder_makes_are_flow_drops_of_its_drops(entries, more):
-    """Made in C for flows with one drop entry (and kept while the keys stay): the same as diagnosis.flow_drops."""
+def test_the_drops_by_flow_and_by_site_the_decoder_makes_are_those_of_its_drops(entries, more):
+    """Made in C for flows with one drop entry (and kept while the keys stay): the same as diagnosis.flow_drops;
+    the sums by site the same as host_drops makes of the drops."""
     empty = RawTable([], b"", 10, CPUS)
     decode = decoder()
     for again in (entries, [(*entry[:4], entry[4] + more, entry[5]) for entry in entries]):  # the same keys, recounted
         snapshot = decode.snapshot(empty, RawTable(list(range(8)), b"", 8, CPUS), drops_table(again),
                                    RawTable([], b"", 2, CPUS))
         assert snapshot.drops_by_flow == flow_drops(snapshot.drops)
+        assert snapshot.drops_by_site == host_drops(dataclasses.replace(snapshot, drops_by_site=None))
