@@ -24,18 +24,35 @@ from .report import FlowTexts, render
 log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def _no_cycle_collection():
-    """A read and render of 10,000 flows makes some 20,000 containers and no
-    reference cycle: the cycle collector running in between (it does, every
-    few hundred allocations) is wasted time, a quarter of such a `cat`."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+class _ReadsFrozen:
+    """A read and render of 10,000 flows makes some 200,000 containers and no
+    reference cycle. The cycle collector would walk them all: while they are
+    made (every few hundred allocations: a quarter of such a `cat`), and once
+    more at the first collection after it, which came in the FUSE open that
+    asked for the view: 19-48 ms a `cat` (measured with gc.callbacks). So it
+    is off during a read, and what the read leaves alive is then frozen
+    (gc.freeze: collections skip it; its objects are freed by their counts as
+    before). Every SWEEP_EVERY-th read, everything is unfrozen and collected
+    once, so that a cycle some other code left behind is not kept forever."""
+    SWEEP_EVERY = 64
+
+    def __init__(self):
+        self._reads = 0
+
+    @contextlib.contextmanager
+    def off(self):
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            self._reads += 1
+            if self._reads % self.SWEEP_EVERY == 0:
+                gc.unfreeze()
+                gc.collect()
+            gc.freeze()
+            if was_enabled:
+                gc.enable()
 
 
 def _read_softnet():
@@ -66,6 +83,8 @@ class DropPacketEntry:
         self._kept = Snapshot()  # counters kept readable after deactivate
         self._texts = FlowTexts()  # of the last text render: idle flows are not formatted again
         self._since = None  # when the counts started (see Reading.since)
+        self._last_hops = (None, set())  # (Snapshot.structure, its hops)
+        self._collection = _ReadsFrozen()
         self._last_reading = self._reading(Snapshot())
 
     def view(self, name="text") -> bytes:
@@ -75,16 +94,24 @@ class DropPacketEntry:
         if not self._lock.acquire(timeout=BUSY_WAIT):
             return self._render(name, self._last_reading, texts=None)
         try:
-            with _no_cycle_collection():
+            with self._collection.off():
                 reading = self._last_reading = self._reading(self._session.read() if self._session else self._kept)
                 return self._render(name, reading, self._texts)
         finally:
             self._lock.release()
 
+    def _hops(self, snapshot):
+        """The hops of a snapshot's flows and drops; the last ones while its structure stays."""
+        structure, hops = self._last_hops
+        if structure is None or snapshot.structure is not structure:
+            hops = set(map(_HOP, chain.from_iterable(snapshot.flows.values())))  # in C: 20,000 (Hop, counts) a `cat`
+            hops.update(map(_DROP_HOP, snapshot.drops))
+            hops.discard(None)  # of unattributed drops
+            self._last_hops = (snapshot.structure, hops)
+        return hops
+
     def _reading(self, snapshot):
-        hops = set(map(_HOP, chain.from_iterable(snapshot.flows.values())))  # in C: 20,000 (Hop, counts) a `cat`
-        hops.update(map(_DROP_HOP, snapshot.drops))
-        hops.discard(None)  # of unattributed drops
+        hops = self._hops(snapshot)
         active = self._session is not None
         moved, softnet = {}, {}
         if active:  # what device counters show is the change since the measurement started; names come along

@@ -1,7 +1,9 @@
 """The entry's state machine, with a fake session."""
 import errno
+import gc
 import os
 import time
+import weakref
 
 import pytest
 
@@ -183,3 +185,26 @@ def test_devices_show_what_moved_since_the_counts_started():
     assert report(entry).endswith("devices:\n  netns host, dev lo: tx_dropped 500\n  cpu 0: dropped 7\n")
     entry.command(b"clear")  # a new measurement: from here
     assert report(entry).endswith("devices:\n  (no change since the counts started)\n")
+
+
+def test_a_view_leaves_the_cycle_collector_nothing_to_walk_and_every_64th_collects_old_cycles(entry):
+    """What a read leaves alive is frozen (a collection after a big `cat`
+    walked all of it: 19-48 ms); every SWEEP_EVERY-th read collects once, so
+    a cycle left by other code is not kept forever."""
+    class Cycle:
+        pass
+    entry.command(b"activate\n")
+    gc.collect()  # from 0: no collection comes before the view
+    try:
+        cycle = Cycle()
+        cycle.me = cycle
+        gone = weakref.ref(cycle)
+        del cycle
+        entry.view()
+        assert gc.get_count()[0] < 10 and gc.get_freeze_count() > 0
+        assert gone() is not None  # frozen with the rest
+        for _ in range(entry._collection.SWEEP_EVERY):
+            entry.view()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
