@@ -110,6 +110,19 @@ def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():
             assert line.split()[2].endswith("_total"), line
 
 
+
+def test_prometheus_sums_hops_that_carry_the_same_labels():
+    """Two devices gone from one namespace are both dev="-": one series, their sum."""
+    gone_too = Hop(13, 5)
+    names = {**NAMES, gone_too: HopName("net:[13]", None)}
+    flows = {UDP: ((GONE, counts(ETH_RECV=3, DROPPED=1)),), ICMP: ((gone_too, counts(ETH_RECV=4, DROPPED=2)),)}
+    drops = (Drop(UDP, GONE, "NO_SOCKET", "f+0x1", 1), Drop(ICMP, gone_too, "NO_SOCKET", "f+0x1", 2))
+    got = prometheus_samples(metrics.render(Reading(True, Filters(), 100, None, hooks_without_kprobes(),
+                                                    Snapshot(flows, drops, ()), names=names)).decode())
+    assert got['drop_packet_packets_total{stage="ETH_RECV",netns="net:[13]",dev="-"}'] == 7
+    assert got['drop_packet_drops_total{reason="NO_SOCKET",location="f+0x1",netns="net:[13]",dev="-"}'] == 3
+    assert got["drop_packet_unattributed_drops_total"] == 0
+
 def test_prometheus_labels_are_escaped():
     odd = Reading(True, Filters(), 100, None, hooks_without_kprobes(),
                   Snapshot({}, (Drop(None, None, 'A"B\\C', "f\n+0x1", 1),), ()))
