@@ -61,7 +61,8 @@ class Layout:
 
     def _set(self, keys, firsts, firsts_read, table_entries, plain_order, others):
         """The layout of keys and firsts: the plain groups' entries in plain_order, then the others'."""
-        self.keys, self.firsts, self.firsts_read, self._table_entries, self.others = keys, firsts, firsts_read, table_entries, others
+        self.keys, self.firsts, self.firsts_read = keys, firsts, firsts_read
+        self._table_entries, self.others = table_entries, others
         self.table_order, self._position = list(plain_order), {}  # _position: of the others' table entries
         self._slices = None  # (entry size, each table_order entry's bytes as a slice)
         self._plain_entries = len(plain_order)

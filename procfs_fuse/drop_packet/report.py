@@ -312,9 +312,10 @@ def render(reading, texts=None):
         for which, picked in formats:
             made = plan.formats.get((group_key, which), plan)
             if made is plan:
+                first = todo[picked[0]]
                 made = plan.formats[group_key, which] = _PathFormat.of(
-                    group_paths[picked[0]], drops[todo[picked[0]]], shape_of(plan.flows[todo[0]], kind), hop_line,
-                    names, drops_traced, drops_evicted)
+                    paths[first], drops[first], shape_of(plan.flows[first], kind), hop_line, names, drops_traced,
+                    drops_evicted)
             ats = list(map(todo.__getitem__, picked))
             if made is None:
                 made_texts = [_flow_text(headers[at], paths[at], drops[at], hop_line, shape_of(plan.flows[at], kind),

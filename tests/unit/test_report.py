@@ -278,8 +278,9 @@ def test_reads_of_one_structure_render_through_the_kept_plan_as_a_fresh_render_d
     structure, texts = object(), FlowTexts()
     for step in range(4):
         if step:  # some flows move on: new counts at every hop, new drop counts
-            flows = [(port, [(hop, data.draw(st.lists(small, min_size=len(STAGES), max_size=len(STAGES))))
-                             for hop, _c in path], [(hop, site, data.draw(st.integers(1, 3))) for hop, site, _n in drops])
+            some_counts = st.lists(small, min_size=len(STAGES), max_size=len(STAGES))
+            flows = [(port, [(hop, data.draw(some_counts)) for hop, _c in path],
+                      [(hop, site, data.draw(st.integers(1, 3))) for hop, site, _n in drops])
                      if data.draw(st.booleans()) else (port, path, drops) for port, path, drops in flows]
         snapshot = Snapshot({Flow(17, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
                              for port, path, _drops in flows},
