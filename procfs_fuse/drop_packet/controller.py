@@ -19,7 +19,8 @@ from .errors import ErrnoError
 from .flows import DEFAULT_MAX_FLOWS, Filters, Netns, Reading, Snapshot
 from . import devices
 from .names import HopNames
-from .report import FlowTexts, render
+from .flow_texts import FlowTexts
+from .report import render
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Hop, HopName, Netns, Reading, Snapshot, TableUse
 from procfs_fuse.drop_packet.hooks import plan
 from procfs_fuse.drop_packet.diagnosis import verdict
-from procfs_fuse.drop_packet.report import FlowTexts, render
+from procfs_fuse.drop_packet.flow_texts import FlowTexts
+from procfs_fuse.drop_packet.report import render
 from procfs_fuse.drop_packet.stages import CGROUP_SKB, KPROBE, STAGES
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
@@ -248,9 +249,9 @@ a_flow_drops = st.lists(st.tuples(st.sampled_from(HOPS), st.sampled_from(SITES),
 @given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), max_size=6, unique_by=lambda f: f[0]),
        st.booleans(), st.booleans(), st.sampled_from([6, 17]))
 def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted, traced, protocol):
-    """report._PathFormat (a text per path, formatted with each flow's numbers)
-    against _flow_text, which every flow took before it: byte for byte."""
-    from procfs_fuse.drop_packet import report
+    """path_formats.PathFormat (a text per path, formatted with each flow's numbers)
+    against flow_text, which every flow took before it: byte for byte."""
+    from procfs_fuse.drop_packet import path_formats
     snapshot = Snapshot({Flow(protocol, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
                          for port, path, _drops in flows},
                         tuple(Drop(Flow(protocol, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
@@ -258,12 +259,12 @@ def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evict
                         (TableUse("drops", 10, 10, 3 if evicted else 0),))
     hooks = hooks_without_kprobes() if traced else None  # None: never attached, drops not traced
     shared = render(reading(snapshot, hooks))
-    original = report._PathFormat.of
-    report._PathFormat.of = classmethod(lambda cls, *args: None)
+    original = path_formats.PathFormat.of
+    path_formats.PathFormat.of = classmethod(lambda cls, *args: None)
     try:
         flow_by_flow = render(reading(snapshot, hooks))
     finally:
-        report._PathFormat.of = original
+        path_formats.PathFormat.of = original
     assert shared == flow_by_flow
 
 
