@@ -357,27 +357,120 @@ static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 	return DP_MEMO_NO_SLOT;
 }
 
+/* The device a packet is counted at: dev, else skb->dev (0 for none), into
+ * *dev; 0 if the device filter of c lets it pass. */
+static __always_inline int dp_device(const struct dp_config *c, void *skb, void **dev)
+{
+#ifdef DP_NO_HOP	/* benchmarks/overhead.py: the price of the hop, by its absence */
+	*dev = 0;
+	return 0;
+#else
+	if (!*dev)
+		*dev = dp_skb_dev(skb);
+	return dp_dev_passes(c, *dev) == 1 ? 0 : -1;
+#endif
+}
+
+/* What every counted packet ends with: key (flow words written) gets the
+ * hop of dev, passes the filters of c or not, is counted at stage, and the
+ * outcome goes into memo (where one was looked up for tag and ip2). */
+static __always_inline int dp_count_key(const struct dp_config *c, struct dp_flow_key *key, void *dev, int stage,
+					 struct dp_memo *memo, __u32 generation, __u64 tag, __u64 ip2)
+{
+	__u64 hop;
+
+	dp_hop_of_dev(dev, &hop);
+	((__u64 *)key)[DP_HOP_WORD] = hop;
+	__u32 outcome = dp_passes(c, key) ? dp_bump(key, stage) : DP_MEMO_FILTERED;
+	if (memo && generation && outcome != DP_MEMO_NO_SLOT && memo->dp_slot != DP_MEMO_BUSY) {
+		/* A program of an interrupt that nests in here (netif_rx from a
+		 * driver's IRQ) finds the memo invalid and busy, and leaves it. */
+		memo->dp_generation = 0;
+		asm volatile("" ::: "memory");
+		memo->dp_slot = DP_MEMO_BUSY;
+		asm volatile("" ::: "memory");
+		memo->dp_tag[0] = tag;
+		memo->dp_tag[1] = ip2;
+		memo->dp_dev = (__u64)dev;
+		memo->dp_slot = outcome;
+		asm volatile("" ::: "memory");
+		memo->dp_generation = generation;
+	}
+	return 0;
+}
+
+/* Counts one sighting of an IPv4 packet, of header words ip (dp_ipv4_words)
+ * at l3, at stage (DP_AT_SOCKET: the socket stage of its protocol), at
+ * device dev (0: skb->dev). Such words of a header without options, first
+ * fragment, hold the whole flow: the address and port filters are first
+ * tried on them as they are (dp_ipv4_left_out), so traffic those filters
+ * leave out costs the reading of its headers and little more. A packet
+ * passes several stages in a row on one CPU: dp_memos remembers, per CPU and
+ * device, the last such words seen there and what they led to (filtered
+ * out, or a slot), so the next stage of the same packet at the same hop, or
+ * the next packet of the flow, skips reading the hop, building the key, the
+ * filter and the slot search. The device's address stands for its hop while
+ * it lives (a device moved to another namespace meanwhile is counted at its
+ * old hop until its memo is next replaced). A memo holds while
+ * dp_generation stays, and never under generation 0: user space writes 0
+ * before a filter change or a clear (slots change owners only on clear) and
+ * a new generation after it. */
+static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, void *dev, int stage, void *l3,
+					  const __u64 *ip)
+{
+	struct dp_flow_key key;	/* written whole by dp_key_ipv4 and the hop */
+	struct dp_memo *memo = 0;	/* looked up for packets with a memo tag only */
+
+	if (stage == DP_AT_SOCKET)
+		stage = dp_socket_stage(0, (ip[1] >> 8) & 0xff);
+	if (stage < 0)
+		return 0;
+	__u64 tag = dp_memo_tag(ip);
+	if (tag && c->dp_active && dp_ipv4_left_out(c, ip))	/* the early exit of filtered traffic */
+		return 0;
+	__u32 generation = dp_generation_before_filter(c);	/* before the device filter too: a memo holds its outcome */
+	if (dp_device(c, skb, &dev))
+		return 0;
+#ifndef DP_NO_MEMO
+	if (tag) {
+		__u32 way = ((__u64)dev >> 5 ^ (__u64)dev >> 12) & (DP_MEMO_WAYS - 1);
+		memo = dp_memos.lookup(&way);
+		if (memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
+		    memo->dp_dev == (__u64)dev && memo->dp_generation == generation) {
+			__u32 index = memo->dp_slot;
+			struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
+			if (slot)
+				slot->dp_counts.dp_packets[stage] += 1;
+			return 0;
+		}
+	}
+#endif
+	if (dp_key_ipv4(l3, ip, (__u64 *)&key))
+		return 0;
+	return dp_count_key(c, &key, dev, stage, memo, generation, tag, ip[2]);
+}
+
+/* The same for IPv6 (no memo: its addresses do not fit a tag). */
+static __always_inline int dp_count_ipv6(const struct dp_config *c, void *skb, void *dev, int stage, void *l3)
+{
+	struct dp_flow_key key;
+
+	__u32 generation = dp_generation_before_filter(c);
+	if (dp_device(c, skb, &dev) || dp_key_ipv6(l3, (__u64 *)&key))
+		return 0;
+	if (stage == DP_AT_SOCKET)
+		stage = dp_socket_stage(1, key.dp_protocol);
+	if (stage < 0)
+		return 0;
+	return dp_count_key(c, &key, dev, stage, 0, generation, 0, 0);
+}
+
 /* Counts one sighting of skb at stage, at device dev (0: skb->dev; stage
- * DP_AT_SOCKET: the socket stage of its version and protocol). Such IPv4
- * header words (no options, first fragment) hold the whole flow: the address
- * and port filters are first tried on them as they are (dp_ipv4_left_out), so
- * traffic those filters leave out costs the reading of its headers and little
- * more. A packet passes several stages in a row on one CPU: dp_memos
- * remembers, per CPU and device, the last such words seen there and what they
- * led to (filtered out, or a slot), so the next stage of the same packet at
- * the same hop, or the next packet of the flow, skips reading the hop,
- * building the key, the filter and the slot search. The device's address
- * stands for its hop while it lives (a device moved to another namespace
- * meanwhile is counted at its old hop until its memo is next replaced). A
- * memo holds while dp_generation stays, and never under generation 0: user
- * space writes 0 before a filter change or a clear (slots change owners only
- * on clear) and a new generation after it. */
+ * DP_AT_SOCKET: the socket stage of its version and protocol). */
 static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 {
-	struct dp_flow_key key;	/* written whole by dp_key_ipv4/6 and the hop */
-	struct dp_memo *memo = 0;	/* looked up for packets with a memo tag only */
 	void *l3;
-	__u64 ip[3], tag = 0, hop;
+	__u64 ip[3];
 	int zero = 0;
 
 #ifdef DP_PARSE_ONLY	/* benchmarks/overhead.py: the price of reading the headers alone */
@@ -387,72 +480,11 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	struct dp_config *c = dp_config.lookup(&zero);
 	if (!c)
 		return 0;
-	__u32 generation;
 	int ethertype = dp_locate(skb, l3_at, &l3);	/* a NULL skb reads as no protocol */
-	if (ethertype == __builtin_bswap16(0x0800)) {
-		if (dp_ipv4_words(l3, ip))
-			return 0;
-		if (stage == DP_AT_SOCKET)
-			stage = dp_socket_stage(0, (ip[1] >> 8) & 0xff);
-		if (stage < 0)
-			return 0;
-		tag = dp_memo_tag(ip);
-		if (tag && dp_ipv4_left_out(c, ip))	/* the early exit of filtered traffic */
-			return 0;
-	} else if (ethertype != __builtin_bswap16(0x86dd)) {
-		return 0;
-	}
-	generation = dp_generation_before_filter(c);	/* before the device filter too: a memo holds its outcome */
-#ifdef DP_NO_HOP	/* benchmarks/overhead.py: the price of the hop, by its absence */
-	dev = 0;
-#else
-	if (!dev)
-		dev = dp_skb_dev(skb);
-	if (dp_dev_passes(c, dev) != 1)
-		return 0;
-#endif
-	if (ethertype == __builtin_bswap16(0x0800)) {
-#ifndef DP_NO_MEMO
-		if (tag) {
-			__u32 way = ((__u64)dev >> 5 ^ (__u64)dev >> 12) & (DP_MEMO_WAYS - 1);
-			memo = dp_memos.lookup(&way);
-			if (memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
-			    memo->dp_dev == (__u64)dev && memo->dp_generation == generation) {
-				__u32 index = memo->dp_slot;
-				struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
-				if (slot)
-					slot->dp_counts.dp_packets[stage] += 1;
-				return 0;
-			}
-		}
-#endif
-		if (dp_key_ipv4(l3, ip, (__u64 *)&key))
-			return 0;
-	} else {
-		if (dp_key_ipv6(l3, (__u64 *)&key))
-			return 0;
-		if (stage == DP_AT_SOCKET)
-			stage = dp_socket_stage(1, key.dp_protocol);
-		if (stage < 0)
-			return 0;
-	}
-	dp_hop_of_dev(dev, &hop);
-	((__u64 *)&key)[DP_HOP_WORD] = hop;
-	__u32 outcome = dp_passes(c, &key) ? dp_bump(&key, stage) : DP_MEMO_FILTERED;
-	if (memo && generation && outcome != DP_MEMO_NO_SLOT && memo->dp_slot != DP_MEMO_BUSY) {
-		/* A program of an interrupt that nests in here (netif_rx from a
-		 * driver's IRQ) finds the memo invalid and busy, and leaves it. */
-		memo->dp_generation = 0;
-		asm volatile("" ::: "memory");
-		memo->dp_slot = DP_MEMO_BUSY;
-		asm volatile("" ::: "memory");
-		memo->dp_tag[0] = tag;
-		memo->dp_tag[1] = ip[2];
-		memo->dp_dev = (__u64)dev;
-		memo->dp_slot = outcome;
-		asm volatile("" ::: "memory");
-		memo->dp_generation = generation;
-	}
+	if (ethertype == __builtin_bswap16(0x0800))
+		return dp_ipv4_words(l3, ip) || dp_count_ipv4(c, skb, dev, stage, l3, ip);
+	if (ethertype == __builtin_bswap16(0x86dd))
+		return dp_count_ipv6(c, skb, dev, stage, l3);
 	return 0;
 }
 
@@ -523,11 +555,29 @@ int dp_kp_udpv6_rcv(struct pt_regs *ctx)
  * socket stage of its IP version and protocol. Its context is the kernel's
  * sk_buff, read like every other stage's through bpf_rdonly_cast (which is
  * why this needs DP_DIRECT_READ: such a program may not call
- * bpf_probe_read_kernel). It never changes traffic: 1 (pass) on every path. */
+ * bpf_probe_read_kernel); but the IPv4 header a memo tag is made of (no
+ * options, first fragment), where its packet data starts, it reads as
+ * packet data: plain loads where the kernel's memory takes guarded ones
+ * (the other path reads the same words). It never changes traffic: 1 (pass)
+ * on every path. */
 int dp_cg_socket(struct __sk_buff *ctx)
 {
 #ifdef DP_DIRECT_READ
-	dp_count(dp_rdonly_cast(ctx, 0), 0, DP_AT_SOCKET, DP_L3_AT_NETWORK_HEADER);
+	void *skb = dp_rdonly_cast(ctx, 0);
+#ifndef DP_PARSE_ONLY
+	const __u64 *data = (const __u64 *)(long)ctx->data;
+	int zero = 0;
+
+	if (ctx->protocol == __builtin_bswap16(0x0800) && (void *)(data + 3) <= (void *)(long)ctx->data_end) {
+		__u64 ip[3] = {data[0], data[1], data[2]};
+		struct dp_config *c = dp_config.lookup(&zero);
+		if (c && dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
+			dp_count_ipv4(c, skb, 0, DP_AT_SOCKET, 0, ip);
+			return 1;
+		}
+	}
+#endif
+	dp_count(skb, 0, DP_AT_SOCKET, DP_L3_AT_NETWORK_HEADER);
 #endif
 	return 1;
 }
