@@ -12,6 +12,8 @@ from procfs_fuse.drop_packet.session import BccSession
 from procfs_fuse.drop_packet.stages import KPROBE, TRACEPOINT
 from procfs_fuse.kernel import headers, tracefs
 
+REFERENCE_ADDS = 100  # the reference's register additions an event: about as long as our filtered-out path
+ADDS_REFERENCE = "%d register adds" % REFERENCE_ADDS
 RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round), by default
 PEER_ROUNDS = 5  # rounds that measure bpftrace too: a reference, and each start costs it a compile
 COMPILE_SETTLE = 2  # after bpftrace starts or stops: its compile and teardown disturb the traffic
@@ -32,15 +34,20 @@ def attached(attachments):
         attachments.detach_all()
 
 
-def floor_programs():
+def floor_programs(adds=0):
     """An empty program on each attach point an activation would use, as an
-    activation attaches a program on each: (Attachments, its BPF object)."""
+    activation attaches a program on each: (Attachments, its BPF object).
+    With adds: programs that do only that many register additions (four
+    chains, no memory read), named dp_adds_*: what this method charges for a
+    few ns of plain work an event."""
     BPF = activation.import_bcc()
     headers.point_bcc_at_headers()
     hooks = planned_hooks()
-    names = ["dp_floor_%d" % i for i in range(len(hooks))]
+    names = ["dp_%s_%d" % ("adds" if adds else "floor", i) for i in range(len(hooks))]
+    work = "__u64 x0 = 0, x1 = 0, x2 = 0, x3 = 0;" + "".join(
+        'asm volatile("%%0 += 1" : "+r"(x%d));' % (i % 4) for i in range(adds))
     bpf = BPF(text="#include <uapi/linux/ptrace.h>\n" + "\n".join(
-        activation.empty_program(name, c) for name, c in zip(names, hooks)))
+        activation.empty_program(name, c, work if adds else "") for name, c in zip(names, hooks)))
     return activation.Attachments(bpf, zip(hooks, names)), bpf
 
 
@@ -103,11 +110,14 @@ def build(cleanup, have_bpftrace):
     cleanup.callback(no_memo_session.close)
     no_hop_session, no_hop = session_programs(["-DDP_NO_HOP"])
     cleanup.callback(no_hop_session.close)
+    adds, adds_bpf = floor_programs(REFERENCE_ADDS)
+    cleanup.callback(adds_bpf.cleanup)
     configs = {"baseline": contextlib.nullcontext, "floor": lambda: attached(floor),
                "floor again": lambda: attached(floor_again), "active": lambda: attached(ours),
                "active, filtered out": lambda: filtered_out(session, ours),
                "reading headers only": lambda: attached(headers_only),
-               "active, no memo": lambda: attached(no_memo), "active, no hop": lambda: attached(no_hop)}
+               "active, no memo": lambda: attached(no_memo), "active, no hop": lambda: attached(no_hop),
+               ADDS_REFERENCE: lambda: attached(adds)}
     if have_bpftrace:
         configs["bpftrace"] = Bpftrace
     return configs

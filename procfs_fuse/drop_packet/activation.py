@@ -177,10 +177,10 @@ def attach(bpf, candidate, function=None):
     return kind.attach(bpf, kind.target(candidate).encode(), (function or candidate.function).encode())
 
 
-def empty_program(name, candidate):
-    """C of a program that does nothing, attachable where candidate's stub is."""
+def empty_program(name, candidate, body=""):
+    """C of a program that does nothing (but body), attachable where candidate's stub is."""
     kind = attach_kind(candidate)
-    return "int %s(%sctx) { return %d; }" % (name, kind.context, kind.passes)
+    return "int %s(%sctx) { %s return %d; }" % (name, kind.context, body, kind.passes)
 
 
 class Attachments:
