@@ -44,10 +44,10 @@ def floor_programs(adds=0):
     headers.point_bcc_at_headers()
     hooks = planned_hooks()
     names = ["dp_%s_%d" % ("adds" if adds else "floor", i) for i in range(len(hooks))]
-    work = "__u64 x0 = 0, x1 = 0, x2 = 0, x3 = 0;" + "".join(
-        'asm volatile("%%0 += 1" : "+r"(x%d));' % (i % 4) for i in range(adds))
+    work = ("__u64 x0 = 0, x1 = 0, x2 = 0, x3 = 0;" + "".join(
+        'asm volatile("%%0 += 1" : "+r"(x%d));' % (i % 4) for i in range(adds))) if adds else ""
     bpf = BPF(text="#include <uapi/linux/ptrace.h>\n" + "\n".join(
-        activation.empty_program(name, c, work if adds else "") for name, c in zip(names, hooks)))
+        activation.empty_program(name, c, work) for name, c in zip(names, hooks)))
     return activation.Attachments(bpf, zip(hooks, names)), bpf
 
 

@@ -287,11 +287,17 @@ static __always_inline int dp_passes(const struct dp_config *c, const struct dp_
 	return 1;
 }
 
+/* dp_config's one entry: the filters (0 only if the map is missing). */
+static __always_inline struct dp_config *dp_the_config(void)
+{
+	int zero = 0;
+	return dp_config.lookup(&zero);
+}
+
 /* 1 if the flow, at device dev (0: none), passes the filters in dp_config. */
 static __always_inline int dp_wanted(const struct dp_flow_key *key, void *dev)
 {
-	int zero = 0;
-	struct dp_config *c = dp_config.lookup(&zero);
+	struct dp_config *c = dp_the_config();
 	return !c || (dp_passes(c, key) && dp_dev_passes(c, dev) == 1);
 }
 
@@ -471,13 +477,12 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 {
 	void *l3;
 	__u64 ip[3];
-	int zero = 0;
 
 #ifdef DP_PARSE_ONLY	/* benchmarks/overhead.py: the price of reading the headers alone */
 	__u64 words[DP_KEY_WORDS] = {};	/* zeroed: clang may read an unwritten key as anything */
 	return skb && dp_parse(skb, l3_at, words) == 0 && words[4];
 #endif
-	struct dp_config *c = dp_config.lookup(&zero);
+	struct dp_config *c = dp_the_config();
 	if (!c)
 		return 0;
 	int ethertype = dp_locate(skb, l3_at, &l3);	/* a NULL skb reads as no protocol */
@@ -566,13 +571,13 @@ int dp_cg_socket(struct __sk_buff *ctx)
 	void *skb = dp_rdonly_cast(ctx, 0);
 #ifndef DP_PARSE_ONLY
 	const __u64 *data = (const __u64 *)(long)ctx->data;
-	int zero = 0;
 
 	if (ctx->protocol == __builtin_bswap16(0x0800) && (void *)(data + 3) <= (void *)(long)ctx->data_end) {
 		__u64 ip[3] = {data[0], data[1], data[2]};
-		struct dp_config *c = dp_config.lookup(&zero);
-		if (c && dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
-			dp_count_ipv4(c, skb, 0, DP_AT_SOCKET, 0, ip);
+		if (dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
+			struct dp_config *c = dp_the_config();
+			if (c)
+				dp_count_ipv4(c, skb, 0, DP_AT_SOCKET, 0, ip);
 			return 1;
 		}
 	}
