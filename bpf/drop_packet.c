@@ -87,31 +87,36 @@ static __always_inline int dp_has_ports(__u64 protocol)
 	return protocol == DP_IPPROTO_TCP || protocol == DP_IPPROTO_UDP;
 }
 
-/* Where skb's IP header is (*l3); returns the ethertype (network order), or
- * -1 where the header is not known yet. */
-static __always_inline int dp_locate(void *skb, int l3_at, void **l3)
+/* A member of skb from the view fields of its window (DP_SKB_WINDOW_START..):
+ * taken out of its aligned 64-bit word, so members that share a word
+ * (protocol and network_header do) cost one load, and under DP_DIRECT_READ
+ * every load is a guarded one. */
+#define DP_SKB(fields, type, member) ((type)(DP_AT(fields, __u64, ((member) & ~7) - DP_SKB_WINDOW_START) \
+					     >> (((member) & 7) * 8)))
+
+/* Where the IP header of the skb of window view fields is: 0 where it is not
+ * known yet (or the skb is NULL). */
+static __always_inline void *dp_l3(const __u64 *fields, int l3_at)
 {
-	DP_VIEW(fields, skb + DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN, DP_SKB_WINDOW_LEN);
-	/* each member taken out of its aligned 64-bit word: members that share
-	 * a word (protocol and network_header do) cost one load, and under
-	 * DP_DIRECT_READ every load is a guarded one */
-#define DP_SKB(type, member) ((type)(DP_AT(fields, __u64, ((member) & ~7) - DP_SKB_WINDOW_START) \
-				     >> (((member) & 7) * 8)))
 	if (l3_at == DP_L3_AT_NETWORK_HEADER) {
-		__u16 network_header = DP_SKB(__u16, DP_SKB_NETWORK_HEADER);
+		__u16 network_header = DP_SKB(fields, __u16, DP_SKB_NETWORK_HEADER);
 		if (network_header == 0xffff)	/* not set yet */
-			return -1;
-		*l3 = DP_SKB(void *, DP_SKB_HEAD) + network_header;
-	} else if (l3_at == DP_L3_AT_DATA_ETH) {
-		void *data = DP_SKB(void *, DP_SKB_DATA);
-		DP_VIEW(eth, data + 12, 2, 2);
-		*l3 = data + DP_ETH_HLEN;
-		return DP_AT(eth, __u16, 0);
-	} else {
-		*l3 = DP_SKB(void *, DP_SKB_DATA);
+			return 0;
+		void *head = DP_SKB(fields, void *, DP_SKB_HEAD);
+		return head ? head + network_header : 0;
 	}
-	return DP_SKB(__u16, DP_SKB_PROTOCOL);
-#undef DP_SKB
+	void *data = DP_SKB(fields, void *, DP_SKB_DATA);
+	return data && l3_at == DP_L3_AT_DATA_ETH ? data + DP_ETH_HLEN : data;
+}
+
+/* The ethertype (network order) of that skb, whose IP header is at l3. */
+static __always_inline int dp_ethertype(const __u64 *fields, int l3_at, void *l3)
+{
+	if (l3_at == DP_L3_AT_DATA_ETH) {
+		DP_VIEW(eth, l3 - 2, 2, 2);
+		return DP_AT(eth, __u16, 0);
+	}
+	return DP_SKB(fields, __u16, DP_SKB_PROTOCOL);
 }
 
 /* The device skb is at (skb->dev), or 0. */
@@ -179,19 +184,14 @@ static __always_inline int dp_socket_stage(int v6, __u64 protocol)
 	return -1;
 }
 
-/* The first 24 bytes of the IPv4 header at l3 as 3 words: header and ports
- * in one read when there are no IP options (20 bytes where only those can
- * be read: then the third word's upper half is 0). */
-static __always_inline int dp_ipv4_words(void *l3, __u64 *ip)
-{
-	DP_VIEW(words, l3, 24, 20);
-	ip[0] = words[0];	/* version..fragment */
-	ip[1] = words[1];	/* ttl, protocol, checksum, saddr */
-	ip[2] = words[2];	/* daddr, then ports or options */
-	return 0;
-}
+/* The first 24 bytes of the IPv4 header at l3 as a view of 3 words: header
+ * and ports in one read when there are no IP options (20 bytes where only
+ * those can be read: then the third word's upper half is 0). Word 0:
+ * version..fragment; 1: ttl, protocol, checksum, saddr; 2: daddr, then
+ * ports or options. */
+#define DP_IPV4_VIEW(words, l3) DP_VIEW(words, l3, 24, 20)
 
-/* The flow key of an IPv4 packet from its header words (dp_ipv4_words):
+/* The flow key of an IPv4 packet from its header words (DP_IPV4_VIEW):
  * writes all DP_KEY_WORDS words of key; 0 if it is IPv4. */
 static __always_inline int dp_key_ipv4(void *l3, const __u64 *ip, __u64 *key)
 {
@@ -236,32 +236,57 @@ static __always_inline int dp_key_ipv6(void *l3, __u64 *key)
  * 0 if it is an IP packet. Reads only what the key needs. */
 static __always_inline int dp_parse(void *skb, int l3_at, __u64 *key)
 {
-	void *l3;
-	__u64 ip[3];
-	int ethertype = dp_locate(skb, l3_at, &l3);
+	DP_VIEW(fields, skb + DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN, DP_SKB_WINDOW_LEN);
+	void *l3 = dp_l3(fields, l3_at);
+	int ethertype = l3 ? dp_ethertype(fields, l3_at, l3) : -1;
 
-	if (ethertype == __builtin_bswap16(0x0800))
-		return dp_ipv4_words(l3, ip) || dp_key_ipv4(l3, ip, key);
+	if (ethertype == __builtin_bswap16(0x0800)) {
+		DP_IPV4_VIEW(words, l3);
+		__u64 ip[3] = {words[0], words[1], words[2]};
+		return dp_key_ipv4(l3, ip, key);
+	}
 	if (ethertype == __builtin_bswap16(0x86dd))
 		return dp_key_ipv6(l3, key);
 	return -1;
 }
 
-/* dp_memos' first tag word for IPv4 header words: protocol and saddr, where
- * the words alone make the key (version 4, 20-byte header, fragment offset
- * 0: daddr and ports are the third word, the second tag word); else 0. */
-static __always_inline __u64 dp_memo_tag(const __u64 *ip)
+/* 1 if IPv4 header word 0 is of a header without options, first fragment:
+ * then header words 1 and 2 hold the protocol, addresses and ports. */
+static __always_inline int dp_ipv4_plain(__u64 word0)
 {
-	return (ip[0] & 0xff1f0000000000ffull) == 0x45 ? ip[1] & 0xffffffff0000ff00ull : 0;
+	return (word0 & 0xff1f0000000000ffull) == 0x45;
 }
 
-/* 1 if the filters of c leave out the IPv4 packet of header words ip, one
- * with a memo tag (no options, first fragment): header words 1 and 2 hold
- * its protocol, addresses and ports, as dp_ipv4_mask expects them. */
-static __always_inline int dp_ipv4_left_out(const struct dp_config *c, const __u64 *ip)
+/* dp_memos' first tag word for IPv4 header words: protocol and saddr, where
+ * the words alone make the key (dp_ipv4_plain: daddr and ports are the
+ * third word, the second tag word); else 0. */
+static __always_inline __u64 dp_memo_tag(const __u64 *ip)
 {
-	return ((ip[1] & c->dp_ipv4_mask[0]) ^ c->dp_ipv4_value[0]) |
-	       ((ip[2] & c->dp_ipv4_mask[1]) ^ c->dp_ipv4_value[1]) ? 1 : 0;
+	return dp_ipv4_plain(ip[0]) ? ip[1] & 0xffffffff0000ff00ull : 0;
+}
+
+/* The IPv4 header words of view words (DP_IPV4_VIEW) into ip, read in the
+ * order that lets the filters of c leave traffic out on the fewest loads:
+ * on a header without options, first fragment, they are tried on the words
+ * as they are (dp_ipv4_mask), daddr and ports first, so traffic they leave
+ * out costs the reading of its headers and little more. Returns 1 if the
+ * filters leave the packet out, -1 if it is no IPv4 header (only ip[0] is
+ * read), else 0 (all three are). */
+static __always_inline int dp_ipv4_read(const struct dp_config *c, const __u64 *words, __u64 *ip)
+{
+	ip[0] = words[0];
+	if ((ip[0] & 0xf0) != 0x40)
+		return -1;
+	if (c->dp_active && dp_ipv4_plain(ip[0])) {
+		ip[2] = words[2];
+		if ((ip[2] & c->dp_ipv4_mask[1]) ^ c->dp_ipv4_value[1])
+			return 1;
+		ip[1] = words[1];
+		return (ip[1] & c->dp_ipv4_mask[0]) ^ c->dp_ipv4_value[0] ? 1 : 0;
+	}
+	ip[1] = words[1];
+	ip[2] = words[2];
+	return 0;
 }
 
 /* c's generation, read before its filter (see procfs_fuse/drop_packet/config.py):
@@ -405,12 +430,9 @@ static __always_inline int dp_count_key(const struct dp_config *c, struct dp_flo
 	return 0;
 }
 
-/* Counts one sighting of an IPv4 packet, of header words ip (dp_ipv4_words)
- * at l3, at stage (DP_AT_SOCKET: the socket stage of its protocol), at
- * device dev (0: skb->dev). Such words of a header without options, first
- * fragment, hold the whole flow: the address and port filters are first
- * tried on them as they are (dp_ipv4_left_out), so traffic those filters
- * leave out costs the reading of its headers and little more. A packet
+/* Counts one sighting of an IPv4 packet, of header words ip (dp_ipv4_read:
+ * one the header filters did not leave out) at l3, at stage (DP_AT_SOCKET:
+ * the socket stage of its protocol), at device dev (0: skb->dev). A packet
  * passes several stages in a row on one CPU: dp_memos remembers, per CPU and
  * device, the last such words seen there and what they led to (filtered
  * out, or a slot), so the next stage of the same packet at the same hop, or
@@ -432,8 +454,6 @@ static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, v
 	if (stage < 0)
 		return 0;
 	__u64 tag = dp_memo_tag(ip);
-	if (tag && c->dp_active && dp_ipv4_left_out(c, ip))	/* the early exit of filtered traffic */
-		return 0;
 	__u32 generation = dp_generation_before_filter(c);	/* before the device filter too: a memo holds its outcome */
 	if (dp_device(c, skb, &dev))
 		return 0;
@@ -475,7 +495,6 @@ static __always_inline int dp_count_ipv6(const struct dp_config *c, void *skb, v
  * DP_AT_SOCKET: the socket stage of its version and protocol). */
 static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 {
-	void *l3;
 	__u64 ip[3];
 
 #ifdef DP_PARSE_ONLY	/* benchmarks/overhead.py: the price of reading the headers alone */
@@ -485,9 +504,25 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	struct dp_config *c = dp_the_config();
 	if (!c)
 		return 0;
-	int ethertype = dp_locate(skb, l3_at, &l3);	/* a NULL skb reads as no protocol */
-	if (ethertype == __builtin_bswap16(0x0800))
-		return dp_ipv4_words(l3, ip) || dp_count_ipv4(c, skb, dev, stage, l3, ip);
+	DP_VIEW(fields, skb + DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN, DP_SKB_WINDOW_LEN);
+	void *l3 = dp_l3(fields, l3_at);
+	if (!l3)
+		return 0;
+	/* Where the IP header is at skb->data, traffic the filters leave out
+	 * goes before skb->protocol is read: a packet of another protocol is
+	 * never counted, so leaving it out is never wrong. */
+	int filter_first = l3_at == DP_L3_AT_DATA && c->dp_active;
+	int ethertype = filter_first ? 0 : dp_ethertype(fields, l3_at, l3);
+	if (filter_first || ethertype == __builtin_bswap16(0x0800)) {
+		DP_IPV4_VIEW(words, l3);
+		int read = dp_ipv4_read(c, words, ip);
+		if (read > 0)
+			return 0;
+		if (filter_first)
+			ethertype = dp_ethertype(fields, l3_at, l3);
+		if (ethertype == __builtin_bswap16(0x0800))
+			return read == 0 && dp_count_ipv4(c, skb, dev, stage, l3, ip);
+	}
 	if (ethertype == __builtin_bswap16(0x86dd))
 		return dp_count_ipv6(c, skb, dev, stage, l3);
 	return 0;
@@ -573,11 +608,13 @@ int dp_cg_socket(struct __sk_buff *ctx)
 	const __u64 *data = (const __u64 *)(long)ctx->data;
 
 	if (ctx->protocol == __builtin_bswap16(0x0800) && (void *)(data + 3) <= (void *)(long)ctx->data_end) {
-		__u64 ip[3] = {data[0], data[1], data[2]};
-		if (dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
-			struct dp_config *c = dp_the_config();
-			if (c)
-				dp_count_ipv4(c, skb, 0, DP_AT_SOCKET, 0, ip);
+		struct dp_config *c = dp_the_config();
+		__u64 ip[3];
+		int read = c ? dp_ipv4_read(c, data, ip) : 1;
+		if (read > 0)
+			return 1;
+		if (read == 0 && dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
+			dp_count_ipv4(c, skb, 0, DP_AT_SOCKET, 0, ip);
 			return 1;
 		}
 	}
