@@ -11,6 +11,7 @@
  *       sk_buff members read together;
  *   DP_DIRECT_READ, DP_KFUNC_PLACEHOLDER: set when the kernel lets a program
  *       load kernel memory directly (see DP_VIEW);
+ *   DP_MAP_VALUE_PLACEHOLDER: see dp_the_config;
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
@@ -49,7 +50,7 @@ BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
  * reads 0), where bpf_probe_read_kernel is a helper call of some 20 ns and a
  * copy. BCC cannot emit a kfunc call, so this is compiled as a call to a
  * placeholder helper number that user space turns into the kfunc call before
- * loading (procfs_fuse/kernel/kfunc.py). */
+ * loading (procfs_fuse/kernel/bytecode.py). */
 static void *(*dp_rdonly_cast)(const void *p, __u32 btf_id) = (void *)DP_KFUNC_PLACEHOLDER;
 #define DP_VIEW(words, src, size, min_size) \
 	const __u64 *words = dp_rdonly_cast((src), 0)
@@ -312,18 +313,20 @@ static __always_inline int dp_passes(const struct dp_config *c, const struct dp_
 	return 1;
 }
 
-/* dp_config's one entry: the filters (0 only if the map is missing). */
+/* dp_config's one entry: the filters. Its address is a constant in the
+ * program, as libbpf makes a global variable's: a load of the map value
+ * (BPF_PSEUDO_MAP_VALUE) that user space gives dp_config's fd before loading
+ * (procfs_fuse/kernel/bytecode.py), so no event pays a lookup or a NULL test. */
 static __always_inline struct dp_config *dp_the_config(void)
 {
-	int zero = 0;
-	return dp_config.lookup(&zero);
+	return (struct dp_config *)bpf_pseudo_fd(2, DP_MAP_VALUE_PLACEHOLDER);
 }
 
 /* 1 if the flow, at device dev (0: none), passes the filters in dp_config. */
 static __always_inline int dp_wanted(const struct dp_flow_key *key, void *dev)
 {
 	struct dp_config *c = dp_the_config();
-	return !c || (dp_passes(c, key) && dp_dev_passes(c, dev) == 1);
+	return dp_passes(c, key) && dp_dev_passes(c, dev) == 1;
 }
 
 static __always_inline void dp_note_insert(int table)
@@ -502,8 +505,6 @@ static __always_inline int dp_count(void *skb, void *dev, int stage, int l3_at)
 	return skb && dp_parse(skb, l3_at, words) == 0 && words[4];
 #endif
 	struct dp_config *c = dp_the_config();
-	if (!c)
-		return 0;
 	DP_VIEW(fields, skb + DP_SKB_WINDOW_START, DP_SKB_WINDOW_LEN, DP_SKB_WINDOW_LEN);
 	void *l3 = dp_l3(fields, l3_at);
 	if (!l3)
@@ -610,7 +611,7 @@ int dp_cg_socket(struct __sk_buff *ctx)
 	if (ctx->protocol == __builtin_bswap16(0x0800) && (void *)(data + 3) <= (void *)(long)ctx->data_end) {
 		struct dp_config *c = dp_the_config();
 		__u64 ip[3];
-		int read = c ? dp_ipv4_read(c, data, ip) : 1;
+		int read = dp_ipv4_read(c, data, ip);
 		if (read > 0)
 			return 1;
 		if (read == 0 && dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */

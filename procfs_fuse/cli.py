@@ -47,7 +47,7 @@ def cmd_mount(args):
 
 def cmd_doctor(_args):
     from .drop_packet import activation, hooks
-    from .kernel import kfunc, probe, tracefs
+    from .kernel import bytecode, probe, tracefs
     from .kernel.btf import BTF, BTFError
 
     missing = []
@@ -59,7 +59,7 @@ def cmd_doctor(_args):
     print("hook plan:")
     kernel = tracefs.KernelHooks()
     try:
-        _btf_id, why_no_direct_read = kfunc.rdonly_cast_id(BTF.from_file())
+        _btf_id, why_no_direct_read = bytecode.rdonly_cast_id(BTF.from_file())
     except (OSError, BTFError) as e:
         why_no_direct_read = str(e)
     plan = hooks.plan(lambda c: kernel.why_unavailable(c) or activation.why_not_here(c, why_no_direct_read))

@@ -1,5 +1,5 @@
 """Activation: compile bpf/drop_packet.c for the running kernel (BTF offsets,
-event-record offsets, kfunc patch), attach the hook plan, detach it.
+event-record offsets, bytecode patch), attach the hook plan, detach it.
 
 The one place that knows every attach kind both ways (attach and detach) and
 what an empty program on each looks like (the benchmark's floor).
@@ -11,7 +11,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..kernel import bpfsys, cgroup, headers, kfunc, tracefs
+from ..kernel import bpfsys, bytecode, cgroup, headers, tracefs
 from ..kernel.btf import BTF
 from . import hooks as hookplan
 from . import reasons
@@ -103,11 +103,12 @@ def record_cflags(formats, records=RECORDS):
 
 
 def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, direct_read=False):
-    """direct_read: the kernel takes bpf_rdonly_cast (kfunc.rdonly_cast_id)."""
+    """direct_read: the kernel takes bpf_rdonly_cast (bytecode.rdonly_cast_id)."""
     btf = btf or BTF.from_file()
     formats = record_formats() if formats is None else formats
-    direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % kfunc.PLACEHOLDER] if direct_read else []
-    return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops_for(max_flows)]
+    direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % bytecode.KFUNC_PLACEHOLDER] if direct_read else []
+    return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops_for(max_flows),
+             "-DDP_MAP_VALUE_PLACEHOLDER=%d" % bytecode.MAP_VALUE_PLACEHOLDER]
             + kernel_cflags(btf) + record_cflags(formats) + direct)
 
 
@@ -227,7 +228,7 @@ def try_attach(attachments, candidate):
 
 def why_not_here(candidate, why_no_direct_read):
     """What our program cannot do on this kernel (why_no_direct_read: from
-    kfunc.rdonly_cast_id): a cgroup_skb program may not copy kernel memory, so
+    bytecode.rdonly_cast_id): a cgroup_skb program may not copy kernel memory, so
     it reads the sk_buff only by bpf_rdonly_cast."""
     if candidate.kind == CGROUP_SKB and why_no_direct_read:
         return "cannot read the sk_buff: %s" % why_no_direct_read
@@ -246,7 +247,7 @@ class Activation:
         formats = record_formats()
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
         self.bpf, self.hooks, self.attached = None, None, None
-        rdonly_cast, why_not = kfunc.rdonly_cast_id(btf)
+        rdonly_cast, why_not = bytecode.rdonly_cast_id(btf)
         self._why_no_direct_read = why_not
         if why_not:
             log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
@@ -255,12 +256,11 @@ class Activation:
                 max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast)) + list(extra_cflags))
         except Exception as e:
             raise ErrnoError(errno.EIO, "BPF compile failed: %s" % e)
-        if rdonly_cast:
-            try:
-                kfunc.patch_module(self.bpf, rdonly_cast)
-            except BaseException:
-                self.close()
-                raise
+        try:
+            bytecode.patch_module(self.bpf, rdonly_cast, self.bpf[b"dp_config"].map_fd)
+        except BaseException:
+            self.close()
+            raise
 
     def attach(self):
         """Attaches the plan's first working candidate of each stage; fails
@@ -291,6 +291,6 @@ def generated_source(max_flows=DEFAULT_MAX_FLOWS):
     """What BCC compiles, with the flags an activation here would use: for
     `procfs_fuse bpf-source`."""
     btf = BTF.from_file()
-    rdonly_cast, _why_not = kfunc.rdonly_cast_id(btf)
+    rdonly_cast, _why_not = bytecode.rdonly_cast_id(btf)
     flags = compile_flags(max_flows, btf=btf, direct_read=bool(rdonly_cast))
     return "// cflags: %s\n%s" % (" ".join(flags), PROGRAM.read_text())

@@ -4,7 +4,7 @@ import os
 import shutil
 import struct
 
-from . import cgroup, headers, kfunc, tracefs
+from . import bytecode, cgroup, headers, tracefs
 from .bpfsys import ATTR_SIZE, BPF_MAP_CREATE, bpf, load_program
 from .btf import VMLINUX_BTF, BTF, BTFError
 
@@ -24,7 +24,7 @@ def check_bpf():
 
 def check_direct_read():
     try:
-        _btf_id, why_not = kfunc.rdonly_cast_id(BTF.from_file())
+        _btf_id, why_not = bytecode.rdonly_cast_id(BTF.from_file())
     except (OSError, BTFError) as e:
         return False, str(e)
     if why_not:

@@ -336,12 +336,12 @@ def test_compiled_layout_matches_the_shared_header():
 
 
 def test_bpf_source_shows_the_flags_an_activation_compiles_with():
-    from procfs_fuse.kernel import kfunc
+    from procfs_fuse.kernel import bytecode
     from procfs_fuse.kernel.btf import BTF
 
     output = sh("cd %s && %s -m procfs_fuse bpf-source" % (REPO, sys.executable), check=True).stdout
     flags = output.splitlines()[0]
-    direct_read = kfunc.rdonly_cast_id(BTF.from_file())[0] is not None  # as BccSession decides
+    direct_read = bytecode.rdonly_cast_id(BTF.from_file())[0] is not None  # as BccSession decides
     assert flags.startswith("// cflags: ") and "-DDP_SKB_HEAD=" in flags
     assert ("-DDP_DIRECT_READ" in flags) == direct_read
     assert "dp_count(" in output

@@ -1,9 +1,13 @@
-"""Kernel functions (kfuncs) called from programs that BCC compiles.
+"""What BCC cannot emit, patched into the bytecode it compiled before the
+functions are loaded:
 
-BCC cannot emit a kfunc call (a call that names a kernel function by its BTF
-type id; libbpf resolves these from `extern ... __ksym`). So the C calls a
-placeholder helper number instead, and patch_module() rewrites those calls
-into kfunc calls before BCC loads the functions.
+- A kfunc call (a call that names a kernel function by its BTF type id;
+  libbpf resolves these from `extern ... __ksym`): the C calls the helper
+  number KFUNC_PLACEHOLDER, which becomes a kfunc call.
+- A map value's address (what libbpf makes of a global variable): the C
+  loads bpf_pseudo_fd(BPF_PSEUDO_MAP_VALUE, MAP_VALUE_PLACEHOLDER), which
+  gets the map's fd. The program then holds the address as a constant: no
+  lookup and no NULL test. The kernel allows it on an array of one entry.
 
 The one kfunc used is bpf_rdonly_cast(p, 0): it turns a kernel address into a
 pointer the program may load from directly, which needs a kernel that accepts
@@ -16,36 +20,47 @@ import struct
 
 from .bpfsys import load_program
 
-PLACEHOLDER = 0x7FF1  # helper number in the compiled call; no kernel has this helper
+KFUNC_PLACEHOLDER = 0x7FF1  # helper number in the compiled call; no kernel has this helper
+MAP_VALUE_PLACEHOLDER = 0x7FF2  # fd in the compiled map value load
 _INSN = struct.Struct("<BBhi")  # code, dst_reg | src_reg << 4, off, imm
 _CALL = 0x85                    # BPF_JMP | BPF_CALL
+_LD_IMM64 = 0x18                # BPF_LD | BPF_IMM | BPF_DW: two instruction slots
 _MOV_IMM = 0xB7                 # BPF_ALU64 | BPF_MOV | BPF_K
 _EXIT = 0x95
 _PSEUDO_KFUNC_CALL = 2          # src_reg of a call whose imm is a BTF id
+_PSEUDO_MAP_VALUE = 2           # src_reg of an ld_imm64 whose imm is a map fd, the next imm an offset
 _PROG_TYPE_RAW_TRACEPOINT = 17
 
 
-def patch(code, btf_id):
-    """(code with every placeholder call made a kfunc call to btf_id, how many)."""
+def patch(code, kfunc_btf_id=None, map_fd=None):
+    """(code with every placeholder kfunc call made a call to kfunc_btf_id and
+    every placeholder map value load given map_fd, how many of each).
+    A placeholder left unpatched (None) stays: the kernel refuses it."""
     out = bytearray(code)
-    patched = 0
-    for pos in range(0, len(out) - len(out) % 8, 8):
+    calls = values = 0
+    pos, end = 0, len(out) - len(out) % 8
+    while pos < end:
         op, regs, _off, imm = _INSN.unpack_from(out, pos)
-        if op == _CALL and regs >> 4 == 0 and imm == PLACEHOLDER:
-            _INSN.pack_into(out, pos, op, (regs & 0x0F) | _PSEUDO_KFUNC_CALL << 4, 0, btf_id)
-            patched += 1
-    return bytes(out), patched
+        if op == _CALL and regs >> 4 == 0 and imm == KFUNC_PLACEHOLDER and kfunc_btf_id is not None:
+            _INSN.pack_into(out, pos, op, (regs & 0x0F) | _PSEUDO_KFUNC_CALL << 4, 0, kfunc_btf_id)
+            calls += 1
+        elif op == _LD_IMM64 and regs >> 4 == _PSEUDO_MAP_VALUE and imm == MAP_VALUE_PLACEHOLDER \
+                and map_fd is not None:
+            _INSN.pack_into(out, pos, op, regs, 0, map_fd)
+            values += 1
+        pos += 16 if op == _LD_IMM64 else 8  # its second slot is no instruction
+    return bytes(out), calls, values
 
 
-def patch_module(bpf_module, btf_id):
+def patch_module(bpf_module, kfunc_btf_id, map_fd):
     """Patches, in place, every function of a compiled BCC module before it is loaded."""
     from bcc import lib  # Debian's python3-bpfcc
     for i in range(lib.bpf_num_functions(bpf_module.module)):
         name = lib.bpf_function_name(bpf_module.module, i)
         start = lib.bpf_function_start(bpf_module.module, name)
         size = lib.bpf_function_size(bpf_module.module, name)
-        code, patched = patch(ctypes.string_at(start, size), btf_id)
-        if patched:
+        code, calls, values = patch(ctypes.string_at(start, size), kfunc_btf_id, map_fd)
+        if calls or values:
             ctypes.memmove(start, code, size)
 
 
