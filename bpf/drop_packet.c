@@ -346,14 +346,26 @@ static __always_inline int dp_same_key(const struct dp_flow_key *a, const struct
 	return 1;
 }
 
-static __always_inline __u32 dp_slot_index(const struct dp_flow_key *key)
+/* Fibonacci hashing: h times 2^64 / golden ratio, whose top bits every bit
+ * of h moves (a device's address has its low bits 0). */
+static __always_inline __u64 dp_mix(__u64 h)
+{
+	return h * 0x9e3779b97f4a7c15ull;
+}
+
+/* Slot `choice` (0 or 1) of the two a flow of mixed words (dp_slot_mix) may
+ * hold: the top DP_SLOT_BITS bits, then the next ones. */
+#define DP_SLOT_INDEX(mixed, choice) \
+	((__u32)((mixed) >> (64 - ((choice) + 1) * DP_SLOT_BITS)) & ((1 << DP_SLOT_BITS) - 1))
+
+static __always_inline __u64 dp_slot_mix(const struct dp_flow_key *key)
 {
 	const __u64 *word = (const __u64 *)key;
 	__u64 h = 0;
 #pragma unroll
 	for (int i = 0; i < DP_KEY_WORDS; i++)
 		h ^= word[i];
-	return ((__u32)(h ^ (h >> 32)) * 2654435761u) >> (32 - DP_SLOT_BITS);	/* Fibonacci hashing */
+	return dp_mix(h);
 }
 
 /* Counts one sighting of key's flow at stage; returns the index of the flow's
@@ -361,11 +373,18 @@ static __always_inline __u32 dp_slot_index(const struct dp_flow_key *key)
 static __always_inline __u32 dp_bump(struct dp_flow_key *key, int stage)
 {
 	/* A flow's own slot on this CPU costs an array access; a hash table
-	 * lookup costs some 40 ns. The first flow to hash to an empty slot keeps
-	 * it until clear: its counts never move, so a read never misses them. */
-	__u32 index = dp_slot_index(key);
-	struct dp_slot *slot = dp_slots.lookup(&index);
-	if (slot) {
+	 * lookup costs some 40 ns, and a flow counted there gets no memo. The
+	 * first flow to find one of its two slots empty keeps it until clear:
+	 * its counts never move, so a read never misses them. With n slots
+	 * held, a new flow finds both its slots taken some (n/256)^2 of the
+	 * time, where one slot would be taken n/256 of it. */
+	__u64 mixed = dp_slot_mix(key);
+#pragma unroll
+	for (int choice = 0; choice < DP_SLOT_CHOICES; choice++) {
+		__u32 index = DP_SLOT_INDEX(mixed, choice);
+		struct dp_slot *slot = dp_slots.lookup(&index);
+		if (!slot)
+			continue;
 		if (slot->dp_key.dp_family == 0) {
 			/* counts that raced a clear into a free slot are not this flow's */
 			__builtin_memset(&slot->dp_counts, 0, sizeof(slot->dp_counts));
@@ -462,7 +481,7 @@ static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, v
 		return 0;
 #ifndef DP_NO_MEMO
 	if (tag) {
-		__u32 way = ((__u64)dev >> 5 ^ (__u64)dev >> 12) & (DP_MEMO_WAYS - 1);
+		__u32 way = dp_mix((__u64)dev) >> (64 - DP_MEMO_BITS);
 		memo = dp_memos.lookup(&way);
 		if (memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == ip[2] &&
 		    memo->dp_dev == (__u64)dev && memo->dp_generation == generation) {

@@ -229,9 +229,10 @@ def test_clear_zeroes_and_deactivate_keeps_the_last_counters(f, hosts):
     assert rep["flows"][flow_header("UDP", hosts.A_ADDR, 40006, hosts.B_ADDR, 7777)]["stages"]["SEND_SKB"] == 70
 
 
-def slot_of(hosts, sport, dport):
-    """Which per-CPU slot A's UDP flow from sport to B's dport hashes to at its first hop (A's device)."""
-    return slot_index(key_of(hosts.A_ADDR, sport, hosts.B_ADDR, dport, 17, *hosts.hop(hosts.a, hosts.a_dev)))
+def slot_of(hosts, sport, dport, choice=0):
+    """Which per-CPU slot A's UDP flow from sport to B's dport takes at its
+    first hop (A's device): first (choice 0), or when that one is taken (1)."""
+    return slot_index(key_of(hosts.A_ADDR, sport, hosts.B_ADDR, dport, 17, *hosts.hop(hosts.a, hosts.a_dev)), choice)
 
 
 def sport_in_slot(hosts, slot, dport, avoid):
@@ -285,6 +286,25 @@ def test_a_flow_taking_a_free_slot_starts_from_zero(f, hosts):
     assert slot_sports(slot)[0] == sport
     rep = report(f)
     header = flow_header("UDP", hosts.A_ADDR, sport, hosts.B_ADDR, dport)
+    assert rep["flows"][header]["stages"] == expected(rep, header, {
+        "ETH_RECV": 100, "GRO_RECV": 0, "RECV_SKB": 100, "UDP_RCV": 100, "QUEUE_XMIT": 100, "SEND_SKB": 100,
+        "DROPPED": 0})
+
+
+def test_a_flow_whose_first_slot_is_taken_counts_in_its_second(f, hosts):
+    # two flows whose first slots are the same: the later one takes its
+    # second, so it too is counted at an array's cost (and memoized)
+    dport, first = 7792, 40062
+    write(f, "activate")
+    slot = slot_of(hosts, first, dport)
+    later = next(p for p in range(41000, 65536)
+                 if slot_of(hosts, p, dport) == slot and slot_of(hosts, p, dport, choice=1) != slot)
+    send_udp(hosts, 10, dport, first, cpu=0)
+    send_udp(hosts, 100, dport, later, cpu=0)
+    assert slot_sports(slot)[0] == first
+    assert slot_sports(slot_of(hosts, later, dport, choice=1))[0] == later
+    rep = report(f)
+    header = flow_header("UDP", hosts.A_ADDR, later, hosts.B_ADDR, dport)
     assert rep["flows"][header]["stages"] == expected(rep, header, {
         "ETH_RECV": 100, "GRO_RECV": 0, "RECV_SKB": 100, "UDP_RCV": 100, "QUEUE_XMIT": 100, "SEND_SKB": 100,
         "DROPPED": 0})

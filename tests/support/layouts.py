@@ -50,10 +50,12 @@ class Slot(ctypes.Structure):
     _fields_ = [("dp_key", FlowKey), ("dp_counts", Counts)]
 
 
-def slot_index(key, slot_bits=8):
-    """dp_slot_index of bpf/drop_packet.c for a FlowKey (DP_SLOT_BITS 8): which
-    per-CPU slot a flow hashes to. A kernel test checks it against dp_slots."""
+def slot_index(key, choice=0, slot_bits=8):
+    """DP_SLOT_INDEX(dp_slot_mix(key), choice) of bpf/drop_packet.c for a
+    FlowKey (DP_SLOT_BITS 8): the per-CPU slot a flow takes first (choice 0)
+    or when that one is taken (1). A kernel test checks it against dp_slots."""
     h = 0
     for word in struct.unpack("<6Q", bytes(key)):
         h ^= word
-    return (((h ^ (h >> 32)) & 0xffffffff) * 2654435761 & 0xffffffff) >> (32 - slot_bits)
+    mixed = h * 0x9e3779b97f4a7c15 & (1 << 64) - 1
+    return mixed >> (64 - (choice + 1) * slot_bits) & (1 << slot_bits) - 1
