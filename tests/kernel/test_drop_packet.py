@@ -236,7 +236,9 @@ def slot_of(hosts, sport, dport, choice=0):
 
 
 def sport_in_slot(hosts, slot, dport, avoid):
-    return next(p for p in range(41000, 65536) if p != avoid and slot_of(hosts, p, dport) == slot)
+    """A source port (not avoid) whose flow to dport takes slot first and another slot second."""
+    return next(p for p in range(41000, 65536) if p != avoid and slot_of(hosts, p, dport) == slot
+                and slot_of(hosts, p, dport, choice=1) != slot)
 
 
 def slot_sports(index):
@@ -297,8 +299,7 @@ def test_a_flow_whose_first_slot_is_taken_counts_in_its_second(f, hosts):
     dport, first = 7792, 40062
     write(f, "activate")
     slot = slot_of(hosts, first, dport)
-    later = next(p for p in range(41000, 65536)
-                 if slot_of(hosts, p, dport) == slot and slot_of(hosts, p, dport, choice=1) != slot)
+    later = sport_in_slot(hosts, slot, dport, first)
     send_udp(hosts, 10, dport, first, cpu=0)
     send_udp(hosts, 100, dport, later, cpu=0)
     assert slot_sports(slot)[0] == first
