@@ -5,13 +5,15 @@ for a second or more); the attach kinds are activation.py's."""
 import contextlib
 import subprocess
 import time
+from pathlib import Path
 
-from procfs_fuse.drop_packet import activation, hooks as hookplan
-from procfs_fuse.drop_packet.flows import Filters
-from procfs_fuse.drop_packet.session import BccSession
-from procfs_fuse.drop_packet.stages import KPROBE, TRACEPOINT
+from procfs_fuse.drop_packet.capture import activation, hooks as hookplan, program
+from procfs_fuse.drop_packet.capture.settings import Filters
+from procfs_fuse.drop_packet.capture.session import BccSession
+from procfs_fuse.drop_packet.capture.stages import KPROBE, TRACEPOINT
 from procfs_fuse.kernel import headers, tracefs
 
+HERE = Path(__file__).resolve().parent
 REFERENCE_ADDS = 100  # the reference's register additions an event: about as long as our filtered-out path
 ADDS_REFERENCE = "%d register adds" % REFERENCE_ADDS
 RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round), by default
@@ -25,50 +27,62 @@ def planned_hooks():
     return list(dict.fromkeys(h.chosen for h in hookplan.plan(tracefs.KernelHooks().why_unavailable) if h.chosen))
 
 
-@contextlib.contextmanager
-def attached(attachments):
-    attachments.attach_all()
-    try:
-        yield
-    finally:
-        attachments.detach_all()
+class Windowed:
+    """Functions of one loaded program on the attach points an activation
+    uses, attached for a window and detached after it, without compiling again."""
+
+    def __init__(self, bpf, function_of):
+        """function_of(candidate) -> the name of the function that goes there."""
+        self.bpf, self.pairs = bpf, [(c, function_of(c)) for c in planned_hooks()]
+
+    @contextlib.contextmanager
+    def attached(self):
+        detach = [activation.attach(self.bpf, candidate, function) for candidate, function in self.pairs]
+        try:
+            yield
+        finally:
+            for undo in reversed(detach):
+                undo()
+
+
+def floor_kind(candidate):
+    """The floor's function (benchmarks/floor.c) for the attach kind of candidate."""
+    if candidate.kind == TRACEPOINT:
+        return "dp_floor_tracepoint" if candidate.record else "dp_floor_raw_tracepoint"
+    return "dp_floor_" + candidate.kind
 
 
 def floor_programs(adds=0):
-    """An empty program on each attach point an activation would use, as an
-    activation attaches a program on each: (Attachments, its BPF object).
-    With adds: programs that do only that many register additions (four
-    chains, no memory read), named dp_adds_*: what this method charges for a
-    few ns of plain work an event."""
-    BPF = activation.import_bcc()
+    """benchmarks/floor.c loaded (with adds: programs that do only that many
+    register additions), as an activation attaches a program on each attach
+    point: (Windowed, its BPF object)."""
+    BPF = program.import_bcc()
     headers.point_bcc_at_headers()
-    hooks = planned_hooks()
-    names = ["dp_%s_%d" % ("adds" if adds else "floor", i) for i in range(len(hooks))]
-    work = ("__u64 x0 = 0, x1 = 0, x2 = 0, x3 = 0;" + "".join(
-        'asm volatile("%%0 += 1" : "+r"(x%d));' % (i % 4) for i in range(adds))) if adds else ""
-    bpf = BPF(text="#include <uapi/linux/ptrace.h>\n" + "\n".join(
-        activation.empty_program(name, c, work) for name, c in zip(names, hooks)))
-    return activation.Attachments(bpf, zip(hooks, names)), bpf
+    bpf = BPF(src_file=str(HERE / "floor.c").encode(), cflags=["-DDP_ADDS=%d" % adds])
+    return Windowed(bpf, floor_kind), bpf
 
 
-def session_programs(extra_cflags=()):
+def session_programs():
     """The programs an activation compiles (BccSession), detached, to be
-    attached window by window: (session, Attachments)."""
-    session = BccSession(Filters(), extra_cflags=extra_cflags)
-    attachments = session.activation.attached
-    attachments.detach_all()
-    if [c for c, _function in attachments.pairs] != planned_hooks():
-        session.close()
-        raise RuntimeError("the programs did not attach as the plan says")
-    return session, attachments
+    attached window by window: (session, Windowed)."""
+    session = BccSession(Filters())
+    session.activation.detach()
+    return session, Windowed(session.activation.bpf, lambda candidate: candidate.function)
+
+
+def reading_headers_programs():
+    """benchmarks/reading_headers_only.c, compiled as an activation compiles
+    the product: (Windowed, its BPF object)."""
+    bpf, _why = program.compile_program(HERE / "reading_headers_only.c")
+    return Windowed(bpf, lambda candidate: candidate.function), bpf
 
 
 @contextlib.contextmanager
-def filtered_out(session, attachments):
+def filtered_out(session, programs):
     """Our programs with a filter that excludes the measured traffic."""
     session.set_filters(Filters(dest_port=1))
     try:
-        with attached(attachments):
+        with programs.attached():
             yield
     finally:
         session.set_filters(Filters())
@@ -104,20 +118,13 @@ def build(cleanup, have_bpftrace):
     cleanup.callback(floor_again_bpf.cleanup)
     session, ours = session_programs()
     cleanup.callback(session.close)
-    headers_session, headers_only = session_programs(["-DDP_PARSE_ONLY"])
-    cleanup.callback(headers_session.close)
-    no_memo_session, no_memo = session_programs(["-DDP_NO_MEMO"])
-    cleanup.callback(no_memo_session.close)
-    no_hop_session, no_hop = session_programs(["-DDP_NO_HOP"])
-    cleanup.callback(no_hop_session.close)
+    headers_only, headers_bpf = reading_headers_programs()
+    cleanup.callback(headers_bpf.cleanup)
     adds, adds_bpf = floor_programs(REFERENCE_ADDS)
     cleanup.callback(adds_bpf.cleanup)
-    configs = {"baseline": contextlib.nullcontext, "floor": lambda: attached(floor),
-               "floor again": lambda: attached(floor_again), "active": lambda: attached(ours),
-               "active, filtered out": lambda: filtered_out(session, ours),
-               "reading headers only": lambda: attached(headers_only),
-               "active, no memo": lambda: attached(no_memo), "active, no hop": lambda: attached(no_hop),
-               ADDS_REFERENCE: lambda: attached(adds)}
+    configs = {"baseline": contextlib.nullcontext, "floor": floor.attached, "floor again": floor_again.attached,
+               "active": ours.attached, "active, filtered out": lambda: filtered_out(session, ours),
+               "reading headers only": headers_only.attached, ADDS_REFERENCE: adds.attached}
     if have_bpftrace:
         configs["bpftrace"] = Bpftrace
     return configs

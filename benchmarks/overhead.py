@@ -61,8 +61,7 @@ SETTLE = 0.5  # seconds after an attach, detach or filter switch before the wind
 CHANGED_CATS = 5  # cats after a flood that changed every flow
 FLOOD_PORT = 40100  # the floods' source port: each flood meets the same 10,000 flows
 SENDER_CPU = 0  # iperf3's client; the server runs on SENDER_CPU + 1
-RUN_TIMED = ("floor", "active", "active, no memo", "active, no hop", "active, filtered out", "reading headers only",
-             configurations.ADDS_REFERENCE)
+RUN_TIMED = ("floor", "active", "active, filtered out", "reading headers only", configurations.ADDS_REFERENCE)
 
 
 def write(entry, command):
@@ -206,11 +205,11 @@ def measure(args, configs, entry):
         for _ in range(CHANGED_CATS):
             flood()
             cats["changed"].append(cat())
-        scrape = Path(str(entry) + ".prom")  # what node_exporter's textfile collector reads
-        cats["scrape"] = []
-        for _ in range(CHANGED_CATS):
-            flood()
-            cats["scrape"].append(timed(scrape.read_bytes))
+        for case, suffix in (("scrape", ".prom"), ("json", ".json")):  # .prom: what node_exporter's collector reads
+            cats[case] = []
+            for _ in range(CHANGED_CATS):
+                flood()
+                cats[case].append(timed(Path(str(entry) + suffix).read_bytes))
         flows = entry.read_text().count("\nprotocol: ")
         write(entry, "deactivate")
         write(entry, "max-flows")

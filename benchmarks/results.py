@@ -41,21 +41,15 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
                                                        *interval(name, "floor", "udp")))
     if args.run_time_rounds:  # --run-time-rounds 0: none measured
         print_run_times(args, run_times, 1e9 / median["floor"]["udp"])
-    # paired, the same round's windows: what the memo saves (without it - with), what the hop costs (with - without)
-    for without, what, sign in (("active, no memo", "the memo (dp_memos) saves", 1), ("active, no hop", "the hop costs", -1)):
-        if "active" in run_times and without in run_times:
-            differences = [sign * (other[0] - active[0]) for active, other in zip(run_times["active"], run_times[without])]
-            low, high = median_interval(differences)
-            print("%s %.1f ns an event (median of %d rounds' differences, 95%% interval %.1f-%.1f; %d of them above 0)"
-                  % (what, middle(differences), len(differences), low, high, sum(d > 0 for d in differences)))
     print("activation: %.2f s (median of %d)" % (statistics.median(activations), len(activations)))
     cat_ms = {case: statistics.median(times) * 1000 for case, times in cats.items()}
     print("cat with %d flows: %.0f ms after every flow changed (median of %d), %.0f ms unchanged since the "
           "last cat (median of %d), %.0f ms the first (the daemon meets the flows)"
           % (flows, cat_ms["changed"], len(cats["changed"]), cat_ms["unchanged"], len(cats["unchanged"]),
              cat_ms["first"]))
-    print("scrape (cat of drop-packet.prom) with %d flows: %.0f ms after every flow changed (median of %d)"
-          % (flows, cat_ms["scrape"], len(cats["scrape"])))
+    for case, name in (("scrape", "drop-packet.prom"), ("json", "drop-packet.json")):
+        print("%s (cat of %s) with %d flows: %.0f ms after every flow changed (median of %d)"
+              % (case, name, flows, cat_ms[case], len(cats[case])))
 
     def ratio_goal(name, reference, kind, least):
         """Met or not by the median, as the goals are set; with its 95%
@@ -75,7 +69,8 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
         ("filtered/floor TCP >= 0.99", ratio_goal("active, filtered out", "floor", "tcp", 0.99)),
         ("filtered/floor UDP >= 0.99", ratio_goal("active, filtered out", "floor", "udp", 0.99)),
         ("activation <= 2 s", "met" if statistics.median(activations) <= 2 else "NOT met"),
-        ("cat, 10,000 flows of 2 hops <= 100 ms", "met" if cat_ms["changed"] <= 100 else "NOT met"),
+        ("cat, 10,000 flows of 2 hops <= 150 ms", "met" if cat_ms["changed"] <= 150 else "NOT met"),
+        ("JSON, 10,000 flows of 2 hops <= 200 ms", "met" if cat_ms["json"] <= 200 else "NOT met"),
         ("scrape with 10,000 flows <= 100 ms", "met" if cat_ms["scrape"] <= 100 else "NOT met"),
     ]
     for goal, verdict in goals:

@@ -1,5 +1,5 @@
 /* The one definition shared by the BPF program and user space.
- * Python reads enum dp_stage from this file (procfs_fuse/drop_packet/stages.py),
+ * Python reads enum dp_stage from this file (procfs_fuse/drop_packet/capture/stages.py),
  * and takes struct layouts from the compiled program, so nothing here is copied.
  * Names are prefixed: kernel headers own short names such as struct key. */
 #ifndef DROP_PACKET_H
@@ -7,7 +7,7 @@
 
 /* Per-flow counters: their index in dp_flow_counts. Python takes the names
  * and ids from here; the report's order and each stage's hooks are its row
- * in procfs_fuse/drop_packet/stages.py (a new stage goes at the end here). */
+ * in procfs_fuse/drop_packet/capture/stages.py (a new stage goes at the end here). */
 enum dp_stage {
 	DP_STAGE_ETH_RECV = 0,
 	DP_STAGE_GRO_RECV = 1,
@@ -95,12 +95,12 @@ struct dp_config {
 	__u8 dp_active;
 	__u8 dp_dev_active;	/* only hops on a device of this name pass */
 	__u8 dp_pad[2];
-	__u32 dp_generation;	/* a memo holds while it stays; 0: no memo is used or made (config.py) */
+	__u32 dp_generation;	/* a memo holds while it stays; 0: no memo is used or made (capture/config.py) */
 	/* The same filters over bytes 8..23 of an IPv4 header without options
 	 * (protocol, addresses and ports as on the wire), as two little-endian
 	 * words: a packet whose words, masked, differ from dp_ipv4_value is one
 	 * the filters leave out, known before its key is built. Written by
-	 * config.py ipv4_mask_and_value; all 0 when no filter is set. */
+	 * capture/config.py ipv4_mask_and_value; all 0 when no filter is set. */
 	__u64 dp_ipv4_mask[2];
 	__u64 dp_ipv4_value[2];
 	__u64 dp_dev_name[2];	/* the device name filter, NUL-padded as net_device.name */
@@ -108,7 +108,7 @@ struct dp_config {
 
 /* dp_memos: per CPU, DP_MEMO_WAYS memos, one picked by a hash of the
  * packet's device (a packet's hops on one CPU, a veth's two ends, each keep
- * theirs): the last memoizable packet seen there (see dp_count), its tag and
+ * theirs): the last memoizable packet seen there (see drop_packet.c), its tag and
  * device, the generation of dp_config it was decided under, and the outcome.
  * Two devices on one CPU's packet path that share a way take the memo from
  * each other at every packet, 1 pair in DP_MEMO_WAYS (with 4 ways, a veth's

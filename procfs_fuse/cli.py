@@ -33,8 +33,8 @@ BPF_SOURCE_EPILOG = """examples:
 
 
 def cmd_mount(args):
-    from .drop_packet.controller import DropPacketEntry
-    from .drop_packet.session import BccSession
+    from .drop_packet.control.controller import DropPacketEntry
+    from .drop_packet.capture.session import BccSession
     from .fs import ENTRY_PATH, serve, views
 
     entry = DropPacketEntry(BccSession)
@@ -46,7 +46,7 @@ def cmd_mount(args):
 
 
 def cmd_doctor(_args):
-    from .drop_packet import activation, hooks
+    from .drop_packet.capture import activation, hooks
     from .kernel import bytecode, probe, tracefs
     from .kernel.btf import BTF, BTFError
 
@@ -73,7 +73,7 @@ def cmd_doctor(_args):
 
 
 def cmd_bpf_source(_args):
-    from .drop_packet.activation import generated_source
+    from .drop_packet.capture.program import generated_source
 
     sys.stdout.write(generated_source())
     return 0

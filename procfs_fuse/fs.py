@@ -16,20 +16,18 @@ import threading
 import time
 
 from .drop_packet.errors import ErrnoError
+from .drop_packet.views import VIEWS
 from .fuse_binding import FUSE, LIBFUSE_MAJOR, FuseOSError, Operations, fuse_get_context
 
 log = logging.getLogger(__name__)
 
 ENTRY_PATH = "/mooc/net/drop-packet"
-# path suffix -> the entry's view; the text view alone takes writes
-VIEW_SUFFIXES = {"": "text", ".json": "json", ".prom": "prom"}
-WRITABLE_VIEW = "text"
 LIBFUSE3_LOOP_ENDED = 8  # fuse_main's code when its event loop returned nonzero
 
 
 def views(path, entry):
-    """{path: (entry, view)} of an entry served at path and its read-only siblings."""
-    return {path + suffix: (entry, view) for suffix, view in VIEW_SUFFIXES.items()}
+    """{path: (entry, suffix)} of an entry served at path and its siblings (views.VIEWS)."""
+    return {path + suffix: (entry, suffix) for suffix in VIEWS}
 
 
 def _directories(file_paths):
@@ -72,8 +70,8 @@ class ProcFS(Operations):
     use_ns = True  # times in ns, as both bindings take them without a warning
 
     def __init__(self, entries, file_mode=0o644):
-        """entries: {path: (entry, view)}: an object with view(name) -> bytes
-        and command(bytes), and the name of the view at that path."""
+        """entries: {path: (entry, suffix)}: an object with view(suffix) -> bytes
+        and command(bytes), and the suffix of the view at that path (views.VIEWS)."""
         self._entries = entries
         self._file_mode = file_mode
         self._dirs = _directories(entries)
@@ -89,8 +87,8 @@ class ProcFS(Operations):
             raise FuseOSError(errno.ENOENT) from None
 
     def _writable(self, path):
-        entry, view = self._entry(path)
-        if view != WRITABLE_VIEW:
+        entry, suffix = self._entry(path)
+        if not VIEWS[suffix].writable:
             raise FuseOSError(errno.EACCES)
         _require_root()
         return entry
@@ -100,8 +98,8 @@ class ProcFS(Operations):
         if path in self._dirs:
             return dict(st_atime=self._mounted_at, st_mtime=self._mounted_at, st_ctime=self._mounted_at,
                         st_uid=0, st_gid=0, st_mode=stat.S_IFDIR | 0o555, st_nlink=2)
-        _entry, view = self._entry(path)
-        mode = self._file_mode if view == WRITABLE_VIEW else self._file_mode & 0o444
+        _entry, suffix = self._entry(path)
+        mode = self._file_mode if VIEWS[suffix].writable else self._file_mode & 0o444
         now = time.time_ns()  # each open renders anew: the content is as new as the moment of asking
         return dict(st_atime=now, st_mtime=now, st_ctime=now, st_uid=0, st_gid=0,
                     st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
@@ -114,13 +112,13 @@ class ProcFS(Operations):
 
     @_errno_of_failures
     def open(self, path, fi):
-        entry, view = self._entry(path)
+        entry, suffix = self._entry(path)
         if (fi.flags & os.O_ACCMODE) != os.O_RDONLY:
             self._writable(path)
         fi.direct_io = 1  # size 0 yet content: the kernel must not cache or trust st_size
         fi.fh = next(self._handles)
         if (fi.flags & os.O_ACCMODE) != os.O_WRONLY:
-            snapshot = entry.view(view)
+            snapshot = entry.view(suffix)
             with self._snapshots_lock:
                 self._snapshots[fi.fh] = snapshot
         return 0
@@ -155,7 +153,7 @@ class ProcFS(Operations):
 
 def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=False):
     """Mount and serve in the foreground until unmounted or signalled.
-    entries: {path: (entry, view)}, as views() makes them.
+    entries: {path: (entry, suffix)}, as views() makes them.
 
     Only root may use the mount unless allow_other; then the kernel checks the
     file modes (default_permissions): others may read the report (not with

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.netns import QUIET_SECONDS, Hosts
-from procfs_fuse.drop_packet.commands import FILTERS
-from procfs_fuse.drop_packet.stages import TABLE
+from procfs_fuse.drop_packet.capture.settings import FILTERS
+from procfs_fuse.drop_packet.capture.stages import TABLE
 from tests.support.mounts import ENTRY, flow_of_header, parse_report, sh, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

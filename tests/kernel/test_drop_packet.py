@@ -8,7 +8,7 @@ import pytest
 
 from tests.kernel.conftest import (N, REPO, expected, our_bpf_objects, report, send_udp,
                                    wait_no_bpf_objects, write)
-from procfs_fuse.drop_packet.stages import STAGES
+from procfs_fuse.drop_packet.capture.stages import STAGES
 from tests.support.layouts import Slot, key_of, slot_index
 from tests.support.mounts import ENTRY, flow_header, is_mounted, sh
 from tests.support.netns import QUIET_SECONDS
@@ -334,8 +334,8 @@ def test_compiled_layout_matches_the_shared_header():
     """The map value BCC compiled has one counter per stage Python knows."""
     from bcc import BPF
 
-    from procfs_fuse.drop_packet.stages import PROGRAM, STAGES
-    from procfs_fuse.drop_packet.activation import compile_flags
+    from procfs_fuse.drop_packet.capture.stages import PROGRAM, STAGES
+    from procfs_fuse.drop_packet.capture.program import compile_flags
     from procfs_fuse.kernel import headers
     from tests.support.layouts import Config, Counts, DropKey, FlowKey, Slot
 
@@ -365,4 +365,4 @@ def test_bpf_source_shows_the_flags_an_activation_compiles_with():
     direct_read = bytecode.rdonly_cast_id(BTF.from_file())[0] is not None  # as BccSession decides
     assert flags.startswith("// cflags: ") and "-DDP_SKB_HEAD=" in flags
     assert ("-DDP_DIRECT_READ" in flags) == direct_read
-    assert "dp_count(" in output
+    assert "dp_count_flow(" in output

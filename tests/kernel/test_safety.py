@@ -106,21 +106,21 @@ def test_kill_9_leaves_nothing_in_the_kernel_and_mount_sh_recovers(scratch_mount
 
 def test_activation_failing_part_way_detaches_what_it_attached(monkeypatch):
     """All or nothing: a failure after some hooks attached leaves none of ours."""
-    from procfs_fuse.drop_packet import activation
-    from procfs_fuse.drop_packet.flows import Filters
-    from procfs_fuse.drop_packet.session import BccSession
+    from procfs_fuse.drop_packet.capture import activation
+    from procfs_fuse.drop_packet.capture.settings import Filters
+    from procfs_fuse.drop_packet.capture.session import BccSession
 
-    real_attach, attached = activation.try_attach, []
+    real_attach, attached = activation.Activation._attach, []
 
-    def attach_then_fail(bpf, candidate):
+    def attach_then_fail(self, candidate):
         if len(attached) == 3:
             raise RuntimeError("injected failure after 3 hooks")
-        reason = real_attach(bpf, candidate)
+        reason = real_attach(self, candidate)
         if reason is None:
             attached.append(candidate)
         return reason
 
-    monkeypatch.setattr(activation, "try_attach", attach_then_fail)
+    monkeypatch.setattr(activation.Activation, "_attach", attach_then_fail)
     with pytest.raises(RuntimeError, match="injected"):
         BccSession(Filters())
     assert len(attached) == 3

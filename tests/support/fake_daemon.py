@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from procfs_fuse.drop_packet.controller import DropPacketEntry  # noqa: E402
+from procfs_fuse.drop_packet.control.controller import DropPacketEntry  # noqa: E402
 from procfs_fuse.fs import ENTRY_PATH, serve, views  # noqa: E402
 from tests.support.fakes import FakeSessions  # noqa: E402
 

@@ -5,9 +5,9 @@ import ipaddress
 import os
 import time
 
-from procfs_fuse.drop_packet.flows import Flow, Hop, Snapshot, TableUse
-from procfs_fuse.drop_packet.hooks import StageHook
-from procfs_fuse.drop_packet.stages import STAGES, TABLE
+from procfs_fuse.drop_packet.capture.flows import Flow, Hop, Snapshot, TableUse
+from procfs_fuse.drop_packet.capture.hooks import StageHook
+from procfs_fuse.drop_packet.capture.stages import STAGES, TABLE
 
 FLOW = Flow(17, ipaddress.ip_address("198.18.0.1"), 40000, ipaddress.ip_address("198.18.0.2"), 7777)
 UNAVAILABLE = "UDP_RCV"  # the one stage the fake leaves unattached
@@ -51,7 +51,7 @@ class FakeSession:
         port = self._sessions.fail_read_port
         if port is not None and self.filters.source_port == port:
             raise RuntimeError("injected read failure")
-        return Snapshot({flow: ((HOP, tuple(counts)),) for flow, counts in self.flows.items()}, (),
+        return Snapshot.of_paths({flow: ((HOP, tuple(counts)),) for flow, counts in self.flows.items()}, (),
                         (TableUse("flows", len(self.flows), self.max_flows, 0),))
 
     def clear(self):

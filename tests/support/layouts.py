@@ -6,7 +6,7 @@ import ipaddress
 import socket
 import struct
 
-from procfs_fuse.drop_packet.stages import STAGES
+from procfs_fuse.drop_packet.capture.stages import STAGES
 
 
 class FlowKey(ctypes.Structure):

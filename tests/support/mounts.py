@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from procfs_fuse.drop_packet.flows import PROTOCOL_NAMES, Flow
+from procfs_fuse.drop_packet.capture.flows import PROTOCOL_NAMES, Flow
 
 ENTRY = "mooc/net/drop-packet"
 

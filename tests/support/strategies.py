@@ -1,7 +1,8 @@
 """Hypothesis strategies of writes to the drop-packet file."""
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.commands import ACTIONS, FILTERS, MAX_FLOWS
+from procfs_fuse.drop_packet.control.commands import ACTIONS
+from procfs_fuse.drop_packet.capture.settings import FILTERS, MAX_FLOWS
 
 WORDS = list(ACTIONS) + list(FILTERS) + [MAX_FLOWS]
 # lines that look like commands, so that the search reaches deep into the parser

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from procfs_fuse.drop_packet import json_view, metrics
-from procfs_fuse.drop_packet.flows import Filters, Hop, HopName, Reading
-from procfs_fuse.drop_packet.report import render
-from procfs_fuse.drop_packet.stages import STAGES
-from procfs_fuse.drop_packet.tables import Decoder, RawTable
+from procfs_fuse.drop_packet.capture.flows import Hop
+from procfs_fuse.drop_packet.capture.settings import Filters
+from procfs_fuse.drop_packet.capture.stages import STAGES
+from procfs_fuse.drop_packet.capture.tables import Decoder, RawTable
+from procfs_fuse.drop_packet.model.diagnosis import HopName
+from procfs_fuse.drop_packet.model.reading import reading_of
+from procfs_fuse.drop_packet.views import VIEWS
 from procfs_fuse.kernel.ksyms import Symbolizer
 from tests.support import canned
 from tests.support.layouts import DropKey, FlowKey, Slot
@@ -27,17 +29,20 @@ class Symbols:
         return self.symbolizer
 
 
-@pytest.fixture(scope="module")
-def reading():
+def canned_reading():
+    """The Reading of the canned tables, as an activation on this kernel's hooks would make it."""
     snapshot = Decoder(FlowKey, DropKey, Slot, canned.REASONS, Symbols()).snapshot(
         *(RawTable(*table) for table in canned.tables(STAGES)))
     names = {Hop(*hop): HopName(*name) for hop, name in canned.hop_names().items()}
-    return Reading(True, Filters(), 40000, None, hooks_without_kprobes(), snapshot, canned.SINCE, names,
-                   {Hop(*hop): moved for hop, moved in canned.DEVICES.items()}, canned.SOFTNET)
+    return reading_of(snapshot, True, Filters(), 40000, None, hooks_without_kprobes(), canned.SINCE, names,
+                      {Hop(*hop): moved for hop, moved in canned.DEVICES.items()}, canned.SOFTNET)
 
 
-@pytest.mark.parametrize("view, render_view", [("txt", lambda r: render(r).encode()), ("json", json_view.render),
-                                               ("prom", metrics.render)])
-def test_the_canned_reading_renders_as_kept(reading, view, render_view):
-    kept = gzip.decompress((DATA / ("canned_10k.%s.gz" % view)).read_bytes())
-    assert render_view(reading) == kept
+@pytest.fixture(scope="module")
+def reading():
+    return canned_reading()
+
+
+@pytest.mark.parametrize("kept, suffix", [("txt", ""), ("json", ".json"), ("prom", ".prom")])
+def test_the_canned_reading_renders_as_kept(reading, kept, suffix):
+    assert VIEWS[suffix].render(reading) == gzip.decompress((DATA / ("canned_10k.%s.gz" % kept)).read_bytes())

@@ -2,7 +2,7 @@ import ipaddress
 
 import pytest
 
-from procfs_fuse.drop_packet.commands import MAX_WRITE, Command, CommandError, parse
+from procfs_fuse.drop_packet.control.commands import MAX_WRITE, Command, CommandError, parse
 
 
 def test_actions_and_filters():

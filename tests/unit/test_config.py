@@ -6,8 +6,8 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.config import FilterConfig, config_value, filter_mask_and_value, ipv4_mask_and_value
-from procfs_fuse.drop_packet.flows import Filters, Netns
+from procfs_fuse.drop_packet.capture.config import FilterConfig, config_value, filter_mask_and_value, ipv4_mask_and_value
+from procfs_fuse.drop_packet.capture.settings import Filters, Netns
 from tests.support.layouts import Config, FlowKey, key_of
 
 

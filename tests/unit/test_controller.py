@@ -7,10 +7,10 @@ import weakref
 
 import pytest
 
-from procfs_fuse.drop_packet.controller import DropPacketEntry
+from procfs_fuse.drop_packet.control.controller import DropPacketEntry
 from procfs_fuse.drop_packet.errors import ErrnoError
-from procfs_fuse.drop_packet.stages import STAGES
-from procfs_fuse.drop_packet.flows import HopName
+from procfs_fuse.drop_packet.capture.stages import STAGES
+from procfs_fuse.drop_packet.model.diagnosis import HopName
 from tests.support.fakes import FLOW, HOP, FakeSessions
 from tests.support.mounts import prometheus_samples
 
@@ -124,7 +124,7 @@ def test_max_flows_applies_now_when_active_and_at_activation_otherwise(entry, se
 
 
 def prom(entry):
-    return prometheus_samples(entry.view("prom").decode())
+    return prometheus_samples(entry.view(".prom").decode())
 
 
 def test_a_new_measurement_is_a_counter_reset_with_its_start_time(entry, sessions):
@@ -203,7 +203,7 @@ def test_a_view_leaves_the_cycle_collector_nothing_to_walk_and_every_64th_collec
         entry.view()
         assert gc.get_count()[0] < 10 and gc.get_freeze_count() > 0
         assert gone() is not None  # frozen with the rest
-        for _ in range(entry._collection.SWEEP_EVERY):
+        for _ in range(entry._collector.SWEEP_EVERY):
             entry.view()
         assert gone() is None
     finally:

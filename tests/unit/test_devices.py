@@ -3,7 +3,7 @@ import struct
 
 import pytest
 
-from procfs_fuse.drop_packet.devices import (IFLA_IFNAME, IFLA_STATS64, LINK_COUNTERS, NLMSG_DONE, NLMSG_ERROR,
+from procfs_fuse.drop_packet.model.devices import (IFLA_IFNAME, IFLA_STATS64, LINK_COUNTERS, NLMSG_DONE, NLMSG_ERROR,
                                              RTM_NEWLINK, Link, changes, link_dump_request, parse_links,
                                              parse_softnet)
 

@@ -4,15 +4,25 @@ import re
 
 import pytest
 
-from procfs_fuse.drop_packet.hooks import plan
-from procfs_fuse.drop_packet.stages import (BY_NAME, CGROUP_SKB, KPROBE, PATH_ORDER, PROGRAM, SHARED_HEADER, STAGES, TABLE,
-                                            TRACEPOINT, Stage, with_ids, parse_stages)
+from procfs_fuse.drop_packet.capture.program import with_local_includes
+from procfs_fuse.drop_packet.capture.hooks import plan
+from procfs_fuse.drop_packet.capture.stages import (BY_NAME, CGROUP_SKB, KPROBE, PATH_ORDER, PROGRAM, SHARED_HEADER,
+                                                    STAGES, TABLE, TRACEPOINT, Stage, with_ids, parse_stages)
 
-C_SOURCE = PROGRAM.read_text()
-_BODIES = dict(re.findall(r"^(?:static __always_inline )?int (dp_\w+)\([^)]*\)\n\{(.*?)^\}", C_SOURCE, re.S | re.M))
-# stub name -> the DP_STAGE_s it counts at (DP_AT_SOCKET: those dp_socket_stage picks from)
-STUB_STAGES = {name: set(re.findall(r"DP_STAGE_(\w+)", _BODIES["dp_socket_stage"] if "DP_AT_SOCKET" in body else body))
-               for name, body in _BODIES.items() if name.startswith(("dp_kp_", "dp_tp_", "dp_cg_"))}
+C_SOURCE = with_local_includes(PROGRAM)  # what BCC compiles
+_BODIES = dict(re.findall(r"^(?:static __always_inline )?(?:int|void) (dp_\w+)\([^)]*\)\n\{(.*?)^\}", C_SOURCE,
+                          re.S | re.M))
+
+
+def _counted_at(body):
+    """The DP_STAGE_s a body counts at, itself or through the dp_count_* it calls (DP_AT_SOCKET: those
+    dp_socket_stage picks from)."""
+    text = body + "".join(_BODIES[name] for name in re.findall(r"\b(dp_count_(?:at_socket|retransmit|drop))\(", body))
+    return set(re.findall(r"DP_STAGE_(\w+)", _BODIES["dp_socket_stage"] if "DP_AT_SOCKET" in text else text))
+
+
+# stub name -> the DP_STAGE_s it counts at
+STUB_STAGES = {name: _counted_at(body) for name, body in _BODIES.items() if name.startswith(("dp_kp_", "dp_tp_", "dp_cg_"))}
 
 
 def test_the_table_has_one_row_per_header_stage_with_its_id():
@@ -122,8 +132,8 @@ def test_a_failed_attach_moves_on_to_the_next_candidate():
 
 
 def test_the_socket_stages_cgroup_program_needs_the_direct_read_to_read_the_sk_buff():
-    from procfs_fuse.drop_packet.activation import why_not_here
-    from procfs_fuse.drop_packet.stages import AT_SOCKET
+    from procfs_fuse.drop_packet.capture.activation import why_not_here
+    from procfs_fuse.drop_packet.capture.stages import AT_SOCKET
     assert why_not_here(AT_SOCKET, None) is None
     assert why_not_here(AT_SOCKET, "no bpf_rdonly_cast in this kernel (6.2+)") == (
         "cannot read the sk_buff: no bpf_rdonly_cast in this kernel (6.2+)")

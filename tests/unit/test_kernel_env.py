@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from procfs_fuse.drop_packet.stages import BY_NAME
+from procfs_fuse.drop_packet.capture.stages import BY_NAME
 from procfs_fuse.kernel import headers
 from procfs_fuse.kernel.ksyms import KernelSymbols, Symbolizer, text_symbols
 from procfs_fuse.kernel.tracefs import KernelHooks

@@ -4,10 +4,11 @@ import os
 
 import pytest
 
-from procfs_fuse.drop_packet.devices import Link
+from procfs_fuse.drop_packet.model.devices import Link
 from procfs_fuse.drop_packet.errors import ErrnoError
-from procfs_fuse.drop_packet.flows import Hop, HopName
-from procfs_fuse.drop_packet.names import HopNames
+from procfs_fuse.drop_packet.capture.flows import Hop
+from procfs_fuse.drop_packet.model.diagnosis import HopName
+from procfs_fuse.drop_packet.model.names import HopNames
 
 
 @pytest.fixture

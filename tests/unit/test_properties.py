@@ -5,8 +5,8 @@ import errno
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.commands import CommandError, parse
-from procfs_fuse.drop_packet.controller import DropPacketEntry
+from procfs_fuse.drop_packet.control.commands import CommandError, parse
+from procfs_fuse.drop_packet.control.controller import DropPacketEntry
 from procfs_fuse.drop_packet.errors import ErrnoError
 from tests.support.fakes import FakeSessions
 from tests.support.strategies import WORDS, batches

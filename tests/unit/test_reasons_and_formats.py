@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from procfs_fuse.drop_packet.activation import kernel_cflags, record_cflags
+from procfs_fuse.drop_packet.capture.program import kernel_cflags, record_cflags
 from procfs_fuse.drop_packet.errors import ErrnoError
-from procfs_fuse.drop_packet.flows import HopName
-from procfs_fuse.drop_packet.reasons import hint, reason_name, reason_names
-from procfs_fuse.drop_packet.diagnosis import verdict
+from procfs_fuse.drop_packet.model.diagnosis import HopName
+from procfs_fuse.drop_packet.model.hints import hint
+from procfs_fuse.drop_packet.capture.reasons import reason_name, reason_names
+from procfs_fuse.drop_packet.model.diagnosis import verdict
 from procfs_fuse.kernel.btf import BTF, Member
 from procfs_fuse.kernel.tracefs import parse_fields, parse_symbolic
 from tests.unit.test_btf import BlobBuilder
@@ -168,7 +169,7 @@ def test_every_drop_reason_of_a_kernel_has_a_hint_or_the_verdict_says_none_is_kn
     names = reason_names((DATA / ("kfree_skb_%s.format" % kernel)).read_text())
     assert len(names) > 60 and "NETFILTER_DROP" in names.values()
     for reason in names.values():
-        text = verdict([(HopName("host", "lo"), ("RECV_SKB",), (4,), {(reason, "f+0x1"): 1})], True)
+        text = verdict(4, [(HopName("host", "lo"), ("RECV_SKB",), (4,), [((reason, "f+0x1"), 1)])], True)
         why = hint(reason, "f+0x1")
         if reason == "MAX":  # the enum's end, not a reason
             assert why is None and text.endswith("(no hint is known for MAX)")

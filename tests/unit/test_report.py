@@ -4,12 +4,14 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Hop, HopName, Netns, Reading, Snapshot, TableUse
-from procfs_fuse.drop_packet.hooks import plan
-from procfs_fuse.drop_packet.diagnosis import verdict
-from procfs_fuse.drop_packet.flow_texts import FlowTexts
-from procfs_fuse.drop_packet.report import render
-from procfs_fuse.drop_packet.stages import CGROUP_SKB, KPROBE, STAGES
+from procfs_fuse.drop_packet.capture.flows import Drop, Flow, Hop, Snapshot, TableUse
+from procfs_fuse.drop_packet.capture.settings import Filters, Netns
+from procfs_fuse.drop_packet.model.diagnosis import HopName
+from procfs_fuse.drop_packet.model.reading import reading_of
+from procfs_fuse.drop_packet.capture.hooks import plan
+from procfs_fuse.drop_packet.model.diagnosis import by_count, verdict
+from procfs_fuse.drop_packet.views import text
+from procfs_fuse.drop_packet.capture.stages import CGROUP_SKB, KPROBE, STAGES
 
 A, B = ipaddress.ip_address("198.18.0.1"), ipaddress.ip_address("198.18.0.2")
 
@@ -27,8 +29,12 @@ def counts(**by_stage):
 
 def reading(snapshot, hooks=None, active=True, filters=Filters(), max_flows=100, last_error=None, names=None,
             devices=None, softnet=None):
-    return Reading(active, filters, max_flows, last_error, hooks, snapshot, names=NAMES if names is None else names,
-                   devices=devices or {}, softnet=softnet or {})
+    return reading_of(snapshot, active, filters, max_flows, last_error, hooks, names=NAMES if names is None else names,
+                      devices=devices, softnet=softnet)
+
+
+def render(reading):
+    return text.render(reading).decode()
 
 
 # The issue's routed host: A -> R (forwarding) -> C, and a loopback host L.
@@ -70,7 +76,7 @@ def test_a_routed_flow_shows_each_hop_its_stages_and_the_hop_that_lost_them():
     drops = (Drop(udp, VRA, "NETFILTER_DROP", "nft_do_chain+0x46f", 250),
              Drop(None, None, "NOT_SPECIFIED", "skb_release+0x10", 3))
     tables = (TableUse("flows", 4, 100, 0), TableUse("drops", 2, 4096, 0))
-    text = render(reading(Snapshot({udp: hops}, drops, tables), hooks_without_kprobes(cgroup_skb=False),
+    text = render(reading(Snapshot.of_paths({udp: hops}, drops, tables), hooks_without_kprobes(cgroup_skb=False),
                           filters=Filters(netns=Netns(12, "mhR")),
                           devices={VRC: {"tx_dropped": 7, "tx_fifo_errors": 1}, VA: {"rx_missed_errors": 2}},
                           softnet={1: {"dropped": 3, "time_squeeze": 12}}))
@@ -126,7 +132,7 @@ def test_loopback_is_one_hop_with_both_sides_and_events_show_where_they_happened
     tcp6 = Flow(6, ipaddress.ip_address("2001:2::1"), 5000, ipaddress.ip_address("2001:2::2"), 80)
     icmp = Flow(1, B, 0, A, 0)
     no_device = Hop(14, 0)  # the socket's namespace: a retransmission has no device yet
-    snapshot = Snapshot({
+    snapshot = Snapshot.of_paths({
         tcp6: ((no_device, counts(RETRANS=2)), (LO, counts(ETH_RECV=10, RECV_SKB=10, TCP_V6_RCV=10, QUEUE_XMIT=10,
                                                           SEND_SKB=10))),
         icmp: ((LO, counts(ETH_RECV=1, RECV_SKB=1, QUEUE_XMIT=1, SEND_SKB=1)),)})
@@ -157,33 +163,14 @@ def test_loopback_is_one_hop_with_both_sides_and_events_show_where_they_happened
         "  (no change since the counts started)\n")
 
 
-def test_a_flows_kept_text_serves_only_while_its_hops_counts_drops_names_and_hooks_stay():
-    udp, tcp = Flow(17, A, 40000, B, 7777), Flow(6, A, 40001, B, 80)
-    sent = ((VA, counts(QUEUE_XMIT=5, SEND_SKB=5)), (VC, counts(ETH_RECV=5)))
-    tracing, untraced = hooks_without_kprobes(), [h for h in hooks_without_kprobes() if h.stage != "DROPPED"]
-    gone = {**NAMES, VC: HopName("net:[13]", None)}  # its namespace deleted
-    steps = [
-        (tracing, Snapshot({udp: sent, tcp: ((VA, counts(SEND_SKB=2)),)}), NAMES),
-        (tracing, Snapshot({udp: sent, tcp: ((VA, counts(SEND_SKB=3)),)}), NAMES),  # one flow moved on
-        (tracing, Snapshot({udp: sent, tcp: ((VA, counts(SEND_SKB=3)), (VC, counts(ETH_RECV=3)))}), NAMES),
-        (tracing, Snapshot({udp: sent}, (Drop(udp, VC, "NO_SOCKET", "f+0x1", 1),)), NAMES),
-        (tracing, Snapshot({udp: sent}, (Drop(udp, VC, "NO_SOCKET", "f+0x1", 2),)), NAMES),
-        (tracing, Snapshot({udp: sent}, (Drop(udp, VC, "NO_SOCKET", "f+0x1", 2),)), gone),
-        (untraced, Snapshot({udp: sent}), NAMES),  # another activation's hooks
-    ]
-    texts = FlowTexts()
-    for hooks, snapshot, names in steps:
-        assert render(reading(snapshot, hooks, names=names), texts) == render(reading(snapshot, hooks, names=names))
-
-
 def at(name, stages, drops):
-    """A hop as verdict() takes it: where, its path stages' names and counts, its drops."""
-    return (name, tuple(stages), tuple(stages.values()), drops)
+    """A hop as verdict() takes it: where, its path stages' names and counts, its drops most first."""
+    return (name, tuple(stages), tuple(stages.values()), by_count(drops))
 
 
 def verdict_of(stages, drops):
     """The verdict of a flow seen at one hop."""
-    return verdict([at(HopName("host", "lo"), stages, drops)], True)
+    return verdict(max(stages.values(), default=0), [at(HopName("host", "lo"), stages, drops)], True)
 
 
 def test_verdict_names_the_last_stage_that_saw_everything():
@@ -201,13 +188,13 @@ def test_verdict_with_several_reasons_and_unknown_ones():
         "raise SO_RCVBUF / net.core.rmem_max or read faster)")
     assert verdict_of({}, Counter({("WEIRD_NEW_REASON", "f+0x2"): 3})) == (
         "3 of 3 lost in netns host, dev lo: WEIRD_NEW_REASON at f+0x2 (no hint is known for WEIRD_NEW_REASON)")
-    assert verdict([], False) == "unknown: drops are not traced on this kernel"
+    assert verdict(0, [], False) == "unknown: drops are not traced on this kernel"
 
 
 def test_the_verdict_counts_what_the_first_hop_saw_and_names_the_hop_that_dropped_most():
     hops = [at(HopName("mhA", "vA"), {"QUEUE_XMIT": 200, "SEND_SKB": 200}, {}),
             at(HopName("mhR", "vRa"), {"ETH_RECV": 200, "RECV_SKB": 200}, {("IP_INHDR", "ip_forward+0x1c4"): 200})]
-    assert verdict(hops, True) == (
+    assert verdict(200, [hop for hop in hops if hop[3]], True) == (
         "200 of 200 lost in netns mhR, dev vRa, after RECV_SKB: IP_INHDR at ip_forward+0x1c4 "
         "(the TTL ran out while forwarding: a routing loop or a too-small TTL; see traceroute and ip route)")
 
@@ -230,62 +217,8 @@ def test_dropped_packets_whose_drop_entries_were_evicted_say_so_in_the_verdict()
     udp = Flow(17, A, 40000, B, 7000)
     sent = ((VA, counts(QUEUE_XMIT=5, SEND_SKB=5)), (VC, counts(ETH_RECV=5, RECV_SKB=5, DROPPED=5)))
     evicted = (TableUse("drops", 4096, 4096, 12),)
-    text = render(reading(Snapshot({udp: sent}, (), evicted), hooks_without_kprobes()))
+    text = render(reading(Snapshot.of_paths({udp: sent}, (), evicted), hooks_without_kprobes()))
     assert ("    verdict: 5 of 5 lost in netns mhC, dev vC, after RECV_SKB: reason not kept "
             "(the drops table evicted it: see tables:)\n") in text
     # nothing evicted: DROPPED ahead of its drop entries is a read between the two adds
-    assert "    verdict: no drops seen\n" in render(reading(Snapshot({udp: sent}, (), ()), hooks_without_kprobes()))
-
-
-HOPS = [VA, VRA, VRC, VC]
-SITES = [("NO_SOCKET", "__udp4_lib_rcv+0x4bc"), ("NETFILTER_DROP", "nft_do_chain+0x46f"), ("ODD%s", "x%d+0x1")]
-small = st.integers(0, 3)
-a_flow_path = st.lists(st.tuples(st.sampled_from(HOPS), st.lists(small, min_size=len(STAGES), max_size=len(STAGES))),
-                       min_size=1, max_size=3, unique_by=lambda hop: hop[0])
-a_flow_drops = st.lists(st.tuples(st.sampled_from(HOPS), st.sampled_from(SITES), st.integers(1, 3)), max_size=3)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), max_size=6, unique_by=lambda f: f[0]),
-       st.booleans(), st.booleans(), st.sampled_from([6, 17]))
-def test_the_shared_formats_write_what_the_flow_by_flow_text_writes(flows, evicted, traced, protocol):
-    """path_formats.PathFormat (a text per path, formatted with each flow's numbers)
-    against flow_text, which every flow took before it: byte for byte."""
-    from procfs_fuse.drop_packet import path_formats
-    snapshot = Snapshot({Flow(protocol, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
-                         for port, path, _drops in flows},
-                        tuple(Drop(Flow(protocol, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
-                              for hop, site, n in drops),
-                        (TableUse("drops", 10, 10, 3 if evicted else 0),))
-    hooks = hooks_without_kprobes() if traced else None  # None: never attached, drops not traced
-    shared = render(reading(snapshot, hooks))
-    original = path_formats.PathFormat.of
-    path_formats.PathFormat.of = classmethod(lambda cls, *args: None)
-    try:
-        flow_by_flow = render(reading(snapshot, hooks))
-    finally:
-        path_formats.PathFormat.of = original
-    assert shared == flow_by_flow
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(1, 65535), a_flow_path, a_flow_drops), min_size=1, max_size=6,
-                unique_by=lambda f: f[0]), st.data())
-def test_reads_of_one_structure_render_through_the_kept_plan_as_a_fresh_render_does(flows, data):
-    """Snapshots with one Snapshot.structure (the same flows, hops and drop
-    sites; the counts moving on, some to zero or from it) rendered through
-    one FlowTexts, which keeps its plan and the texts of flows that did not
-    change: byte for byte what a render of each alone makes."""
-    structure, texts = object(), FlowTexts()
-    for step in range(4):
-        if step:  # some flows move on: new counts at every hop, new drop counts
-            some_counts = st.lists(small, min_size=len(STAGES), max_size=len(STAGES))
-            flows = [(port, [(hop, data.draw(some_counts)) for hop, _c in path],
-                      [(hop, site, data.draw(st.integers(1, 3))) for hop, site, _n in drops])
-                     if data.draw(st.booleans()) else (port, path, drops) for port, path, drops in flows]
-        snapshot = Snapshot({Flow(17, A, port, B, 7000): tuple((hop, tuple(c)) for hop, c in path)
-                             for port, path, _drops in flows},
-                            tuple(Drop(Flow(17, A, port, B, 7000), hop, *site, n) for port, _path, drops in flows
-                                  for hop, site, n in drops), (), structure=structure)
-        hooks = hooks_without_kprobes(cgroup_skb=step != 3)  # the last step: other hooks, same structure
-        assert render(reading(snapshot, hooks), texts) == render(reading(snapshot, hooks))
+    assert "    verdict: no drops seen\n" in render(reading(Snapshot.of_paths({udp: sent}, (), ()), hooks_without_kprobes()))

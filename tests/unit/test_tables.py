@@ -2,7 +2,6 @@
 per-CPU sums, and a Snapshot decoded from canned bytes alone: slots and the
 flow table merged, drops decoded, table use and evictions."""
 import ctypes
-import dataclasses
 import errno
 import ipaddress
 import struct
@@ -11,11 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from procfs_fuse.drop_packet.diagnosis import flow_drops, host_drops
-from procfs_fuse.drop_packet.flows import Drop, Flow, Hop, TableUse
-from procfs_fuse.drop_packet.stages import STAGES
-from procfs_fuse.drop_packet.tables import Decoder, RawTable, read_raw, sum_over_cpus
-from procfs_fuse.drop_packet import tables
+from procfs_fuse.drop_packet.capture.flows import Drop, Flow, Hop, TableUse
+from procfs_fuse.drop_packet.capture.stages import STAGES
+from procfs_fuse.drop_packet.capture.tables import Decoder, RawTable, read_raw, sum_over_cpus
+from procfs_fuse.drop_packet.capture import tables
 from procfs_fuse.kernel.ksyms import Symbolizer
 from tests.support.layouts import Counts, DropKey, FlowKey, Slot, key_of
 
@@ -242,11 +240,10 @@ ADDED = st.fixed_dictionaries({
 @given(st.lists(ENTRY, max_size=8), st.lists(st.integers(0, 5), min_size=1, max_size=16), st.booleans(),
        st.lists(ADDED, max_size=3), st.randoms(use_true_random=False), st.integers(0, 2))
 def test_a_reading_after_another_decodes_as_a_fresh_one(entries, new_counts, move_first, added, shuffle, gone):
-    """The decoder reuses the last reading's layout while keys and first-seen
-    times stay, and moves it where the table's entries came in another order
-    or flows were added: the counts of the next reading are its own, hop by hop
-    in path order (the order anew where first-seen times moved); a flow gone,
-    or one at a new hop, takes a new layout."""
+    """A decoder that read the tables before (and keeps what their keys
+    decode to) decodes the next reading as a fresh decoder does: its counts
+    hop by hop in path order, with entries in another order, recounted, made
+    anew (new first-seen times), gone or added."""
     entries = unique_entries(entries)
     before, _expected = tables_of(entries)
     def then(n, cpu, c):  # new counts; new first-seen times where move_first (an entry evicted and made again)
@@ -262,64 +259,3 @@ def test_a_reading_after_another_decodes_as_a_fresh_one(entries, new_counts, mov
     for snapshot in (decode.snapshot(*after), decoder().snapshot(*after)):
         assert {flow: [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in hops]
                 for flow, hops in snapshot.flows.items()} == expected
-
-
-def test_a_reading_with_a_new_flow_moves_the_last_layout():
-    flows, slots, drops, inserted = canned_tables()
-    decode = decoder()
-    decode.snapshot(flows, slots, drops, inserted)
-    first = decode._layout
-    new_key = key_bytes(NEW_FLOWS[0], B_VETH)
-    more = RawTable([new_key] + flows.keys, per_cpu({"RECV_SKB": 4, "first": 200}, {}) + flows.values,
-                    flows.capacity, CPUS)
-    snapshot = decode.snapshot(more, slots, drops, inserted)
-    assert decode._layout is not first and decode._layout.plain is first.plain  # moved, not made anew
-    assert [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in snapshot.flows[NEW_FLOWS[0]]] == [(B_VETH, 4)]
-    assert snapshot.flows == decoder().snapshot(more, slots, drops, inserted).flows
-
-
-
-def test_a_snapshot_keeps_its_structure_while_the_flows_and_drop_sites_stay():
-    flows, slots, drops, inserted = canned_tables()
-    decode = decoder()
-    first = decode.snapshot(flows, slots, drops, inserted).structure
-    recounted = RawTable(flows.keys, per_cpu({"RECV_SKB": 7}, {"RECV_SKB": 1, "first": 120}) + flows.values[
-        len(per_cpu({}, {})):], flows.capacity, CPUS)  # the counts moved on, the first-seen times stayed
-    assert first is not None and decode.snapshot(recounted, slots, drops, inserted).structure is first
-    more = RawTable([key_bytes(NEW_FLOWS[0], B_VETH)] + flows.keys,
-                    per_cpu({"RECV_SKB": 4, "first": 200}, {}) + flows.values, flows.capacity, CPUS)
-    moved = decode.snapshot(more, slots, drops, inserted).structure
-    assert moved is not first
-    one_drop = RawTable(drops.keys[:1], drops.values[:16], drops.capacity, CPUS)
-    assert decode.snapshot(more, slots, one_drop, inserted).structure is not moved
-
-
-DROP_ENTRY = st.tuples(st.sampled_from([UDP_FLOW, TCP_FLOW, None]), st.sampled_from([A_VETH, B_VETH]),
-                       st.sampled_from([2, 99]), st.sampled_from([0xffffffff81000010, 0xffffffff81000104]),
-                       st.integers(0, 3), st.integers(0, 3))
-# a drop entry: flow (None: unattributed), hop, reason, location, the CPUs' counts
-
-
-def drops_table(entries):
-    keys, values = [], b""
-    for flow, hop, reason, location, *cpus in entries:
-        key = DropKey(dp_flow=FlowKey.from_buffer_copy(key_bytes(flow, hop)) if flow else FlowKey(),
-                      dp_location=location, dp_reason=reason)
-        if bytes(key) not in keys:
-            keys.append(bytes(key))
-            values += struct.pack("<2Q", *cpus)
-    return RawTable(keys, values, 10, CPUS)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(DROP_ENTRY, max_size=8), st.integers(0, 5))
-def test_the_drops_by_flow_and_by_site_the_decoder_makes_are_those_of_its_drops(entries, more):
-    """Made in C for flows with one drop entry (and kept while the keys stay): the same as diagnosis.flow_drops;
-    the sums by site the same as host_drops makes of the drops."""
-    empty = RawTable([], b"", 10, CPUS)
-    decode = decoder()
-    for again in (entries, [(*entry[:4], entry[4] + more, entry[5]) for entry in entries]):  # the same keys, recounted
-        snapshot = decode.snapshot(empty, RawTable(list(range(8)), b"", 8, CPUS), drops_table(again),
-                                   RawTable([], b"", 2, CPUS))
-        assert snapshot.drops_by_flow == flow_drops(snapshot.drops)
-        assert snapshot.drops_by_site == host_drops(dataclasses.replace(snapshot, drops_by_site=None))

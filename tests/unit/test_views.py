@@ -5,9 +5,12 @@ import json
 import shutil
 import subprocess
 
-from procfs_fuse.drop_packet import json_view, metrics
-from procfs_fuse.drop_packet.flows import Drop, Filters, Flow, Hop, HopName, Reading, Snapshot, TableUse
-from procfs_fuse.drop_packet.report import render
+from procfs_fuse.drop_packet.views import json_view, prometheus as metrics
+from procfs_fuse.drop_packet.capture.flows import Drop, Flow, Hop, Snapshot, TableUse
+from procfs_fuse.drop_packet.capture.settings import Filters
+from procfs_fuse.drop_packet.model.diagnosis import HopName
+from procfs_fuse.drop_packet.model.reading import reading_of
+from tests.unit.test_report import render
 from tests.support.mounts import parse_report, prometheus_samples
 from tests.unit.test_report import counts, hooks_without_kprobes
 
@@ -26,9 +29,9 @@ def reading(active=True, hooks=None, since=1700000000.25):
     drops = (Drop(UDP, VB, "NETFILTER_DROP", "nft_do_chain+0x4c4", 500),
              Drop(None, None, "NOT_SPECIFIED", "skb_release+0x10", 3))
     tables = (TableUse("flows", 4, 100, 7), TableUse("drops", 2, 4096, 0), TableUse("slots", 1, 512, 0))
-    return Reading(active, Filters(dest_addr=B, source_port=40000), 100, None,
-                   hooks_without_kprobes(cgroup_skb=False) if hooks is None else hooks,
-                   Snapshot(flows, drops, tables), since, NAMES, {VA: {"tx_dropped": 7}}, {1: {"dropped": 3}})
+    return reading_of(Snapshot.of_paths(flows, drops, tables), active, Filters(dest_addr=B, source_port=40000), 100, None,
+                      hooks_without_kprobes(cgroup_skb=False) if hooks is None else hooks, since, NAMES,
+                      {VA: {"tx_dropped": 7}}, {1: {"dropped": 3}})
 
 
 def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
@@ -78,7 +81,7 @@ def test_json_has_the_text_reports_numbers_and_null_for_what_it_shows_as_dash():
 
 
 def test_json_of_the_inactive_never_attached_state():
-    doc = json.loads(json_view.render(Reading(False, Filters(), 16384, "bad port", None, Snapshot())))
+    doc = json.loads(json_view.render(reading_of(Snapshot(), False, Filters(), 16384, "bad port")))
     assert doc["settings"]["activated"] is False and doc["settings"]["last_error"] == "bad port"
     assert doc["hooks"] is None and doc["flows"] == [] and doc["measurement_start"] is None
     assert doc["drops"] == {"total": 0, "unattributed": 0, "sites": []}
@@ -117,15 +120,15 @@ def test_prometheus_sums_hops_that_carry_the_same_labels():
     names = {**NAMES, gone_too: HopName("net:[13]", None)}
     flows = {UDP: ((GONE, counts(ETH_RECV=3, DROPPED=1)),), ICMP: ((gone_too, counts(ETH_RECV=4, DROPPED=2)),)}
     drops = (Drop(UDP, GONE, "NO_SOCKET", "f+0x1", 1), Drop(ICMP, gone_too, "NO_SOCKET", "f+0x1", 2))
-    got = prometheus_samples(metrics.render(Reading(True, Filters(), 100, None, hooks_without_kprobes(),
-                                                    Snapshot(flows, drops, ()), names=names)).decode())
+    got = prometheus_samples(metrics.render(reading_of(Snapshot.of_paths(flows, drops, ()), True, Filters(), 100, None,
+                                                       hooks_without_kprobes(), names=names)).decode())
     assert got['drop_packet_packets_total{stage="ETH_RECV",netns="net:[13]",dev="-"}'] == 7
     assert got['drop_packet_drops_total{reason="NO_SOCKET",location="f+0x1",netns="net:[13]",dev="-"}'] == 3
     assert got["drop_packet_unattributed_drops_total"] == 0
 
 def test_prometheus_labels_are_escaped():
-    odd = Reading(True, Filters(), 100, None, hooks_without_kprobes(),
-                  Snapshot({}, (Drop(None, None, 'A"B\\C', "f\n+0x1", 1),), ()))
+    odd = reading_of(Snapshot.of_paths({}, (Drop(None, None, 'A"B\\C', "f\n+0x1", 1),), ()), True, Filters(), 100, None,
+                     hooks_without_kprobes())
     assert 'drop_packet_drops_total{reason="A\\"B\\\\C",location="f\\n+0x1",netns="-",dev="-"} 1' in \
         metrics.render(odd).decode()
 
@@ -133,6 +136,6 @@ def test_prometheus_labels_are_escaped():
 def test_promtool_accepts_every_state():
     promtool = shutil.which("promtool")
     assert promtool, "promtool missing: scripts/setup.sh --test installs prometheus"
-    for r in (reading(), reading(active=False), Reading(False, Filters(), 16384, None, None, Snapshot())):
+    for r in (reading(), reading(active=False), reading_of(Snapshot(), False, Filters(), 16384)):
         checked = subprocess.run([promtool, "check", "metrics"], input=metrics.render(r), capture_output=True)
         assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), checked

@@ -14,8 +14,9 @@ import re
 import threading
 
 from . import devices
-from .errors import ErrnoError
-from .flows import Hop, HopName
+from ..errors import ErrnoError
+from ..capture.flows import Hop
+from .diagnosis import HopName
 
 NETNS_DIRS = ("/run/netns", "/run/docker/netns", "/var/run/docker/netns")
 HOST = "host"

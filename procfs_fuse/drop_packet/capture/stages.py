@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional, Tuple
 
-BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+BPF_DIR = Path(__file__).resolve().parents[3] / "bpf"
 SHARED_HEADER = BPF_DIR / "drop_packet.h"
 PROGRAM = BPF_DIR / "drop_packet.c"
 

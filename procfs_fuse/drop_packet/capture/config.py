@@ -13,7 +13,7 @@ import ctypes
 import socket
 import sys
 
-from .flows import Filters
+from .settings import Filters
 
 
 def filter_mask_and_value(filters, mask, value):

@@ -94,11 +94,11 @@ def changes(now, start):
     """{key: {counter: change}} of the counters that moved since start
     ({key: {counter: value}} each); a key new since start counts from 0, and a
     counter that went back (a device made again) from 0 too."""
-    moved = {}
+    changed = {}
     for key, counters in now.items():
         before = start.get(key, {})
         delta = {c: v - before.get(c, 0) if v >= before.get(c, 0) else v for c, v in counters.items()}
         delta = {c: n for c, n in delta.items() if n}
         if delta:
-            moved[key] = delta
-    return moved
+            changed[key] = delta
+    return changed

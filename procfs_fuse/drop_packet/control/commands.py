@@ -7,16 +7,12 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Optional
 
-from .flows import MAX_MAX_FLOWS
+from ..capture.settings import FILTERS, MAX_FLOWS, MAX_MAX_FLOWS
 
 MAX_WRITE = 4096  # a page, like a /proc write
 
 ACTIONS = ("activate", "deactivate", "clear")
-# command word -> Filters field; the value parser is picked by the suffix
-FILTERS = {"source-addr": "source_addr", "source-port": "source_port",
-           "dest-addr": "dest_addr", "dest-port": "dest_port", "netns": "netns", "dev": "dev"}
 IFNAMSIZ = 16  # a device name and its NUL
-MAX_FLOWS = "max-flows"
 
 
 class CommandError(ValueError):

@@ -1,8 +1,5 @@
-"""Drop-reason names (from the running kernel) and what to do about each."""
-from ..kernel import tracefs
-from ..kernel.btf import BTFError
-
-BTF_PREFIX = "SKB_DROP_REASON_"
+"""What to check for drops of each reason (names as the running kernel's list
+has them: capture/reasons.py), and where the place decides the cause."""
 
 # What a newcomer should check, per reason (names as the kernel prints them).
 HINTS = {
@@ -138,29 +135,3 @@ def hint(reason, location=""):
         if reason.startswith(prefix):
             return text
     return None
-
-
-# What a drop is called on kernels whose kfree_skb has no reason field (before 5.17).
-NO_REASON = "NO_REASON_BEFORE_5.17"
-
-
-def reason_names(kfree_skb_format=None, btf=None):
-    """{number: name} of the running kernel's drop reasons: from the kfree_skb
-    event's print format, else from the BTF enum skb_drop_reason."""
-    if kfree_skb_format:
-        if "reason" not in tracefs.parse_fields(kfree_skb_format):
-            return {0: NO_REASON}
-        names = tracefs.parse_symbolic(kfree_skb_format, "reason")
-        if names:
-            return names
-    if btf is not None:
-        try:
-            values = btf.enum("skb_drop_reason")
-        except BTFError:
-            return {}
-        return {v: k[len(BTF_PREFIX):] for k, v in values.items() if k.startswith(BTF_PREFIX)}
-    return {}
-
-
-def reason_name(names, number):
-    return names.get(number, "REASON_%d" % number)

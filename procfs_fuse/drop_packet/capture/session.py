@@ -1,17 +1,17 @@
 """One activation's life: the program compiled and attached (activation), the
 filters and the memo generation (config), the tables read and decoded
 (tables). What the controller holds while active."""
-from ..kernel.ksyms import KernelSymbols
+from ...kernel.ksyms import KernelSymbols
 from . import tables
 from .activation import Activation
 from .config import FilterConfig
-from .flows import DEFAULT_MAX_FLOWS
+from .settings import DEFAULT_MAX_FLOWS
 
 
 class BccSession:
-    def __init__(self, filters, max_flows=DEFAULT_MAX_FLOWS, extra_cflags=()):
+    def __init__(self, filters, max_flows=DEFAULT_MAX_FLOWS):
         self.max_flows = max_flows
-        self.activation = Activation(max_flows, extra_cflags)
+        self.activation = Activation(max_flows)
         try:
             bpf = self.activation.bpf
             self._tables = {name: bpf[b"dp_" + name.encode()] for name in tables.TABLE_NAMES}

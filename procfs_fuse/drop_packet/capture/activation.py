@@ -1,0 +1,121 @@
+"""Activation: the program (program.py) attached by the hook plan, and
+detached. The one place that knows every attach kind both ways."""
+import ctypes
+import errno
+import logging
+import os
+import struct
+
+from ...kernel import bpfsys, cgroup, tracefs
+from ...kernel.btf import BTF
+from . import hooks as hookplan
+from . import reasons
+from ..errors import ErrnoError
+from .program import compile_program, record_formats
+from .settings import DEFAULT_MAX_FLOWS
+from .stages import CGROUP_SKB, KPROBE, PROGRAM
+
+log = logging.getLogger(__name__)
+BPF_CGROUP_INET_INGRESS = 0  # enum bpf_attach_type
+
+
+def _cgroup_ingress_link(bpf, function):
+    """A BPF link of function (a cgroup_skb program) on the cgroup v2 root's
+    ingress; closing its fd detaches it, so it never outlives the daemon
+    (an attachment by BPF_PROG_ATTACH would, after kill -9)."""
+    from bcc import BPF
+    program = bpf.load_func(function, BPF.CGROUP_SKB)
+    root = os.open(cgroup.ensure_v2_root(), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        attr = ctypes.create_string_buffer(bpfsys.ATTR_SIZE)
+        # prog_fd, target_fd, attach_type (BPF_CGROUP_INET_INGRESS), flags: links are always multi
+        struct.pack_into("<IIII", attr, 0, program.fd, root, BPF_CGROUP_INET_INGRESS, 0)
+        link = bpfsys.bpf(bpfsys.BPF_LINK_CREATE, attr)
+    finally:
+        os.close(root)
+    return lambda: os.close(link)
+
+
+def _kprobe(bpf, event, function):
+    bpf.attach_kprobe(event=event, fn_name=function)
+    return lambda: bpf.detach_kprobe(event=event)
+
+
+def _tracepoint(bpf, event, function):
+    bpf.attach_tracepoint(tp=event, fn_name=function)
+    return lambda: bpf.detach_tracepoint(tp=event)
+
+
+def _raw_tracepoint(bpf, event, function):  # cheaper: no event record is copied; BCC names it by the event alone
+    bpf.attach_raw_tracepoint(tp=event.split(b":")[1], fn_name=function)
+    return lambda: bpf.detach_raw_tracepoint(tp=event.split(b":")[1])
+
+
+def attach(bpf, candidate, function=None):
+    """Attaches function (default: the candidate's stub) the way the candidate
+    says; returns the call that detaches it."""
+    if candidate.kind == KPROBE:
+        how = _kprobe
+    elif candidate.kind == CGROUP_SKB:
+        how = lambda bpf, _ingress, function: _cgroup_ingress_link(bpf, function)
+    else:  # a stub that reads the event record, or a raw tracepoint's
+        how = _tracepoint if candidate.record else _raw_tracepoint
+    return how(bpf, candidate.target.encode(), (function or candidate.function).encode())
+
+
+def why_not_here(candidate, why_no_direct_read):
+    """What our program cannot do on this kernel (why_no_direct_read: from
+    bytecode.rdonly_cast_id): a cgroup_skb program may not copy kernel memory, so
+    it reads the sk_buff only by bpf_rdonly_cast."""
+    if candidate.kind == CGROUP_SKB and why_no_direct_read:
+        return "cannot read the sk_buff: %s" % why_no_direct_read
+    return None
+
+
+class Activation:
+    """The program compiled for this kernel, then attached by the hook plan.
+    close() detaches everything and frees the program and its maps."""
+
+    def __init__(self, max_flows=DEFAULT_MAX_FLOWS):
+        btf = BTF.from_file()
+        formats = record_formats()
+        self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
+        self.hooks, self._detach, self._attached = None, [], set()  # _attached: (Candidate, function)
+        self.bpf, self._why_no_direct_read = compile_program(PROGRAM, max_flows, btf, formats)
+
+    def attach(self):
+        """Attaches the plan's first working candidate of each stage; fails
+        (having detached all) when no stage attaches at all."""
+        kernel = tracefs.KernelHooks()
+        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c)
+                                   or why_not_here(c, self._why_no_direct_read) or self._attach(c))
+        if not any(h.chosen for h in self.hooks):
+            self.close()
+            raise ErrnoError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
+                "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
+
+    def _attach(self, candidate):
+        """None if attached (or there already: one program serves several
+        stages), else why not: a failed attach moves on to the next candidate."""
+        if (candidate, candidate.function) in self._attached:
+            return None
+        try:
+            self._detach.append(attach(self.bpf, candidate))
+        except Exception as e:  # BCC raises plain Exception on attach failure
+            log.warning("attach %s failed: %s", candidate.describe(), e)
+            return "attach failed: %s" % e
+        self._attached.add((candidate, candidate.function))
+        return None
+
+    def detach(self):
+        while self._detach:
+            self._detach.pop()()
+        self._attached.clear()
+
+    def close(self):
+        bpf, self.bpf = self.bpf, None
+        try:
+            self.detach()  # cgroup links first: BCC does not know them
+        finally:
+            if bpf is not None:
+                bpf.cleanup()  # detaches every probe and closes program and map fds

@@ -1,0 +1,129 @@
+"""What a read of the kernel's tables gives, as plain values: flows, the hops
+they were seen at, their stage counts and drops, and how full each table is."""
+import ipaddress
+from dataclasses import dataclass
+from functools import cached_property
+from operator import add, itemgetter
+from typing import NamedTuple, Optional
+
+PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
+PORTED_PROTOCOLS = (6, 17)
+
+
+@dataclass(frozen=True)
+class Flow:
+    __slots__ = ("protocol", "saddr", "sport", "daddr", "dport", "sort_key", "kind", "source", "dest", "_hash")
+    protocol: int
+    saddr: object  # ipaddress.IPv4Address | IPv6Address
+    sport: int
+    daddr: object
+    dport: int
+
+    def __post_init__(self):
+        # the report's order, (protocol, IP version, saddr, sport, daddr, dport), as one bytes:
+        # 10,000 flows sort and hash in C
+        sort_key = (bytes((self.protocol, self.saddr.version)) + self.saddr.packed + self.sport.to_bytes(2, "big")
+                    + self.daddr.packed + self.dport.to_bytes(2, "big"))
+        object.__setattr__(self, "sort_key", sort_key)
+        object.__setattr__(self, "kind", (self.saddr.version, self.protocol))  # which stages it can reach
+        # the addresses as text, made once: the decoder keeps a Flow per kernel key across reads
+        object.__setattr__(self, "source", str(self.saddr))
+        object.__setattr__(self, "dest", str(self.daddr))
+        object.__setattr__(self, "_hash", hash(sort_key))
+
+    def __hash__(self):
+        return self._hash
+
+    @property
+    def has_ports(self):
+        return self.protocol in PORTED_PROTOCOLS
+
+    @property
+    def protocol_name(self):
+        return PROTOCOL_NAMES.get(self.protocol, str(self.protocol))
+
+
+class Hop(NamedTuple):
+    """Where a flow was seen: a network namespace (its inode) and a device in
+    it (its ifindex; 0: none, a drop at a socket or a retransmission)."""
+    netns: int
+    ifindex: int
+
+
+def address_from_key(family_is_v6, raw16):
+    raw = bytes(raw16)
+    return ipaddress.IPv6Address(raw) if family_is_v6 else ipaddress.IPv4Address(raw[:4])
+
+
+class Drop(NamedTuple):
+    """A (flow, hop, reason, location)'s drops."""
+    flow: Optional[Flow]  # None: the packet could not be parsed (unattributed)
+    hop: Optional[Hop]    # None with flow None
+    reason: str
+    location: str         # "function+0xoff"
+    count: int
+
+
+@dataclass(frozen=True)
+class TableUse:
+    name: str
+    held: int
+    capacity: int
+    evicted: int  # least recently used entries pushed out to make room
+
+
+def earliest(a, b):
+    """The earlier of two first-seen times, 0 being none."""
+    return a if not b or (a and a < b) else b
+
+
+class Seen(NamedTuple):
+    """One (flow, hop) entry of the kernel's tables (a slot or the flow table)."""
+    first_seen: int  # bpf_ktime_get_ns() when the kernel made it: the hops' order on a flow's path
+    flow: Flow
+    hop: Hop
+    counts: tuple    # one per stage, in id order
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read of the kernel's tables gives: every (flow, hop) entry, the
+    drops, and how full each table is. `flows` groups the entries by flow
+    when a view asks (a scrape needs only their sums per hop)."""
+    seen: tuple = ()    # (Seen, ...)
+    drops: tuple = ()   # (Drop, ...)
+    tables: tuple = ()  # (TableUse, ...)
+
+    @classmethod
+    def of_paths(cls, paths, drops=(), tables=()):
+        """The Snapshot of {Flow: ((Hop, counts), ...)}, each flow's hops in path order."""
+        return cls(tuple(Seen(n, flow, hop, counts) for flow, hops in paths.items()
+                         for n, (hop, counts) in enumerate(hops)), tuple(drops), tuple(tables))
+
+    @cached_property
+    def flows(self):
+        """{Flow: ((Hop, counts), ...)}: each flow's hops in path order (by first
+        seen, then hop: two CPUs may tie on the time); a hop in the table and
+        in slots once, its counts summed."""
+        grouped = {}  # Flow.sort_key (hashed in C, where a Flow hashes in Python) -> (Flow, {Hop: Seen})
+        for seen in self.seen:
+            at_flow = grouped.get(seen.flow.sort_key)
+            if at_flow is None:
+                grouped[seen.flow.sort_key] = (seen.flow, {seen.hop: seen})
+            elif seen.hop in at_flow[1]:
+                was = at_flow[1][seen.hop]
+                at_flow[1][seen.hop] = Seen(earliest(was.first_seen, seen.first_seen), seen.flow, seen.hop,
+                                            tuple(map(add, was.counts, seen.counts)))
+            else:
+                at_flow[1][seen.hop] = seen
+        return {flow: tuple(map(_HOP_AND_COUNTS, sorted(hops.values()))) for flow, hops in grouped.values()}
+
+    def hop_counts(self):
+        """{Hop: [count per stage]}, summed over the flows seen there."""
+        totals = {}
+        for _first, _flow, hop, counts in self.seen:
+            totals[hop] = list(map(add, totals[hop], counts)) if hop in totals else list(counts)
+        return totals
+
+
+_HOP_AND_COUNTS = itemgetter(2, 3)  # of a Seen

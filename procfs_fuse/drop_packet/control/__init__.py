@@ -1,0 +1,1 @@
+"""The entry's commands and state: what a write does, what a read reads."""

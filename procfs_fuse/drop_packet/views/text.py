@@ -1,0 +1,106 @@
+"""What `cat` prints: a Reading as text. The layout is a contract with users'
+scripts: add lines, never rename or reorder the existing ones."""
+from functools import lru_cache
+
+from ..capture.settings import FILTERS, MAX_FLOWS
+from ..model.devices import LINK_COUNTERS, SOFTNET_COUNTERS
+from ..model.diagnosis import by_count
+
+COUNTER_ORDER = tuple(LINK_COUNTERS) + tuple(SOFTNET_COUNTERS)
+STAGE_LINE = "        %s: "
+NOT_MEASURED = ("-",)  # after a hop's counts: what HopRows.shown gives a stage this kernel does not measure
+# After a table's use: what one of its entries is.
+TABLE_NOTES = {"flows": " (an entry per flow per hop)", "slots": " (an entry per flow per hop per CPU)"}
+
+
+def _setting(value):
+    return "*" if value is None else str(value)
+
+
+def flow_header(flow):
+    if flow.has_ports:
+        return "protocol: %s, Source IP: %s, Source Port: %d, Dest IP: %s, Dest Port: %d" % (
+            flow.protocol_name, flow.source, flow.sport, flow.dest, flow.dport)
+    return "protocol: %s, Source IP: %s, Dest IP: %s" % (flow.protocol_name, flow.source, flow.dest)
+
+
+@lru_cache(maxsize=256)  # a few HopRows in 10,000 flows; with HopLines, the text 65 -> 56 ms (measured)
+def stage_formats(rows):
+    """The % formats of a HopRows' stage lines: (all of them, those through
+    DROPPED, those after it); the drop sites' lines go between the two."""
+    lines = [STAGE_LINE % name + "%s" for name in rows.names]
+    return "\n".join(lines), "\n".join(lines[:rows.sites_at]), "\n".join(lines[rows.sites_at:])
+
+
+def flow_lines(path, lines, hop_lines):
+    """Appends a FlowReading's lines to lines: its header, each hop's stages
+    with its drop sites after DROPPED, the verdict. hop_lines: {Hop: its
+    `    hop:` line}, filled as it goes."""
+    lines.append(flow_header(path.flow))
+    for (hop, counts), rows in zip(path.hops, path.rows):
+        lines.append(hop_lines[hop])
+        shown, (every, head, tail) = rows.shown(counts + NOT_MEASURED), stage_formats(rows)
+        sites = path.sites.get(hop)
+        if not sites:
+            if every:
+                lines.append(every % shown)
+            continue
+        if head:
+            lines.append(head % shown[:rows.sites_at])
+        lines += ["            %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(sites)]
+        if tail:
+            lines.append(tail % shown[rows.sites_at:])
+    lines.append("    verdict: " + path.verdict)
+
+
+class HopLines(dict):
+    """{Hop: its `    hop: netns NAME, dev DEV` line}, of a reading's names."""
+
+    def __init__(self, names):
+        super().__init__()
+        self._names = names
+
+    def __missing__(self, hop):
+        line = self[hop] = "    hop: " + self._names[hop].text
+        return line
+
+
+def device_changes(reading):
+    """[(label, [(counter, change)])] of the device and softnet counters that
+    moved since the measurement started, devices by name, then CPUs."""
+    moved = sorted((device.name.text, device.counters) for device in reading.devices)
+    moved += [("cpu %d" % cpu, counters) for cpu, counters in sorted(reading.softnet.items())]
+    return [(label, [(c, counters[c]) for c in COUNTER_ORDER if c in counters]) for label, counters in moved]
+
+
+def render(reading):
+    lines = ["settings:", "  activated: %s" % ("y" if reading.active else "N")]
+    lines += ["  %s: %s" % (word, _setting(getattr(reading.filters, field))) for word, field in FILTERS.items()]
+    lines.append("  %s: %d" % (MAX_FLOWS, reading.max_flows))
+    lines.append("  last-error: %s" % (reading.last_error or "none"))
+    lines.append("hooks:")
+    if reading.hooks is None:
+        lines.append("  (never attached)")
+    else:
+        lines += ["  %s: %s" % (h.stage, h.describe()) for h in reading.hooks]
+    lines.append("tables:")
+    lines += ["  %s: %d of %d, evicted %d%s" % (t.name, t.held, t.capacity, t.evicted, TABLE_NOTES.get(t.name, ""))
+              for t in reading.tables]
+    if not reading.tables:
+        lines.append("  (none)")
+    lines.append("flows: %d" % len(reading.flows))
+    hop_lines = HopLines(reading.names)
+    for path in reading.flows:
+        flow_lines(path, lines, hop_lines)
+    everywhere = reading.host_drops
+    lines.append("drops: %s" % (sum(n for _site, n in everywhere) if reading.drops_traced or reading.hooks is None
+                                else "-"))
+    lines.append("  unattributed: %d" % reading.unattributed)
+    lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in everywhere]
+    lines.append("devices:")
+    if not reading.active:
+        lines.append("  (read while active)")
+    else:
+        lines += ["  %s: %s" % (label, ", ".join("%s %d" % pair for pair in counters))
+                  for label, counters in device_changes(reading)] or ["  (no change since the counts started)"]
+    return ("\n".join(lines) + "\n").encode()
