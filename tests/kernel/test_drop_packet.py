@@ -229,16 +229,20 @@ def test_clear_zeroes_and_deactivate_keeps_the_last_counters(f, hosts):
     assert rep["flows"][flow_header("UDP", hosts.A_ADDR, 40006, hosts.B_ADDR, 7777)]["stages"]["SEND_SKB"] == 70
 
 
-def slot_of(hosts, sport, dport, choice=0):
+def slot_of(hosts, sport, dport, choice=0, hop=None):
     """Which per-CPU slot A's UDP flow from sport to B's dport takes at its
-    first hop (A's device): first (choice 0), or when that one is taken (1)."""
-    return slot_index(key_of(hosts.A_ADDR, sport, hosts.B_ADDR, dport, 17, *hosts.hop(hosts.a, hosts.a_dev)), choice)
+    first hop (A's device; hop: its (netns, ifindex), asked of ip if not
+    given): first (choice 0), or when that one is taken (1)."""
+    hop = hop or hosts.hop(hosts.a, hosts.a_dev)
+    return slot_index(key_of(hosts.A_ADDR, sport, hosts.B_ADDR, dport, 17, *hop), choice)
 
 
 def sport_in_slot(hosts, slot, dport, avoid):
-    """A source port (not avoid) whose flow to dport takes slot first and another slot second."""
-    return next(p for p in range(41000, 65536) if p != avoid and slot_of(hosts, p, dport) == slot
-                and slot_of(hosts, p, dport, choice=1) != slot)
+    """A source port (not avoid) whose flow to dport takes slot first and
+    another slot second (A's hop asked once: a search tries hundreds of ports)."""
+    hop = hosts.hop(hosts.a, hosts.a_dev)
+    return next(p for p in range(41000, 65536) if p != avoid and slot_of(hosts, p, dport, hop=hop) == slot
+                and slot_of(hosts, p, dport, choice=1, hop=hop) != slot)
 
 
 def slot_sports(index):
