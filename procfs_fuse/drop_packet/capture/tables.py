@@ -1,6 +1,7 @@
 """The kernel's tables as plain data: batch reads of a map into bytes, then a
-Snapshot decoded from those bytes alone (slots and table merged, per-CPU
-sums, table use), so the decoding runs on canned bytes in tests."""
+Snapshot decoded from those bytes alone (every (flow, hop) entry of the table
+and the slots, per-CPU sums, table use), so the decoding runs on canned bytes
+in tests."""
 import ctypes
 import errno
 import os

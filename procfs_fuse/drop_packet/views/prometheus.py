@@ -56,7 +56,7 @@ def render(reading):
             "have no series.",
             [(dict(stage=row.name, **dict(labels)), totals[labels][row.id])
              for labels in sorted(totals) for row in measured if totals[labels][row.id]])
-    _family(lines, "flows", "gauge", "Flows counted.", [({}, len({seen.flow for seen in reading.snapshot.seen}))])
+    _family(lines, "flows", "gauge", "Flows counted.", [({}, len({seen.flow.sort_key for seen in reading.snapshot.seen}))])
     drops = defaultdict(int)  # {(reason, location, hop labels...): count}
     for drop in reading.drops:
         drops[(drop.reason, drop.location) + (_hop_labels(reading.names[drop.hop]) if drop.hop else NO_HOP)] \
