@@ -11,8 +11,8 @@ BPF_ARRAY(dp_config, struct dp_config, 1);	/* the product's program is patched w
 
 static __always_inline int dp_count_skb(void *skb, void *dev, int stage, int l3_at)
 {
-	__u64 words[DP_KEY_WORDS] = {};	/* zeroed: clang may read an unwritten key as anything */
-	return skb && dp_flow_words(skb, l3_at, words) == 0 && words[4];
+	__u64 words[DP_KEY_WORDS] = {}, window_copy[DP_SKB_WINDOW_WORDS];	/* zeroed: clang may read an unwritten key as anything */
+	return skb && dp_flow_words(dp_skb_window(window_copy, skb), l3_at, words) == 0 && words[4];
 }
 
 static __always_inline void dp_count_at_socket(struct __sk_buff *ctx)

@@ -265,17 +265,18 @@ static __always_inline void dp_memo_remember(struct dp_memo *memo, __u32 generat
 }
 
 /* THE counting path: a flow (key words 0..4 written) at hop (its word) on
- * device dev (0: none) seen n times at stage. The filters of c decide; the
- * flow's slot or table entry counts; the outcome goes into memo, where one
- * was looked up (for a packet of memo tag and daddr/ports words, under
- * generation). Returns 1 if counted. */
+ * device dev (0: none) seen at stage: as many segments as the skb of window
+ * carries (dp_segments), or n where window is 0. The filters of c decide,
+ * before anything else is read; the flow's slot or table entry counts; the
+ * outcome goes into memo, where one was looked up (for a packet of memo tag
+ * and daddr/ports words, under generation). Returns 1 if counted. */
 static __always_inline int dp_count_flow(const struct dp_config *c, struct dp_flow_key *key, __u64 hop, void *dev,
-					  int stage, __u64 n, struct dp_memo *memo, __u32 generation, __u64 tag,
-					  __u64 words)
+					  int stage, const __u64 *window, __u64 n, struct dp_memo *memo,
+					  __u32 generation, __u64 tag, __u64 words)
 {
 	((__u64 *)key)[DP_HOP_WORD] = hop;
 	int wanted = dp_passes(c, key) && dp_dev_passes(c, dev);
-	__u32 outcome = wanted ? dp_add(key, stage, n) : DP_MEMO_FILTERED;
+	__u32 outcome = wanted ? dp_add(key, stage, window ? dp_segments(window) : n) : DP_MEMO_FILTERED;
 	dp_memo_remember(memo, generation, tag, words, dev, outcome);
 	return wanted;
 }
@@ -299,9 +300,10 @@ static __always_inline __u64 dp_memo_tag(const __u64 *ip)
 
 /* One sighting of an IPv4 packet of header words ip (dp_ipv4_read: one the
  * header filters did not leave out) at l3, at stage (DP_AT_SOCKET: the
- * socket stage of its protocol), at device dev (0: skb->dev). */
-static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, void *dev, int stage, void *l3,
-					  const __u64 *ip)
+ * socket stage of its protocol), at device dev (0: skb->dev); window: the
+ * view of its skb's window. */
+static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, const __u64 *window, void *dev,
+					  int stage, void *l3, const __u64 *ip)
 {
 	struct dp_flow_key key;	/* words 0..4 written by dp_ipv4_words, 5 by dp_count_flow */
 	struct dp_memo *memo = 0;	/* looked up for packets with a memo tag only */
@@ -320,17 +322,18 @@ static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, v
 			__u32 index = memo->dp_slot;
 			struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
 			if (slot)
-				slot->dp_counts.dp_packets[stage] += 1;
+				slot->dp_counts.dp_packets[stage] += dp_segments(window);
 			return 0;
 		}
 	}
 	if (dp_ipv4_words(l3, ip, (__u64 *)&key))
 		return 0;
-	return dp_count_flow(c, &key, dp_hop_of_dev(dev), dev, stage, 1, memo, generation, tag, ip[2]);
+	return dp_count_flow(c, &key, dp_hop_of_dev(dev), dev, stage, window, 1, memo, generation, tag, ip[2]);
 }
 
 /* The same for IPv6 (no memo: its addresses do not fit a tag). */
-static __always_inline int dp_count_ipv6(const struct dp_config *c, void *skb, void *dev, int stage, void *l3)
+static __always_inline int dp_count_ipv6(const struct dp_config *c, void *skb, const __u64 *window, void *dev,
+					  int stage, void *l3)
 {
 	struct dp_flow_key key;
 
@@ -343,7 +346,7 @@ static __always_inline int dp_count_ipv6(const struct dp_config *c, void *skb, v
 		return 0;
 	if (!dev)
 		dev = dp_pointer_at(skb + DP_SKB_DEV);
-	return dp_count_flow(c, &key, dp_hop_of_dev(dev), dev, stage, 1, 0, generation, 0, 0);
+	return dp_count_flow(c, &key, dp_hop_of_dev(dev), dev, stage, window, 1, 0, generation, 0, 0);
 }
 
 /* One sighting of skb at stage (DP_AT_SOCKET: the socket stage of its
@@ -369,10 +372,10 @@ static __always_inline int dp_count_skb(void *skb, void *dev, int stage, int l3_
 		if (filter_first)
 			ethertype = dp_ethertype(window, l3_at, l3);
 		if (ethertype == DP_ETH_P_IP)
-			return read == 0 && dp_count_ipv4(c, skb, dev, stage, l3, ip);
+			return read == 0 && dp_count_ipv4(c, skb, window, dev, stage, l3, ip);
 	}
 	if (ethertype == DP_ETH_P_IPV6)
-		return dp_count_ipv6(c, skb, dev, stage, l3);
+		return dp_count_ipv6(c, skb, window, dev, stage, l3);
 	return 0;
 }
 
@@ -394,7 +397,8 @@ static __always_inline void dp_count_at_socket(struct __sk_buff *ctx)
 		if (read > 0)
 			return;
 		if (read == 0 && dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
-			dp_count_ipv4(c, skb, 0, DP_AT_SOCKET, 0, ip);
+			__u64 unused[DP_SKB_WINDOW_WORDS];
+			dp_count_ipv4(c, skb, dp_skb_window(unused, skb), 0, DP_AT_SOCKET, 0, ip);
 			return;
 		}
 	}
@@ -411,13 +415,21 @@ static __always_inline void dp_record_read(void *ctx, int offset, void *dst, int
 #ifdef DP_RETRANS_SPORT
 /* A retransmission (tcp:tcp_retransmit_skb's record ctx): the skb is still
  * in the write queue, without IP header, so the flow comes from the record's
- * address fields, the hop from its socket (its namespace, no device). */
+ * address fields, the hop from its socket (its namespace, no device). It
+ * counts the segments TCP counted in TcpRetransSegs (tcp_skb_pcount), and
+ * only a retransmission that was sent: since 6.13 the event fires for
+ * failed ones too, with their error (TcpExtTCPRetransFail counts those). */
 static __always_inline void dp_count_retransmit(void *ctx)
 {
 	struct dp_flow_key key = {};
-	__u16 family = DP_AF_INET;
-	void *sk = 0;
+	__u16 family = DP_AF_INET, segments = 1;
+	int err = 0;
+	void *sk = 0, *skb = 0;
+	__u64 copy[1];
 
+	dp_record_read(ctx, DP_RETRANS_ERR, &err, 4);
+	if (err)
+		return;
 	dp_record_read(ctx, DP_RETRANS_FAMILY, &family, 2);
 	dp_record_read(ctx, DP_RETRANS_SPORT, &key.dp_sport, 2);
 	dp_record_read(ctx, DP_RETRANS_DPORT, &key.dp_dport, 2);
@@ -431,7 +443,11 @@ static __always_inline void dp_count_retransmit(void *ctx)
 	key.dp_family = family;
 	key.dp_protocol = DP_IPPROTO_TCP;
 	dp_record_read(ctx, DP_RETRANS_SKADDR, &sk, sizeof(sk));
-	dp_count_flow(dp_the_config(), &key, dp_hop_of_sock(sk), 0, DP_STAGE_RETRANS, 1, 0, 0, 0, 0);
+	dp_record_read(ctx, DP_RETRANS_SKBADDR, &skb, sizeof(skb));
+	if (skb)
+		segments = DP_FIELD(dp_view(copy, skb + DP_SKB_TCP_GSO_SEGS, 2, 2), __u16, 0);
+	dp_count_flow(dp_the_config(), &key, dp_hop_of_sock(sk), 0, DP_STAGE_RETRANS, 0, segments ? segments : 1,
+		      0, 0, 0, 0);
 }
 #endif
 
@@ -444,11 +460,15 @@ static __always_inline void dp_count_retransmit(void *ctx)
 static __always_inline void dp_count_drop(void *ctx)
 {
 	struct dp_drop_key drop = {};
+	__u64 window_copy[DP_SKB_WINDOW_WORDS];
+	const __u64 *window = 0;
 	void *skb = 0, *sk = 0;
 
 	dp_record_read(ctx, DP_KFREE_SKB_SKBADDR, &skb, sizeof(skb));
+	if (skb)
+		window = dp_skb_window(window_copy, skb);
 	/* dp_flow_words writes the key only when it succeeds: else it stays all 0 */
-	if (skb && dp_flow_words(skb, DP_L3_AT_NETWORK_HEADER, (__u64 *)&drop.dp_flow) == 0) {
+	if (window && dp_flow_words(window, DP_L3_AT_NETWORK_HEADER, (__u64 *)&drop.dp_flow) == 0) {
 		void *dev = dp_pointer_at(skb + DP_SKB_DEV);
 		if (!dev) {
 			dp_record_read(ctx, DP_KFREE_SKB_RX_SK, &sk, sizeof(sk));
@@ -456,14 +476,14 @@ static __always_inline void dp_count_drop(void *ctx)
 				sk = dp_pointer_at(skb + DP_SKB_SK);
 		}
 		__u64 hop = dev ? dp_hop_of_dev(dev) : dp_hop_of_sock(sk);
-		if (!dp_count_flow(dp_the_config(), &drop.dp_flow, hop, dev, DP_STAGE_DROPPED, 1, 0, 0, 0, 0))
+		if (!dp_count_flow(dp_the_config(), &drop.dp_flow, hop, dev, DP_STAGE_DROPPED, window, 1, 0, 0, 0, 0))
 			return;
 	}
 	dp_record_read(ctx, DP_KFREE_SKB_LOCATION, &drop.dp_location, 8);
 	dp_record_read(ctx, DP_KFREE_SKB_REASON, &drop.dp_reason, 4);
 	__u64 *count = dp_drop_entry(&drop);
 	if (count)
-		*count += 1;
+		*count += window ? dp_segments(window) : 1;
 }
 #endif
 

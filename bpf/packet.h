@@ -84,6 +84,21 @@ static __always_inline int dp_ethertype(const __u64 *window, int l3_at, void *l3
 	return DP_SKB_FIELD(window, __u16, DP_SKB_PROTOCOL);
 }
 
+/* How many segments the skb of that window carries, as the kernel's own
+ * counters count them (qdisc_bstats_update, tc's "Sent", the TCP MIBs): a
+ * GSO packet (one TCP or UDP hands a device, or one GRO merged) its
+ * gso_segs, any other packet 1. */
+_Static_assert(DP_SHINFO_GSO_SEGS == DP_SHINFO_GSO_SIZE + 2, "gso_size and gso_segs read as one word");
+
+static __always_inline __u64 dp_segments(const __u64 *window)
+{
+	__u64 copy[1];
+	void *shinfo = DP_SKB_FIELD(window, void *, DP_SKB_HEAD) + DP_SKB_FIELD(window, __u32, DP_SKB_END);
+	const __u64 *gso = dp_view(copy, shinfo + DP_SHINFO_GSO_SIZE, 4, 4);
+	__u16 size = DP_FIELD(gso, __u16, 0), segs = DP_FIELD(gso, __u16, DP_SHINFO_GSO_SEGS - DP_SHINFO_GSO_SIZE);
+	return size && segs > 1 ? segs : 1;
+}
+
 /* The pointer at kernel address at (0 where it cannot be read). */
 static __always_inline void *dp_pointer_at(const void *at)
 {
@@ -180,12 +195,12 @@ static __always_inline int dp_ipv6_words(void *l3, __u64 *key)
 	return 0;
 }
 
-/* The flow words (key words 0..4) of skb, whose IP header is where l3_at
- * says; 0 if it is an IP packet. Reads only what the key needs. */
-static __always_inline int dp_flow_words(void *skb, int l3_at, __u64 *key)
+/* The flow words (key words 0..4) of the skb of that window, whose IP
+ * header is where l3_at says; 0 if it is an IP packet. Reads only what the
+ * key needs. */
+static __always_inline int dp_flow_words(const __u64 *window, int l3_at, __u64 *key)
 {
-	__u64 window_copy[DP_SKB_WINDOW_WORDS], ip_copy[3];
-	const __u64 *window = dp_skb_window(window_copy, skb);
+	__u64 ip_copy[3];
 	void *l3 = dp_l3(window, l3_at);
 	int ethertype = l3 ? dp_ethertype(window, l3_at, l3) : -1;
 

@@ -8,6 +8,8 @@
                                     send N datagrams of SIZE bytes (64) from SPORT, with
                                     IPOPTS (hex) as IPv4 options
   tcp-serve PORT                    echo one byte per 100-byte message, until EOF
+  tcp-sink PORT                     read one connection to its end: print the bytes read
+  tcp-bulk DST PORT BYTES SPORT     send BYTES from SPORT, then wait for the receiver to close
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
   raw-send DEV DST_MAC N            N Ethernet frames of an ethertype no stack handles
@@ -119,6 +121,38 @@ def tcp_serve(port):
     print(served, flush=True)
 
 
+def tcp_sink(port):
+    """Takes one connection and reads it to its end: prints the bytes read."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(1)
+    ready()
+    conn, _ = s.accept()
+    got = 0
+    while True:
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            break
+        got += len(chunk)
+    conn.close()
+    print(got, flush=True)
+
+
+def tcp_bulk(dst, port, size, sport):
+    """Sends size bytes from sport and waits for the receiver to close."""
+    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", sport))
+    ready()
+    s.connect((dst, port))
+    s.sendall(b"b" * size)
+    s.shutdown(socket.SHUT_WR)
+    assert s.recv(1) == b""
+    s.close()
+
+
 def tcp_pingpong(dst, port, count, sport):
     s = socket.socket(family_of(dst), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -177,6 +211,10 @@ if __name__ == "__main__":
                  *[bytes.fromhex(a) for a in args[5:6]])
     elif mode == "tcp-serve":
         tcp_serve(int(args[0]))
+    elif mode == "tcp-sink":
+        tcp_sink(int(args[0]))
+    elif mode == "tcp-bulk":
+        tcp_bulk(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-pingpong":
         tcp_pingpong(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-refused":

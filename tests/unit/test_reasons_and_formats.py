@@ -75,6 +75,7 @@ RETRANSMIT_6_18 = """format:
 \tfield:__u8 daddr[4];\toffset:38;\tsize:4;\tsigned:0;
 \tfield:__u8 saddr_v6[16];\toffset:42;\tsize:16;\tsigned:0;
 \tfield:__u8 daddr_v6[16];\toffset:58;\tsize:16;\tsigned:0;
+\tfield:int err;\toffset:76;\tsize:4;\tsigned:1;
 """
 
 def test_fields_of_two_kernels():
@@ -115,6 +116,7 @@ def test_record_offsets_become_compile_flags():
     assert flags == ["-DDP_RETRANS_SPORT=28", "-DDP_RETRANS_DPORT=30", "-DDP_RETRANS_SADDR=34",
                      "-DDP_RETRANS_DADDR=38", "-DDP_RETRANS_FAMILY=32", "-DDP_RETRANS_SADDR_V6=42",
                      "-DDP_RETRANS_DADDR_V6=58", "-DDP_RETRANS_SKADDR=16",
+                     "-DDP_RETRANS_SKBADDR=8", "-DDP_RETRANS_ERR=76",
                      "-DDP_KFREE_SKB_SKBADDR=8", "-DDP_KFREE_SKB_LOCATION=16", "-DDP_KFREE_SKB_REASON=28",
                      "-DDP_KFREE_SKB_RX_SK=-1"]
     assert "-DDP_KFREE_SKB_RX_SK=24" in record_cflags({"skb:kfree_skb": KFREE_SKB_6_18})  # 6.11+
@@ -138,9 +140,10 @@ KERNEL_6_18 = {
     ("sk_buff", "protocol"): (176, 2), ("sk_buff", "dev"): (16, 8), ("sk_buff", "sk"): (24, 8),
     ("net_device", "ifindex"): (224, 4), ("net_device", "nd_net"): (264, 8), ("net_device", "name"): (280, 16),
     ("net", "ns"): (152, 80), ("ns_common", "inum"): (24, 4), ("sock", "__sk_common"): (0, 136),
-    ("sock_common", "skc_net"): (48, 8)}
+    ("sock_common", "skc_net"): (48, 8), ("sk_buff", "end"): (188, 4), ("skb_shared_info", "gso_size"): (4, 2),
+    ("skb_shared_info", "gso_segs"): (6, 2), ("sk_buff", "cb"): (40, 48), ("tcp_skb_cb", "tcp_gso_segs"): (8, 2)}
 KERNEL_6_1 = {**KERNEL_6_18, **{
-    ("sk_buff", "head"): (200, 8), ("sk_buff", "data"): (208, 8), ("sk_buff", "network_header"): (184, 2),
+    ("sk_buff", "end"): (192, 4), ("sk_buff", "head"): (200, 8), ("sk_buff", "data"): (208, 8), ("sk_buff", "network_header"): (184, 2),
     ("sk_buff", "protocol"): (180, 2), ("net_device", "ifindex"): (216, 4), ("net_device", "nd_net"): (1280, 8),
     ("net_device", "name"): (0, 16), ("net", "ns"): (128, 24), ("ns_common", "inum"): (16, 4)}}
 
@@ -148,8 +151,10 @@ KERNEL_6_1 = {**KERNEL_6_18, **{
 def test_kernel_offsets_nested_members_and_the_window_that_spans_the_skb_ones():
     assert kernel_cflags(FakeBTF(KERNEL_6_18)) == [
         "-DDP_SKB_HEAD=192", "-DDP_SKB_DATA=200", "-DDP_SKB_NETWORK_HEADER=180", "-DDP_SKB_PROTOCOL=176",
-        "-DDP_SKB_DEV=16", "-DDP_SKB_SK=24", "-DDP_DEV_IFINDEX=224", "-DDP_DEV_NET=264", "-DDP_DEV_NAME=280",
-        "-DDP_NET_INUM=176", "-DDP_SK_NET=48", "-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
+        "-DDP_SKB_DEV=16", "-DDP_SKB_SK=24", "-DDP_SKB_END=188", "-DDP_SHINFO_GSO_SIZE=4",
+        "-DDP_SHINFO_GSO_SEGS=6", "-DDP_SKB_TCP_GSO_SEGS=48",  # sk_buff.cb + tcp_skb_cb.tcp_gso_segs
+        "-DDP_DEV_IFINDEX=224", "-DDP_DEV_NET=264", "-DDP_DEV_NAME=280", "-DDP_NET_INUM=176", "-DDP_SK_NET=48",
+        "-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=32"]
     old = kernel_cflags(FakeBTF(KERNEL_6_1))
     assert "-DDP_NET_INUM=144" in old and "-DDP_DEV_NET=1280" in old  # net.ns + ns_common.inum
     assert old[-2:] == ["-DDP_SKB_WINDOW_START=176", "-DDP_SKB_WINDOW_LEN=40"]

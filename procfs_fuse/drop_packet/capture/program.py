@@ -31,6 +31,10 @@ KERNEL_OFFSETS = {
     "DP_SKB_PROTOCOL": ((("sk_buff", "protocol"),), 2),
     "DP_SKB_DEV": ((("sk_buff", "dev"),), 8),
     "DP_SKB_SK": ((("sk_buff", "sk"),), 8),
+    "DP_SKB_END": ((("sk_buff", "end"),), 4),  # sk_buff_data_t: skb_shinfo(skb) is head + end
+    "DP_SHINFO_GSO_SIZE": ((("skb_shared_info", "gso_size"),), 2),
+    "DP_SHINFO_GSO_SEGS": ((("skb_shared_info", "gso_segs"),), 2),
+    "DP_SKB_TCP_GSO_SEGS": ((("sk_buff", "cb"), ("tcp_skb_cb", "tcp_gso_segs")), 2),  # tcp_skb_pcount()
     "DP_DEV_IFINDEX": ((("net_device", "ifindex"),), 4),
     "DP_DEV_NET": ((("net_device", "nd_net"),), 8),  # possible_net_t: the struct net pointer
     "DP_DEV_NAME": ((("net_device", "name"),), 16),
@@ -41,7 +45,7 @@ KERNEL_OFFSETS = {
 # window's -D name -> its members' -D names. (net_device's ifindex and nd_net
 # are 1 KB apart on 6.1: read one by one.)
 WINDOWS = {
-    "DP_SKB_WINDOW": ("DP_SKB_HEAD", "DP_SKB_DATA", "DP_SKB_NETWORK_HEADER", "DP_SKB_PROTOCOL"),
+    "DP_SKB_WINDOW": ("DP_SKB_HEAD", "DP_SKB_DATA", "DP_SKB_NETWORK_HEADER", "DP_SKB_PROTOCOL", "DP_SKB_END"),
 }
 MAX_WINDOW = 128  # bytes read at once onto the program's stack
 

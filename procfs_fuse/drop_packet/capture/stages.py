@@ -111,7 +111,7 @@ ROWS = (
     Stage("RETRANS", protocol=TCP, candidates=(
         tracepoint("tcp:tcp_retransmit_skb", "dp_tp_tcp_retransmit_skb",
                    record=Record("DP_RETRANS", ("sport", "dport", "saddr", "daddr"),
-                                 ("family", "saddr_v6", "daddr_v6", "skaddr"))),)),
+                                 ("family", "saddr_v6", "daddr_v6", "skaddr", "skbaddr", "err"))),)),
     Stage("DROPPED", candidates=(
         tracepoint("skb:kfree_skb", "dp_tp_kfree_skb",
                    record=Record("DP_KFREE_SKB", ("skbaddr", "location"), ("reason", "rx_sk"))),)),
