@@ -178,7 +178,44 @@ static __always_inline int dp_ipv4_words(void *l3, const __u64 *ip, __u64 *key)
 	return 0;
 }
 
-/* The same for IPv6 (extension headers are not followed). */
+#define DP_IPV6_HOP_BY_HOP 0
+#define DP_IPV6_ROUTING 43
+#define DP_IPV6_FRAGMENT 44
+#define DP_IPV6_DEST_OPTIONS 60
+#define DP_IPV6_EXTENSIONS 4	/* followed at most: more is no packet a host sends */
+
+static __always_inline int dp_ipv6_extension(__u64 next)
+{
+	return next == DP_IPV6_HOP_BY_HOP || next == DP_IPV6_ROUTING || next == DP_IPV6_FRAGMENT ||
+	       next == DP_IPV6_DEST_OPTIONS;
+}
+
+/* From IPv6 extension header `next` at l3 + 40 to the transport header: its
+ * protocol; *ports: its first 4 bytes, 0 in a later fragment (it has none). */
+static __always_inline __u64 dp_ipv6_transport(void *l3, __u64 next, __u32 *ports)
+{
+	__u32 offset = 40;
+#pragma unroll
+	for (int i = 0; i < DP_IPV6_EXTENSIONS; i++) {
+		if (!dp_ipv6_extension(next))
+			break;
+		__u64 copy[1];
+		const __u64 *extension = dp_view(copy, l3 + offset, 8, 8);
+		__u16 fragment_offset = __builtin_bswap16(DP_FIELD(extension, __u16, 2)) & 0xfff8;
+		if (next == DP_IPV6_FRAGMENT && fragment_offset) {
+			*ports = 0;
+			return DP_FIELD(extension, __u8, 0);
+		}
+		offset += next == DP_IPV6_FRAGMENT ? 8 : (DP_FIELD(extension, __u8, 1) + 1) * 8;
+		next = DP_FIELD(extension, __u8, 0);
+	}
+	__u64 copy[1];
+	*ports = DP_FIELD(dp_view(copy, l3 + offset, 4, 4), __u32, 0);
+	return next;
+}
+
+/* The same for IPv6: extension headers (hop-by-hop, routing, destination
+ * options, fragment) followed to the transport header, a few of them. */
 static __always_inline int dp_ipv6_words(void *l3, __u64 *key)
 {
 	__u64 copy[6];
@@ -187,11 +224,14 @@ static __always_inline int dp_ipv6_words(void *l3, __u64 *key)
 	if ((first & 0xf0) != 0x60)
 		return -1;
 	__u64 protocol = (first >> 48) & 0xff;	/* next header */
+	__u32 ports = DP_FIELD(ip, __u32, 40);
 	key[0] = ip[1];
 	key[1] = ip[2];
 	key[2] = ip[3];
 	key[3] = ip[4];
-	key[4] = dp_key_tail(dp_has_ports(protocol) ? DP_FIELD(ip, __u32, 40) : 0, DP_AF_INET6, protocol);
+	if (dp_ipv6_extension(protocol))
+		protocol = dp_ipv6_transport(l3, protocol, &ports);
+	key[4] = dp_key_tail(dp_has_ports(protocol) ? ports : 0, DP_AF_INET6, protocol);
 	return 0;
 }
 

@@ -23,8 +23,9 @@ else
   binding=fuse2 module=fuse fuse_packages=(fuse libfuse2) other=fuse3 other_module=mfusepy
 fi
 wanted=(python3-bpfcc libbpfcc "${fuse_packages[@]}" python3-venv python3-pip iproute2 kmod)
-# the other binding's library only (libfuse2 and libfuse3-3 install side by side)
-[ "$mode" = "--test" ] && wanted+=(nftables bpftool ethtool jq prometheus prometheus-node-exporter libfuse2 libfuse3-3)
+# the other binding's library only (libfuse2 and libfuse3-3 install side by side); gcc: a unit
+# test compiles bpf/packet.h natively
+[ "$mode" = "--test" ] && wanted+=(gcc nftables bpftool ethtool jq prometheus prometheus-node-exporter libfuse2 libfuse3-3)
 [ "$mode" = "--bench" ] && wanted+=(iperf3 bpftool)
 
 missing=()

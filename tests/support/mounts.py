@@ -104,7 +104,8 @@ def _parse_flows(lines):
 def parse_report(text):
     """{'settings': {k: v}, 'hooks': {stage: text}, 'tables': {name: (held, capacity, evicted)},
         'flows': _parse_flows (per flow its hops, and stages and drops summed over them),
-        'drops': {'total': int|None, 'unattributed': int, 'lines': {"REASON at loc": n}},
+        'drops': {'total': int|None, 'unattributed': int, 'lines': {"REASON at loc": n}, and where some
+                  drops are not loss, 'not_lost': int, 'not_lost_lines': {"REASON at loc": n}},
         'devices': {"netns X, dev Y" or "cpu N": {counter: change}},
         'sections': report_sections(text)}: each section read by its header, so
     sections added later (after `drops:` or between) leave these as they are."""
@@ -128,6 +129,11 @@ def parse_report(text):
             reason, rest = line.strip().split(": ")
             if reason == "unattributed":
                 report["drops"]["unattributed"] = int(rest)
+            elif reason == "not lost":  # then its sites, indented deeper
+                report["drops"]["not_lost"], report["drops"]["not_lost_lines"] = int(rest), {}
+            elif line.startswith("    "):
+                count, location = _use_and_location(rest)
+                report["drops"]["not_lost_lines"]["%s at %s" % (reason, location)] = count
             else:
                 count, location = _use_and_location(rest)
                 report["drops"]["lines"]["%s at %s" % (reason, location)] = count

@@ -12,6 +12,9 @@
   tcp-bulk DST PORT BYTES SPORT     send BYTES from SPORT, then wait for the receiver to close
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
+  mld-join DEV GROUP                join an IPv6 group on DEV (MLD reports go out), until a line on stdin
+  mld-join DEV GROUP                join an IPv6 group on DEV (the kernel sends MLD reports),
+                                    until a line on stdin
   raw-send DEV DST_MAC N            N Ethernet frames of an ethertype no stack handles
   udp-flood DST N [SPORT]           one datagram to each of N distinct flows (dest ports
                                     vary; from SPORT, else an ephemeral port)
@@ -19,6 +22,7 @@ Every mode prints "ready" once its socket is set up.
 """
 import select
 import socket
+import struct
 import sys
 
 SO_RCVBUFFORCE = 33  # linux/socket.h; not exported by Python's socket module
@@ -180,6 +184,15 @@ def tcp_refused(dst, port, count, sport):
         s.close()
 
 
+def mld_join(dev, group):
+    """Joins an IPv6 multicast group on dev (the kernel sends MLD reports), held until a line on stdin."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+                 socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", socket.if_nametoindex(dev)))
+    ready()
+    sys.stdin.readline()
+
+
 def raw_send(dev, dst_mac, count):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     s.bind((dev, 0))
@@ -221,6 +234,8 @@ if __name__ == "__main__":
         tcp_refused(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "udp-flood":
         udp_flood(args[0], *[int(a) for a in args[1:3]])
+    elif mode == "mld-join":
+        mld_join(args[0], args[1])
     elif mode == "raw-send":
         raw_send(args[0], args[1], int(args[2]))
     else:

@@ -84,7 +84,7 @@ def test_json_of_the_inactive_never_attached_state():
     doc = json.loads(json_view.render(reading_of(Snapshot(), False, Filters(), 16384, "bad port")))
     assert doc["settings"]["activated"] is False and doc["settings"]["last_error"] == "bad port"
     assert doc["hooks"] is None and doc["flows"] == [] and doc["measurement_start"] is None
-    assert doc["drops"] == {"total": 0, "unattributed": 0, "sites": []}
+    assert doc["drops"] == {"total": 0, "unattributed": 0, "sites": [], "not_lost": {"total": 0, "sites": []}}
 
 
 def test_prometheus_exposition_sums_flows_per_stage_and_keeps_labels_bounded():

@@ -8,6 +8,7 @@ from typing import NamedTuple, Optional
 
 from ..capture.stages import BY_NAME, DROPPED, PATH_ORDER, RECEIVE, SEND, TABLE
 from .hints import hint
+from .not_lost import why_not_lost
 
 PATH_ORDER_ROWS = tuple(BY_NAME[name] for name in PATH_ORDER)
 DROPPED_ID = BY_NAME[DROPPED].id
@@ -162,18 +163,29 @@ def verdict(sent, dropping, drops_traced):
                                           cause_text(ranked[0][0], len(ranked) - 1))
 
 
-def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted):
-    """verdict() of a flow's hops ((Hop, counts), ...), the HopRows each shows,
-    its drop sites {Hop: {(reason, location): count}} and names {Hop:
-    HopName}. drops_evicted: the drops table evicted entries, so a hop's
-    DROPPED count over its drops is put at EVICTED (were none evicted, such a
-    difference is a read between the two counts' adds)."""
-    dropping = []
+def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest):
+    """verdict() of a flow to dest, of its hops ((Hop, counts), ...), the
+    HopRows each shows, its drop sites {Hop: {(reason, location): count}} and
+    names {Hop: HopName}; drops that are not loss (not_lost.py) are left out
+    of it, and where they are all there is, the verdict says why they are not.
+    drops_evicted: the drops table evicted entries, so a hop's DROPPED count
+    over its drops is put at EVICTED (were none evicted, such a difference is
+    a read between the two counts' adds)."""
+    dropping, spared = [], Counter()
     for (hop, counts), hop_rows in zip(hops, rows):
         hop_sites = sites.get(hop)
         if drops_evicted:
             missing = counts[DROPPED_ID] - sum(hop_sites.values() if hop_sites else ())
             hop_sites = {**(hop_sites or {}), EVICTED: missing} if missing > 0 else hop_sites
-        if hop_sites:
-            dropping.append((names[hop], hop_rows.path_names, hop_rows.path_counts(counts), by_count(hop_sites)))
+        lost = {}
+        for site, n in (hop_sites or {}).items():
+            why = site != EVICTED and why_not_lost(*site, dest)
+            if why:
+                spared[why] += n
+            else:
+                lost[site] = n
+        if lost:
+            dropping.append((names[hop], hop_rows.path_names, hop_rows.path_counts(counts), by_count(lost)))
+    if spared and not dropping and drops_traced:
+        return "not lost: " + spared.most_common(1)[0][0]
     return verdict(max(rows[0].path_counts(hops[0][1]), default=0), dropping, drops_traced)

@@ -10,6 +10,7 @@ from ..capture.flows import Flow, Hop, Snapshot
 from ..capture.settings import Filters
 from ..capture.stages import DROPPED, TABLE
 from .diagnosis import NO_DROPS, HopName, KindRows, by_count, flow_verdict, unnamed
+from .not_lost import why_not_lost
 
 NO_COUNTS, NO_SITES = (0,) * len(TABLE), {}
 
@@ -97,7 +98,7 @@ class Reading:
                 hops += tuple((hop, NO_COUNTS) for hop in sites if hop not in counted)
             rows = rows_of.shown(hops)
             flows.append(FlowReading(flow, hops, rows, sites, no_drops if no_drops and not sites else flow_verdict(
-                hops, rows, sites, self.names, drops_traced, drops_evicted)))
+                hops, rows, sites, self.names, drops_traced, drops_evicted, flow.daddr)))
         return flows
 
     @property
@@ -110,19 +111,38 @@ class Reading:
         """(TableUse, ...)."""
         return self.snapshot.tables
 
+    @cached_property
+    def drops_apart(self):
+        """((Drop, ...) that are loss, (Drop, ...) that are not: not_lost.py)."""
+        lost, not_lost = [], []
+        for drop in self.drops:
+            spared = why_not_lost(drop.reason, drop.location, drop.flow.daddr if drop.flow else None)
+            (not_lost if spared else lost).append(drop)
+        return tuple(lost), tuple(not_lost)
+
     @property
     def host_drops(self):
         """Host-wide, like dropwatch's summary: every flow's drops and what could
-        not be parsed, [((reason, location), count)] most first."""
-        everywhere = defaultdict(int)
-        for drop in self.drops:
-            everywhere[drop.reason, drop.location] += drop.count
-        return by_count(everywhere)
+        not be parsed, but those that are not loss: [((reason, location), count)] most first."""
+        return _by_site(self.drops_apart[0])
+
+    @property
+    def not_lost_drops(self):
+        """Host-wide, the drops that are not loss: [((reason, location), count)] most first."""
+        return _by_site(self.drops_apart[1])
 
     @property
     def unattributed(self):
         """How many drops were of packets that could not be put on a flow."""
         return sum(drop.count for drop in self.drops if drop.flow is None)
+
+
+def _by_site(drops):
+    """[((reason, location), count)] of Drops, most first."""
+    sites = defaultdict(int)
+    for drop in drops:
+        sites[drop.reason, drop.location] += drop.count
+    return by_count(sites)
 
 
 def reading_of(snapshot, active, filters, max_flows, last_error=None, hooks=None, since=None, names=None,

@@ -74,7 +74,10 @@ def document(reading):
         "drops": {"total": sum(n for _site, n in everywhere) if reading.drops_traced or reading.hooks is None
                   else None,
                   "unattributed": reading.unattributed,
-                  "sites": _sites(everywhere)},
+                  "sites": _sites(everywhere),
+                  # freed, but not loss (not_lost.py): apart from the total
+                  "not_lost": {"total": sum(n for _site, n in reading.not_lost_drops),
+                               "sites": _sites(reading.not_lost_drops)}},
         # what moved since the counts started, while active
         "devices": [dict(_where(device.hop, device.name), **device.counters) for device in reading.devices],
         "softnet": [dict(cpu=cpu, **counters) for cpu, counters in sorted(reading.softnet.items())],

@@ -9,7 +9,6 @@ Counters start again at 0 when a measurement starts again (activate,
 reset, and drop_packet_measurement_start_seconds says when it happened.
 After `deactivate` they stay at the last counts, and drop_packet_active is 0.
 """
-from collections import defaultdict
 from operator import add
 
 from ..capture.stages import TABLE
@@ -57,13 +56,18 @@ def render(reading):
             [(dict(stage=row.name, **dict(labels)), totals[labels][row.id])
              for labels in sorted(totals) for row in measured if totals[labels][row.id]])
     _family(lines, "flows", "gauge", "Flows counted.", [({}, len({seen.flow.sort_key for seen in reading.snapshot.seen}))])
-    drops = defaultdict(int)  # {(reason, location, hop labels...): count}
-    for drop in reading.drops:
-        drops[(drop.reason, drop.location) + (_hop_labels(reading.names[drop.hop]) if drop.hop else NO_HOP)] \
-            += drop.count
+    drops, not_lost = ({}, {})  # {(reason, location, hop labels...): count}, of loss and of drops not loss
+    for by_key, apart in zip((drops, not_lost), reading.drops_apart):
+        for drop in apart:
+            key = (drop.reason, drop.location) + (_hop_labels(reading.names[drop.hop]) if drop.hop else NO_HOP)
+            by_key[key] = by_key.get(key, 0) + drop.count
     _family(lines, "drops_total", "counter", "Packets the kernel freed as drops (skb:kfree_skb), by reason, place "
-            "and hop, host-wide (unattributed ones included, at netns=\"-\").",
+            "and hop, host-wide (unattributed ones included, at netns=\"-\"); not those that are not loss.",
             [(dict(reason=key[0], location=key[1], **dict(key[2:])), n) for key, n in sorted(drops.items())])
+    _family(lines, "not_lost_drops_total", "counter", "Packets the kernel freed that were not lost: never for "
+            "this host (multicast nobody here joined, a frame for another host) or counted already (a GSO "
+            "packet cut into segments), by reason, place and hop.",
+            [(dict(reason=key[0], location=key[1], **dict(key[2:])), n) for key, n in sorted(not_lost.items())])
     _family(lines, "unattributed_drops_total", "counter", "Drops of packets that could not be put on a flow "
             "(not IP, truncated).", [({}, reading.unattributed)] if reading.hooks else [])
     _family(lines, "device_drops_total", "counter", "Device counters of drops and errors that moved since the "

@@ -97,6 +97,10 @@ def render(reading):
                                 else "-"))
     lines.append("  unattributed: %d" % reading.unattributed)
     lines += ["  %s: %d at %s" % (reason, n, location) for (reason, location), n in everywhere]
+    not_lost = reading.not_lost_drops
+    if not_lost:  # freed, but not loss (not_lost.py): counted apart from the total above
+        lines.append("  not lost: %d" % sum(n for _site, n in not_lost))
+        lines += ["    %s: %d at %s" % (reason, n, location) for (reason, location), n in not_lost]
     lines.append("devices:")
     if not reading.active:
         lines.append("  (read while active)")
