@@ -5,8 +5,15 @@
 #        mount (default: mnt/ beside this script); only root may use it, unless
 #        --allow-other: then others may read the report (not with --private), never write
 #   sudo ./mount.sh -u [MOUNTPOINT]   unmount; the daemon detaches every hook and exits
+#   sudo ./mount.sh --install-service   a systemd unit that mounts at /run/drop-packet/mnt
+#        and activates with /etc/drop-packet/drop-packet.conf, from boot; started now
+#   sudo ./mount.sh --remove-service    stops and removes it (the config file stays)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+unit=/etc/systemd/system/drop-packet.service
+
+# deploy/drop-packet.service with this checkout's path
+service_unit() { sed "s|@REPO@|$here|g" "$here/deploy/drop-packet.service"; }
 
 unmount=0
 daemon_options=()
@@ -14,7 +21,25 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -u) unmount=1 ;;
     --allow-other|--private) daemon_options+=("$1") ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    --print-service) service_unit; exit 0 ;;
+    --install-service)
+      [ "$(id -u)" -eq 0 ] || { echo "mount.sh: run as root (sudo)" >&2; exit 1; }
+      "$here/scripts/setup.sh"  # the virtualenv the unit runs
+      service_unit > "$unit"
+      mkdir -p /etc/drop-packet
+      [ -e /etc/drop-packet/drop-packet.conf ] || cp "$here/deploy/drop-packet.conf" /etc/drop-packet/
+      systemctl daemon-reload
+      systemctl enable --now drop-packet.service
+      echo "mount.sh: drop-packet.service runs; its filters: /etc/drop-packet/drop-packet.conf"
+      exit 0 ;;
+    --remove-service)
+      [ "$(id -u)" -eq 0 ] || { echo "mount.sh: run as root (sudo)" >&2; exit 1; }
+      systemctl disable --now drop-packet.service 2>/dev/null || true
+      rm -f "$unit"
+      systemctl daemon-reload
+      echo "mount.sh: drop-packet.service removed (/etc/drop-packet/drop-packet.conf stays)"
+      exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     -*) echo "mount.sh: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac

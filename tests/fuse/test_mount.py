@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.support.mounts import ENTRY, sh, start_fake_daemon, unmount, wait_for
+from tests.support.mounts import ENTRY, parse_report, sh, start_fake_daemon, unmount, wait_for
 from tests.support.strategies import batches
 
 pytestmark = pytest.mark.root
@@ -217,3 +217,18 @@ def test_a_read_during_an_activation_answers_from_the_last_reading(slow_mnt):
     finally:
         assert activation.wait(timeout=60) == 0
     assert Path(f).read_text().startswith("settings:\n  activated: y\n")
+
+
+def test_the_services_start_writes_its_config_then_activates(mnt, f, tmp_path):
+    start = Path(__file__).resolve().parents[2] / "scripts" / "service-activate.sh"
+    conf = tmp_path / "drop-packet.conf"
+    conf.write_text("# A's traffic to the web\nsource-addr 198.18.0.1   # A\n\n  dest-port 443\n")
+    started = sh("%s %s %s" % (start, mnt, conf))
+    assert started.returncode == 0, started.stderr
+    report = parse_report(sh("cat %s" % f, check=True).stdout)["settings"]
+    assert (report["activated"], report["source-addr"], report["dest-port"]) == ("y", "198.18.0.1", "443")
+    sh("echo deactivate > %s" % f, check=True)
+    conf.write_text("dest-port 443\ndest-port 99999\n")  # a bad line: the start fails, nothing activates
+    refused = sh("%s %s %s" % (start, mnt, conf))
+    assert refused.returncode == 1 and "'dest-port 99999'" in refused.stderr, refused.stderr
+    assert parse_report(sh("cat %s" % f, check=True).stdout)["settings"]["activated"] == "N"

@@ -89,3 +89,19 @@ def test_on_a_fuse3_host_apt_would_remove_nothing(tmp_path, fuse3_host):
     simulated = apt_simulation(fuse3_host, ["--no-remove"] + packages)
     assert simulated.returncode == 0, simulated.stderr
     assert "Remv " not in simulated.stdout and "Inst nftables " in simulated.stdout
+
+
+def test_the_service_unit_mount_sh_installs_passes_systemd_analyze_verify(tmp_path):
+    """What --install-service writes: deploy/drop-packet.service with this
+    checkout's path; verify checks its every command exists and runs."""
+    repo = SETUP.parents[1]
+    unit = tmp_path / "drop-packet.service"
+    unit.write_text(subprocess.run([str(repo / "mount.sh"), "--print-service"], capture_output=True, text=True,
+                                   check=True).stdout)
+    assert "@REPO@" not in unit.read_text() and "ExecStart=%s/.venv/bin/python -m procfs_fuse mount" % repo \
+        in unit.read_text()
+    verified = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    broken = tmp_path / "broken.service"  # the check is real: a command that is not there fails it
+    broken.write_text(unit.read_text().replace("service-activate.sh", "service-activate-gone.sh"))
+    assert subprocess.run(["systemd-analyze", "verify", str(broken)], capture_output=True).returncode != 0
