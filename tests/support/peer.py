@@ -8,8 +8,16 @@
                                     send N datagrams of SIZE bytes (64) from SPORT, with
                                     IPOPTS (hex) as IPv4 options
   tcp-serve PORT                    echo one byte per 100-byte message, until EOF
-  tcp-sink PORT                     read one connection to its end: print the bytes read
+  tcp-sink PORT [RCVBUF [HOLD]]     read one connection to its end (with a receive buffer of
+                                    RCVBUF bytes, after HOLD s of reading nothing): print the bytes read
   tcp-bulk DST PORT BYTES SPORT     send BYTES from SPORT, then wait for the receiver to close
+  tcp-hold DST PORT SPORT           one round trip, then the connection held open until a line on
+                                    stdin; after "ready", a line: the TSval it sends, its next seq,
+                                    the next seq it expects
+  tcp-raw DST PORT SPORT N TS SEQ ACK  N segments of that IPv4 connection (10 bytes at SEQ, ACK,
+                                    TSval TS) from a raw socket
+  tcp-close-early PORT N            take N connections, closing each at once
+  tcp-late-data DST PORT N SPORT    N connections from SPORT, each sending 100 bytes after the peer's FIN
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
   mld-join DEV GROUP                join an IPv6 group on DEV (MLD reports go out), until a line on stdin
@@ -125,15 +133,20 @@ def tcp_serve(port):
     print(served, flush=True)
 
 
-def tcp_sink(port):
-    """Takes one connection and reads it to its end: prints the bytes read."""
+def tcp_sink(port, rcvbuf=0, hold=0.0):
+    """Takes one connection and reads it to its end: prints the bytes read.
+    rcvbuf: its receive buffer (the connection inherits it); hold: seconds
+    it reads nothing first."""
     s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
     s.bind(("::", port))
     s.listen(1)
     ready()
     conn, _ = s.accept()
+    select.select([], [], [], hold)
     got = 0
     while True:
         chunk = conn.recv(1 << 16)
@@ -155,6 +168,82 @@ def tcp_bulk(dst, port, size, sport):
     s.shutdown(socket.SHUT_WR)
     assert s.recv(1) == b""
     s.close()
+
+
+TCP_REPAIR, TCP_REPAIR_QUEUE, TCP_QUEUE_SEQ, TCP_TIMESTAMP = 19, 20, 21, 24  # linux/tcp.h
+TCP_RECV_QUEUE, TCP_SEND_QUEUE = 1, 2
+
+
+def tcp_hold(dst, port, sport):
+    """A connection from sport that makes one round trip (to tcp-serve), then
+    stays open until a line on stdin. After "ready", a line: the TSval it
+    sends now, its next sequence number (all it sent is acknowledged) and
+    the next it expects."""
+    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", sport))
+    s.connect((dst, port))
+    s.sendall(b"h" * 100)
+    assert recv_exactly(s, 1) == b"k"
+    s.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 1)  # repair mode shows the queues' sequence numbers
+    seqs = []
+    for queue in (TCP_SEND_QUEUE, TCP_RECV_QUEUE):
+        s.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR_QUEUE, queue)
+        seqs.append(struct.unpack("I", s.getsockopt(socket.IPPROTO_TCP, TCP_QUEUE_SEQ, 4))[0])
+    s.setsockopt(socket.IPPROTO_TCP, TCP_REPAIR, 0)
+    ready()
+    print(struct.unpack("I", s.getsockopt(socket.IPPROTO_TCP, TCP_TIMESTAMP, 4))[0], *seqs, flush=True)
+    sys.stdin.readline()
+    s.close()
+
+
+def internet_checksum(data):
+    data += b"\0" * (len(data) % 2)
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
+def tcp_raw(dst, port, sport, count, tsval, seq, ack):
+    """count segments of the IPv4 connection sport -> dst:port, each 10 bytes
+    of data at seq, acknowledging ack, with timestamp tsval, sent by a raw socket."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.connect((dst, port))
+    source = probe.getsockname()[0]
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+    ready()
+    payload, timestamps = b"x" * 10, b"\x01\x01\x08\x0a" + struct.pack("!II", tsval & 0xffffffff, 0)
+    for _ in range(count):
+        header = struct.pack("!HHIIBBHHH", sport, port, seq & 0xffffffff, ack, 8 << 4, 0x18, 65535, 0, 0) + timestamps
+        pseudo = socket.inet_aton(source) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(header) + 10)
+        checksum = internet_checksum(pseudo + header + payload)
+        raw.sendto(header[:16] + struct.pack("!H", checksum) + header[18:] + payload, (dst, 0))
+
+
+def tcp_close_early(port, count):
+    """Takes count connections and closes each at once (a FIN: the socket waits in FIN_WAIT)."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(count)
+    ready()
+    for _ in range(count):
+        s.accept()[0].close()
+
+
+def tcp_late_data(dst, port, count, sport):
+    """count connections from sport, each sending 100 bytes after the peer's FIN came."""
+    ready()
+    for _ in range(count):
+        s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("", sport))
+        s.connect((dst, port))
+        assert s.recv(1) == b""  # the peer's FIN
+        s.send(b"d" * 100)
+        s.close()
 
 
 def tcp_pingpong(dst, port, count, sport):
@@ -225,9 +314,17 @@ if __name__ == "__main__":
     elif mode == "tcp-serve":
         tcp_serve(int(args[0]))
     elif mode == "tcp-sink":
-        tcp_sink(int(args[0]))
+        tcp_sink(int(args[0]), *[int(a) for a in args[1:2]], *[float(a) for a in args[2:3]])
     elif mode == "tcp-bulk":
         tcp_bulk(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "tcp-hold":
+        tcp_hold(args[0], int(args[1]), int(args[2]))
+    elif mode == "tcp-raw":
+        tcp_raw(args[0], int(args[1]), int(args[2]), *[int(a) for a in args[3:7]])
+    elif mode == "tcp-close-early":
+        tcp_close_early(int(args[0]), int(args[1]))
+    elif mode == "tcp-late-data":
+        tcp_late_data(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-pingpong":
         tcp_pingpong(args[0], int(args[1]), int(args[2]), int(args[3]))
     elif mode == "tcp-refused":

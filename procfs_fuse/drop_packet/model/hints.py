@@ -79,17 +79,19 @@ HINTS = {
     "QUEUE_PURGE": "a socket was closed with packets in its queues, often its own copies "
                    "kept for retransmission and already sent: not a loss on the wire",
     "TCP_LISTEN_OVERFLOW": "the listen queue is full: accept() faster or raise the backlog / "
-                           "net.core.somaxconn",
+                           "net.core.somaxconn; see ss -lnt (Recv-Q against Send-Q), nstat TcpExtListenDrops",
     "TCP_OLD_DATA": "TCP data already received (a retransmission of acknowledged data); "
-                    "usually harmless, look for loss on the other direction",
-    "TCP_ZEROWINDOW": "TCP data for a zero receive window: the application reads too slowly",
+                    "usually harmless, look for loss on the other direction; nstat TcpExtDelayedACKLost",
+    "TCP_ZEROWINDOW": "TCP data for a zero receive window: the application reads too slowly; "
+                      "see ss -tm (Recv-Q), nstat TcpExtTCPZeroWindowDrop",
     "TCP_OFO_DROP": "out-of-order TCP data beyond the receive window",
     "TCP_OFO_QUEUE_PRUNE": "out-of-order TCP data pruned for memory",
     "TCP_OFOMERGE": "out-of-order TCP data merged into what was queued: not a loss",
     "TCP_CLOSE": "TCP data for a closed socket",
     "TCP_RESET": "TCP segments for a connection that was reset",
     "TCP_FASTOPEN": "TCP fast open data was refused",
-    "TCP_ABORT_ON_DATA": "TCP data after the application closed the socket: the connection is aborted",
+    "TCP_ABORT_ON_DATA": "TCP data after the application closed the socket: the connection is aborted; "
+                         "nstat TcpExtTCPAbortOnData",
     "TCP_MINTTL": "TCP segments under the socket's minimum TTL (IP_MINTTL)",
     "TCP_INVALID_SYN": "an unexpected TCP SYN",
 }
@@ -104,7 +106,8 @@ HINT_PREFIXES = {
     "TCP_MD5": "TCP MD5 signatures did not match what the socket expects",
     "TCP_AO": "TCP authentication (TCP-AO) did not match what the socket expects",
     "TCP_AUTH": "TCP authentication headers did not match what the socket expects",
-    "TCP_RFC7323_": "TCP timestamps (PAWS) judged them old: duplicates, or a peer that reuses ports fast",
+    "TCP_RFC7323_": "TCP timestamps (PAWS) judged them old: duplicates, or a peer that reuses ports fast; "
+                    "nstat TcpExtPAWSEstab",
     "TCP_": "TCP judged them out of the connection's state (sequence, ack or flags): "
             "a middlebox, an attack or a connection already gone; see nstat -az TcpExt*",
     "IPV6_NDISC_": "malformed or unexpected IPv6 neighbour discovery messages",
