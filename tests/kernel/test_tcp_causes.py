@@ -30,8 +30,13 @@ def test_data_after_the_receiver_closed_aborts_the_connection(f, hosts):
     hosts.finish(server)
     flow = report(f)["flows"][flow_header("TCP", hosts.A_ADDR, 40095, hosts.B_ADDR, 7798)]
     aborted = nstat(hosts, hosts.b, "TcpExtTCPAbortOnData")["TcpExtTCPAbortOnData"]
-    assert drops_by_reason(flow)["TCP_ABORT_ON_DATA"] == aborted == connections
-    assert "after the application closed the socket" in flow["verdict"] and "TcpExtTCPAbortOnData" in flow["verdict"]
+    # 6.1 has no reason for it: NOT_SPECIFIED where tcp_v4_do_rcv resets the connection
+    sites = {site: n for site, n in flow["drops"].items() if " at tcp_v4_do_rcv+" in site}
+    assert (sum(sites.values()), aborted) == (aborted, aborted)
+    assert 0 < aborted <= connections, aborted  # the counter says how many were aborted: each is one drop
+    assert {site.split(" at ")[0] for site in sites} <= {"TCP_ABORT_ON_DATA", "NOT_SPECIFIED"}
+    if "TCP_ABORT_ON_DATA" in drops_by_reason(flow):
+        assert "after the application closed the socket" in flow["verdict"] and "TcpExtTCPAbortOnData" in flow["verdict"]
 
 
 def test_old_timestamps_and_old_data_on_an_open_connection(f, hosts):

@@ -53,6 +53,26 @@ def udp_socket(port, rcvbuf):
     return s
 
 
+def tcp_listener(port, backlog=1, rcvbuf=0):
+    """A listening TCP socket on port, IPv4 and IPv6; rcvbuf: its connections' receive buffer."""
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+    s.bind(("::", port))
+    s.listen(backlog)
+    return s
+
+
+def tcp_client(dst, sport):
+    """A TCP socket bound to sport, to connect to dst."""
+    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", sport))
+    return s
+
+
 def drain(s, idle, got=0):
     """Counts datagrams on from got until IDLE s of quiet (0: until none is queued)."""
     if idle:
@@ -117,11 +137,7 @@ def recv_exactly(conn, size):
 
 
 def tcp_serve(port):
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::", port))
-    s.listen(1)
+    s = tcp_listener(port)
     ready()
     conn, _ = s.accept()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -137,13 +153,7 @@ def tcp_sink(port, rcvbuf=0, hold=0.0):
     """Takes one connection and reads it to its end: prints the bytes read.
     rcvbuf: its receive buffer (the connection inherits it); hold: seconds
     it reads nothing first."""
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-    s.bind(("::", port))
-    s.listen(1)
+    s = tcp_listener(port, rcvbuf=rcvbuf)
     ready()
     conn, _ = s.accept()
     select.select([], [], [], hold)
@@ -159,9 +169,7 @@ def tcp_sink(port, rcvbuf=0, hold=0.0):
 
 def tcp_bulk(dst, port, size, sport):
     """Sends size bytes from sport and waits for the receiver to close."""
-    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("", sport))
+    s = tcp_client(dst, sport)
     ready()
     s.connect((dst, port))
     s.sendall(b"b" * size)
@@ -179,9 +187,7 @@ def tcp_hold(dst, port, sport):
     stays open until a line on stdin. After "ready", a line: the TSval it
     sends now, its next sequence number (all it sent is acknowledged) and
     the next it expects."""
-    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("", sport))
+    s = tcp_client(dst, sport)
     s.connect((dst, port))
     s.sendall(b"h" * 100)
     assert recv_exactly(s, 1) == b"k"
@@ -223,11 +229,7 @@ def tcp_raw(dst, port, sport, count, tsval, seq, ack):
 
 def tcp_close_early(port, count):
     """Takes count connections and closes each at once (a FIN: the socket waits in FIN_WAIT)."""
-    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("::", port))
-    s.listen(count)
+    s = tcp_listener(port, count)
     ready()
     for _ in range(count):
         s.accept()[0].close()
@@ -237,9 +239,7 @@ def tcp_late_data(dst, port, count, sport):
     """count connections from sport, each sending 100 bytes after the peer's FIN came."""
     ready()
     for _ in range(count):
-        s = socket.socket(family_of(dst), socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("", sport))
+        s = tcp_client(dst, sport)
         s.connect((dst, port))
         assert s.recv(1) == b""  # the peer's FIN
         s.send(b"d" * 100)
@@ -247,9 +247,7 @@ def tcp_late_data(dst, port, count, sport):
 
 
 def tcp_pingpong(dst, port, count, sport):
-    s = socket.socket(family_of(dst), socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("", sport))
+    s = tcp_client(dst, sport)
     ready()
     s.connect((dst, port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -262,9 +260,7 @@ def tcp_pingpong(dst, port, count, sport):
 def tcp_refused(dst, port, count, sport):
     ready()
     for _ in range(count):
-        s = socket.socket(family_of(dst), socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("", sport))
+        s = tcp_client(dst, sport)
         try:
             s.connect((dst, port))
             sys.exit("connect to a closed port succeeded")
