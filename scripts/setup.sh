@@ -2,7 +2,7 @@
 # Installs what drop-packet needs on a fresh Debian/Ubuntu machine, idempotently,
 # and never removes a package: system packages (BCC, FUSE, kernel headers, tools)
 # and a virtualenv in .venv that sees the system's BCC.
-# Usage: scripts/setup.sh [--test | --bench]   test tools too; or the benchmark's (iperf3, bpftool)
+# Usage: scripts/setup.sh [--test | --bench]   test tools too; or the benchmarks' (iperf3, bpftool, pyroute2)
 #        scripts/setup.sh --print-plan [--test]  print the FUSE binding and the install command, change nothing
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,7 +26,7 @@ wanted=(python3-bpfcc libbpfcc "${fuse_packages[@]}" python3-venv python3-pip ip
 # the other binding's library only (libfuse2 and libfuse3-3 install side by side); gcc: a unit
 # test compiles bpf/packet.h natively
 [ "$mode" = "--test" ] && wanted+=(gcc nftables bpftool ethtool jq prometheus prometheus-node-exporter libfuse2 libfuse3-3)
-[ "$mode" = "--bench" ] && wanted+=(iperf3 bpftool)
+[ "$mode" = "--bench" ] && wanted+=(iperf3 bpftool python3-pyroute2)
 
 missing=()
 for p in "${wanted[@]}"; do
