@@ -269,16 +269,18 @@ static __always_inline void dp_memo_remember(struct dp_memo *memo, __u32 generat
  * carries (dp_segments), or n where window is 0. The filters of c decide,
  * before anything else is read; the flow's slot or table entry counts; the
  * outcome goes into memo, where one was looked up (for a packet of memo tag
- * and daddr/ports words, under generation). Returns 1 if counted. */
-static __always_inline int dp_count_flow(const struct dp_config *c, struct dp_flow_key *key, __u64 hop, void *dev,
-					  int stage, const __u64 *window, __u64 n, struct dp_memo *memo,
-					  __u32 generation, __u64 tag, __u64 words)
+ * and daddr/ports words, under generation). Returns how many it counted: 0
+ * where the filters left it out. */
+static __always_inline __u64 dp_count_flow(const struct dp_config *c, struct dp_flow_key *key, __u64 hop, void *dev,
+					    int stage, const __u64 *window, __u64 n, struct dp_memo *memo,
+					    __u32 generation, __u64 tag, __u64 words)
 {
 	((__u64 *)key)[DP_HOP_WORD] = hop;
 	int wanted = dp_passes(c, key) && dp_dev_passes(c, dev);
-	__u32 outcome = wanted ? dp_add(key, stage, window ? dp_segments(window) : n) : DP_MEMO_FILTERED;
+	__u64 counted = wanted ? (window ? dp_segments(window) : n) : 0;
+	__u32 outcome = wanted ? dp_add(key, stage, counted) : DP_MEMO_FILTERED;
 	dp_memo_remember(memo, generation, tag, words, dev, outcome);
-	return wanted;
+	return counted;
 }
 
 /* The socket stage of a packet of that IP version and protocol, or -1. */
@@ -460,7 +462,7 @@ static __always_inline void dp_count_retransmit(void *ctx)
 static __always_inline void dp_count_drop(void *ctx)
 {
 	struct dp_drop_key drop = {};
-	__u64 window_copy[DP_SKB_WINDOW_WORDS];
+	__u64 window_copy[DP_SKB_WINDOW_WORDS], segments = 0;	/* 0 until counted on a flow */
 	const __u64 *window = 0;
 	void *skb = 0, *sk = 0;
 
@@ -476,14 +478,15 @@ static __always_inline void dp_count_drop(void *ctx)
 				sk = dp_pointer_at(skb + DP_SKB_SK);
 		}
 		__u64 hop = dev ? dp_hop_of_dev(dev) : dp_hop_of_sock(sk);
-		if (!dp_count_flow(dp_the_config(), &drop.dp_flow, hop, dev, DP_STAGE_DROPPED, window, 1, 0, 0, 0, 0))
+		segments = dp_count_flow(dp_the_config(), &drop.dp_flow, hop, dev, DP_STAGE_DROPPED, window, 1, 0, 0, 0, 0);
+		if (!segments)
 			return;
 	}
 	dp_record_read(ctx, DP_KFREE_SKB_LOCATION, &drop.dp_location, 8);
 	dp_record_read(ctx, DP_KFREE_SKB_REASON, &drop.dp_reason, 4);
 	__u64 *count = dp_drop_entry(&drop);
-	if (count)
-		*count += window ? dp_segments(window) : 1;
+	if (count)	/* an unattributed packet's segments are read here */
+		*count += segments ? segments : window ? dp_segments(window) : 1;
 }
 #endif
 
