@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then mounts drop-packet in the background and
 # returns once mnt/mooc/net/drop-packet is ready.
-#   sudo ./mount.sh [--allow-other [--private]] [MOUNTPOINT]
+#   sudo ./mount.sh [--allow-other [--private]] [--node-root PATH] [MOUNTPOINT]
 #        mount (default: mnt/ beside this script); only root may use it, unless
-#        --allow-other: then others may read the report (not with --private), never write
+#        --allow-other: then others may read the report (not with --private), never write;
+#        --node-root: the node's files that name pods and containers are under PATH (/)
 #   sudo ./mount.sh -u [MOUNTPOINT]   unmount; the daemon detaches every hook and exits
 #   sudo ./mount.sh --install-service   a systemd unit that mounts at /run/drop-packet/mnt
 #        and activates with /etc/drop-packet/drop-packet.conf, from boot; started now
@@ -21,6 +22,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -u) unmount=1 ;;
     --allow-other|--private) daemon_options+=("$1") ;;
+    --node-root) daemon_options+=("$1" "$2"); shift ;;
     --print-service) service_unit; exit 0 ;;
     --install-service)
       [ "$(id -u)" -eq 0 ] || { echo "mount.sh: run as root (sudo)" >&2; exit 1; }

@@ -37,7 +37,10 @@ def cmd_mount(args):
     from .drop_packet.capture.session import BccSession
     from .fs import ENTRY_PATH, serve, views
 
-    entry = DropPacketEntry(BccSession)
+    from .drop_packet.model.names import HopNames
+    from .drop_packet.model.workloads import NodeFiles
+
+    entry = DropPacketEntry(BccSession, names=HopNames(node=NodeFiles(args.node_root)))
     try:
         serve(views(ENTRY_PATH, entry), args.mountpoint, allow_other=args.allow_other, private=args.private)
     finally:
@@ -93,6 +96,9 @@ def main(argv=None):
                        help="let other users in: they may read the report, never write")
     mount.add_argument("--private", action="store_true",
                        help="with --allow-other: the report too is for root only (mode 0600)")
+    mount.add_argument("--node-root", default="/", metavar="PATH",
+                       help="where the node's files are that name pods and containers (/var/log/pods, "
+                            "/var/lib/docker): / here, /host in a container that mounts the node's root there")
     mount.set_defaults(run=cmd_mount)
     sub.add_parser("doctor", help="check BPF, BTF, tracefs, kprobes, headers, BCC, FUSE", epilog=DOCTOR_EPILOG,
                    **sub_options).set_defaults(run=cmd_doctor)

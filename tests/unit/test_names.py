@@ -1,5 +1,6 @@
 """Hop names from canned /run/netns and /proc trees."""
 import errno
+import json
 import os
 
 import pytest
@@ -8,7 +9,8 @@ from procfs_fuse.drop_packet.model.devices import Link
 from procfs_fuse.drop_packet.errors import ErrnoError
 from procfs_fuse.drop_packet.capture.flows import Hop
 from procfs_fuse.drop_packet.model.diagnosis import HopName
-from procfs_fuse.drop_packet.model.names import HopNames
+from procfs_fuse.drop_packet.model.names import HopNames, workload_fields
+from procfs_fuse.drop_packet.model.workloads import NodeFiles, containers, pod_uid, pods
 
 
 @pytest.fixture
@@ -33,7 +35,8 @@ def links(**names_by_index):
 def names(tree):
     devices = {str(tree / "netns" / "mhA"): links(i2="vA"), str(tree / "proc" / "42" / "ns" / "net"): links(i3="eth0")}
     return HopNames(proc=str(tree / "proc"), netns_dirs=(str(tree / "netns"), str(tree / "missing")),
-                    devices=lambda path: devices.get(path, {}), host_devices=lambda: links(i1="lo"))
+                    devices=lambda path: devices.get(path, {}), host_devices=lambda: links(i1="lo"),
+                    node=NodeFiles(str(tree / "node")))  # the node's kubelet and Docker files, where a test makes them
 
 
 def test_a_namespace_by_its_ip_netns_name_then_as_host_then_by_a_process_then_by_inode(tree):
@@ -76,3 +79,59 @@ def test_a_survey_names_and_counts_every_device_of_every_named_namespace_and_of_
     assert counters == {Hop(mh_a, 2): {"tx_dropped": 20}, Hop(100, 1): {"tx_dropped": 10},
                         Hop(200, 3): {"tx_dropped": 30}}  # 300 is gone: no devices
     assert names_of[Hop(mh_a, 2)] == HopName("mhA", "vA") and names_of[Hop(300, 5)] == HopName("net:[300]", None)
+
+
+UID = "6f1c2a9e-3b4d-4c5e-8f70-1a2b3c4d5e6f"
+CGROUPS = {  # /proc/PID/cgroup of a pod's process, as each kubelet cgroup driver writes it
+    "systemd": "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod%s.slice/"
+               "cri-containerd-0a1b2c.scope\n" % UID.replace("-", "_"),
+    "cgroupfs": "12:memory:/kubepods/besteffort/pod%s/0a1b2c\n0::/kubepods/besteffort/pod%s/0a1b2c\n" % (UID, UID),
+}
+
+
+def node_with(tree, cgroup):
+    """The tree, its pid 42's namespace (200) a pod's: its cgroup, the kubelet's log
+    directory for default/web-0; a Docker container "api" whose sandbox is /run/netns/mhA."""
+    (tree / "proc" / "42" / "cgroup").write_text(cgroup)
+    (tree / "proc" / "7" / "cgroup").write_text("0::/system.slice/sshd.service\n")
+    (tree / "node" / "var" / "log" / "pods" / ("default_web-0_%s" % UID)).mkdir(parents=True)
+    config = tree / "node" / "var" / "lib" / "docker" / "containers" / "4b1e07c5a3f2"
+    config.mkdir(parents=True)
+    (config / "config.v2.json").write_text(json.dumps(
+        {"Name": "/api", "NetworkSettings": {"SandboxKey": str(tree / "netns" / "mhA")}}))
+    return names(tree)
+
+
+@pytest.mark.parametrize("driver", sorted(CGROUPS))
+def test_a_namespace_by_its_pod_or_container_first(tree, driver):
+    assert pod_uid(CGROUPS[driver]) == UID
+    resolver = node_with(tree, CGROUPS[driver])
+    mh_a = os.stat(tree / "netns" / "mhA").st_ino
+    assert resolver.resolve([Hop(200, 3), Hop(mh_a, 2), Hop(100, 1)]) == {
+        Hop(200, 3): HopName("pod default/web-0", "eth0"),
+        Hop(mh_a, 2): HopName("container api", "vA"),  # before its `ip netns` name
+        Hop(100, 1): HopName("host", "lo"),  # the daemon's own stays host, whatever runs there
+    }
+    assert workload_fields("pod default/web-0") == {"pod_namespace": "default", "pod": "web-0"}
+    assert workload_fields("container api") == {"container": "api"} and workload_fields("mhA") == {}
+    assert resolver.inode_of("pod default/web-0") == 200 and resolver.inode_of("container api") == mh_a
+
+
+def test_a_pod_gone_while_active_keeps_its_last_name(tree):
+    resolver = node_with(tree, CGROUPS["systemd"])
+    assert resolver.resolve([Hop(200, 3)])[Hop(200, 3)].netns == "pod default/web-0"
+    for pid in ("42", "43"):  # its processes ended: the namespace is gone
+        (tree / "proc" / pid / "ns" / "net").unlink()
+    assert resolver.resolve([Hop(200, 3)]) == {Hop(200, 3): HopName("pod default/web-0", None)}
+    with pytest.raises(ErrnoError):
+        resolver.inode_of("pod default/web-1")
+
+
+def test_node_files_that_are_not_there_or_not_what_they_should_be_name_nothing(tmp_path):
+    node = NodeFiles(str(tmp_path))
+    assert pods(node) == {} and containers(node) == {}
+    (tmp_path / "var" / "log" / "pods" / "not-a-pod-dir").mkdir(parents=True)
+    (tmp_path / "var" / "lib" / "docker" / "containers" / "x").mkdir(parents=True)
+    (tmp_path / "var" / "lib" / "docker" / "containers" / "x" / "config.v2.json").write_text("{not json")
+    assert pods(node) == {} and containers(node) == {}
+    assert pod_uid("0::/system.slice/sshd.service\n") is None

@@ -1,11 +1,13 @@
 """Names of hops a person recognises, resolved in user space.
 
-A network namespace is named by its `ip netns` name (a bind mount under
-/run/netns, or where container runtimes keep theirs), else by a process
-living in it (`pid 4242 nginx`), else `net:[4026532281]` as `ls -l
-/proc/PID/ns/net` prints it; the daemon's own is `host`. A device by its name
-in its namespace; None where there is none or it is gone. A namespace that is
-deleted keeps its counts and is named by its inode from then on.
+A network namespace is named by its workload where it has one (`pod
+NAMESPACE/NAME`, `container NAME`: workloads.py), else by its `ip netns` name
+(a bind mount under /run/netns, or where container runtimes keep theirs),
+else by a process living in it (`pid 4242 nginx`), else `net:[4026532281]`
+as `ls -l /proc/PID/ns/net` prints it; the daemon's own is `host`. A device
+by its name in its namespace; None where there is none or it is gone. A
+namespace that is deleted keeps its counts, and its workload's name if it
+had one, else its inode's from then on.
 """
 import ctypes
 import errno
@@ -13,7 +15,7 @@ import os
 import re
 import threading
 
-from . import devices
+from . import devices, workloads
 from ..errors import ErrnoError
 from ..capture.flows import Hop
 from .diagnosis import HopName
@@ -24,6 +26,13 @@ CLONE_NEWNET = 0x40000000
 _LIBC = ctypes.CDLL(None, use_errno=True)  # setns: Python has os.setns only from 3.12
 _INODE_NAME = re.compile(r"net:\[(\d+)\]$")
 _PID_NAME = re.compile(r"pid (\d+)( .*)?$")
+_WORKLOAD_NAME = re.compile(r"(?:pod (?P<pod_namespace>[^/]+)/(?P<pod>.+)|container (?P<container>.+))$")
+
+
+def workload_fields(name):
+    """{pod_namespace, pod} or {container} of a namespace's name where it is a workload's, else {}."""
+    found = _WORKLOAD_NAME.match(name)
+    return {k: v for k, v in found.groupdict().items() if v} if found else {}
 
 
 def inode_name(inode):
@@ -66,10 +75,12 @@ def own_devices():
 class HopNames:
     """Hop -> HopName, over the namespaces of one moment (resolve())."""
 
-    def __init__(self, proc="/proc", netns_dirs=NETNS_DIRS, devices=devices_in, host_devices=own_devices):
-        self._proc, self._dirs = proc, netns_dirs
+    def __init__(self, proc="/proc", netns_dirs=NETNS_DIRS, devices=devices_in, host_devices=own_devices,
+                 node=workloads.NodeFiles()):
+        self._proc, self._dirs, self._node = proc, netns_dirs, node
         self._devices, self._host_devices = devices, host_devices
         self._pid_of = {}  # inode -> the pid last found living in it
+        self._workload_of = {}  # inode -> its workload's name, kept once its namespace is gone
 
     def _host_inode(self):
         return self._link_inode(os.path.join(self._proc, "self/ns/net"))
@@ -129,20 +140,48 @@ class HopNames:
         except OSError:
             return "?"
 
-    def namespaces(self, inodes, named=None):
-        """{inode: (name, {ifindex: devices.Link})} of these namespaces: a gone
-        one by its inode, without devices."""
-        named = self._named() if named is None else named
-        out = {}
+    def _workloads(self, processes):
+        """{inode: "pod NAMESPACE/NAME" or "container NAME"} of the namespaces that are a
+        workload's, of {inode: pid} of a process in each (its cgroup names its pod)."""
+        found = {inode: "container " + name for inode, name in workloads.containers(self._node).items()}
+        known = workloads.pods(self._node)
+        for inode, pid in processes.items() if known else ():
+            try:
+                with open(os.path.join(self._proc, pid, "cgroup")) as f:
+                    uid = workloads.pod_uid(f.read())
+            except OSError:
+                continue
+            if uid in known:
+                found[inode] = "pod %s/%s" % known[uid]
+        self._workload_of.update(found)
+        return found
+
+    def _places(self, inodes, named):
+        """{inode: (name, the nsfs path to enter: None for the daemon's own, "" for a gone one)}."""
+        host = [inode for inode, (name, _path) in named.items() if name == HOST]
+        # a process in each: the unnamed ones' name, and where the node runs pods, any one's pod
+        asked = [i for i in inodes if i not in named or (i not in host and workloads.pods(self._node))]
+        processes = self._process_in(asked)
+        workload = self._workloads({i: pid for i, pid in processes.items() if i not in host})
+        places = {}
         for inode in inodes:
             if inode in named:
-                name, path = named[inode]
-                out[inode] = (name, self._host_devices() if path is None else self._devices(path))
-        for inode, pid in self._process_in([i for i in inodes if i not in named]).items():
-            out[inode] = ("pid %s %s" % (pid, self._comm(pid)), self._devices(os.path.join(self._proc, pid, "ns/net")))
-        for inode in inodes:
-            out.setdefault(inode, (inode_name(inode), {}))
-        return out
+                places[inode] = named[inode]
+            elif inode in processes:
+                pid = processes[inode]
+                places[inode] = ("pid %s %s" % (pid, self._comm(pid)), os.path.join(self._proc, pid, "ns/net"))
+            else:
+                places[inode] = (self._workload_of.get(inode) or inode_name(inode), "")
+            if inode in workload:
+                places[inode] = (workload[inode], places[inode][1])
+        return places
+
+    def namespaces(self, inodes, named=None):
+        """{inode: (name, {ifindex: devices.Link})} of these namespaces: a gone
+        one by its workload's last name or its inode, without devices."""
+        places = self._places(inodes, self._named() if named is None else named)
+        return {inode: (name, self._host_devices() if path is None else self._devices(path) if path else {})
+                for inode, (name, path) in places.items()}
 
     def resolve(self, hops):
         """{Hop: HopName} of these hops."""
@@ -179,8 +218,15 @@ class HopNames:
             inode = self._link_inode(os.path.join(self._proc, by_pid.group(1), "ns/net"))
             if inode is not None:
                 return inode
-        for inode, (name, _path) in self._named().items():
+        named = self._named()
+        for inode, (name, _path) in named.items():
             if name == text:
                 return inode
-        raise ErrnoError(errno.EINVAL, "no network namespace %r (want an `ip netns` name, host, "
-                                       "pid N, net:[INODE] or an inode number)" % text)
+        if workload_fields(text):
+            every = {self._link_inode(os.path.join(self._proc, pid, "ns/net")) for pid in os.listdir(self._proc)
+                     if pid.isdigit()} | set(named)
+            for inode, (name, _path) in self._places(sorted(i for i in every if i is not None), named).items():
+                if name == text:
+                    return inode
+        raise ErrnoError(errno.EINVAL, "no network namespace %r (want a pod NAMESPACE/NAME, a container NAME, "
+                                       "an `ip netns` name, host, pid N, net:[INODE] or an inode number)" % text)

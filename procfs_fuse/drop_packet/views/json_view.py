@@ -7,6 +7,7 @@ import json
 from ..capture.settings import FILTERS
 from ..capture.stages import TABLE
 from ..model.diagnosis import HopRows, by_count
+from ..model.names import workload_fields
 
 VERSION = 1
 NONE = (None,)  # after a hop's counts: what HopRows.shown gives a stage not measured
@@ -28,12 +29,14 @@ def _sites(sites):
 
 
 def _where(hop, name):
-    return {"netns": name.netns, "netns_inode": hop.netns, "dev": name.dev, "ifindex": hop.ifindex or None}
+    """A hop's names and numbers; a workload's (pod_namespace, pod; container) where it is one."""
+    return {"netns": name.netns, "netns_inode": hop.netns, "dev": name.dev, "ifindex": hop.ifindex or None,
+            **workload_fields(name.netns)}
 
 
 def _hop(hop, counts, rows, sites, name):
-    return {"netns": name.netns, "netns_inode": hop.netns, "dev": name.dev, "ifindex": hop.ifindex or None,
-            "stages": dict(zip(rows.names, rows.shown(counts + NONE))), "drops": _sites(by_count(sites)) if sites else []}
+    return {**_where(hop, name), "stages": dict(zip(rows.names, rows.shown(counts + NONE))),
+            "drops": _sites(by_count(sites)) if sites else []}
 
 
 def _flow(path, every_row, names):
