@@ -1,9 +1,10 @@
 """Hops named by their pod and container, as a node's own files say, made for
-real without a cluster: A's namespace gets a process in a cgroup v2 path
-shaped as the kubelet makes it (systemd and cgroupfs drivers) and a
-/var/log/pods directory; B's a Docker container's config.v2.json whose
-sandbox key is its path. Both under a node root the test's daemon is given
-(mount.sh --node-root)."""
+real without a cluster, on the bridged hosts (A and B on a bridge in H, as
+a node's pods are on its CNI bridge): A's namespace gets a process in a
+cgroup v2 path shaped as the kubelet makes it (systemd and cgroupfs
+drivers) and a /var/log/pods directory; B's a Docker container's
+config.v2.json whose sandbox key is its path. Both under a node root the
+test's daemon is given (mount.sh --node-root)."""
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from procfs_fuse.kernel.cgroup import ensure_v2_root
 from tests.kernel.conftest import REPO, daemon_files, send_udp
 from tests.support.mounts import ENTRY, flow_header, parse_report, prometheus_samples, sh
+from tests.support.netns import Bridged
 
 pytestmark = pytest.mark.root
 
@@ -25,9 +27,15 @@ CGROUP_PATHS = {  # where each kubelet cgroup driver puts a besteffort pod's con
 
 
 @pytest.fixture
-def pod_and_container(f, hosts, tmp_path, request):
+def bridged():
+    with Bridged() as hosts:
+        yield hosts
+
+
+@pytest.fixture
+def pod_and_container(f, bridged, tmp_path, request):
     """A's namespace the pod default/web-0, B's the container api; a daemon of their node's files."""
-    driver = request.param
+    driver, hosts = request.param, bridged
     node = tmp_path / "node"
     (node / "var" / "log" / "pods" / ("default_web-0_%s" % UID)).mkdir(parents=True)
     config = node / "var" / "lib" / "docker" / "containers" / "4b1e07c5a3f2"
@@ -53,8 +61,8 @@ def pod_and_container(f, hosts, tmp_path, request):
 
 
 @pytest.mark.parametrize("pod_and_container", sorted(CGROUP_PATHS), indirect=True)
-def test_hops_are_named_by_their_pod_and_container(pod_and_container, hosts):
-    entry = pod_and_container
+def test_hops_are_named_by_their_pod_and_container(pod_and_container, bridged):
+    entry, hosts = pod_and_container, bridged
     pod, container = "pod default/web-0", "container api"
     sh("echo 'netns %s' > %s && echo activate > %s" % (pod, entry, entry), check=True)  # the filter takes it
     send_udp(hosts, 100, 7799, 40099)
@@ -67,7 +75,8 @@ def test_hops_are_named_by_their_pod_and_container(pod_and_container, hosts):
     send_udp(hosts, 100, 7799, 40099)
     doc = json.loads(sh("cat %s.json" % entry, check=True).stdout)
     (hops,) = [f["hops"] for f in doc["flows"] if f["source_port"] == 40099]
-    assert [(h["netns"], h.get("pod_namespace"), h.get("pod"), h.get("container")) for h in hops] == [
-        (pod, "default", "web-0", None), (container, None, None, "api")]
+    named = [(h["netns"], h.get("pod_namespace"), h.get("pod"), h.get("container")) for h in hops]
+    assert named[0] == (pod, "default", "web-0", None) and named[-1] == (container, None, None, "api")
+    assert {h["netns"] for h in hops[1:-1]} == {hosts.h}  # the bridge's ports: the node's own namespace
     samples = prometheus_samples(sh("cat %s.prom" % entry, check=True).stdout)
     assert samples['drop_packet_packets_total{stage="ETH_RECV",netns="%s",dev="%s"}' % (container, hosts.b_dev)] == 100
