@@ -140,11 +140,11 @@ class HopNames:
         except OSError:
             return "?"
 
-    def _workloads(self, processes):
+    def _workloads(self, processes, known):
         """{inode: "pod NAMESPACE/NAME" or "container NAME"} of the namespaces that are a
-        workload's, of {inode: pid} of a process in each (its cgroup names its pod)."""
+        workload's, of {inode: pid} of a process in each (its cgroup names its pod) and
+        the node's pods known ({UID: (namespace, name)})."""
         found = {inode: "container " + name for inode, name in workloads.containers(self._node).items()}
-        known = workloads.pods(self._node)
         for inode, pid in processes.items() if known else ():
             try:
                 with open(os.path.join(self._proc, pid, "cgroup")) as f:
@@ -158,11 +158,11 @@ class HopNames:
 
     def _places(self, inodes, named):
         """{inode: (name, the nsfs path to enter: None for the daemon's own, "" for a gone one)}."""
-        host = [inode for inode, (name, _path) in named.items() if name == HOST]
+        host = {inode for inode, (name, _path) in named.items() if name == HOST}
+        known = workloads.pods(self._node)
         # a process in each: the unnamed ones' name, and where the node runs pods, any one's pod
-        asked = [i for i in inodes if i not in named or (i not in host and workloads.pods(self._node))]
-        processes = self._process_in(asked)
-        workload = self._workloads({i: pid for i, pid in processes.items() if i not in host})
+        processes = self._process_in([i for i in inodes if i not in named or (known and i not in host)])
+        workload = self._workloads({i: pid for i, pid in processes.items() if i not in host}, known)
         places = {}
         for inode in inodes:
             if inode in named:
