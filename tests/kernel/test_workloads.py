@@ -79,4 +79,5 @@ def test_hops_are_named_by_their_pod_and_container(pod_and_container, bridged):
     assert named[0] == (pod, "default", "web-0", None) and named[-1] == (container, None, None, "api")
     assert {h["netns"] for h in hops[1:-1]} == {hosts.h}  # the bridge's ports: the node's own namespace
     samples = prometheus_samples(sh("cat %s.prom" % entry, check=True).stdout)
-    assert samples['drop_packet_packets_total{stage="ETH_RECV",netns="%s",dev="%s"}' % (container, hosts.b_dev)] == 100
+    # the hop's series, summed over its flows: neighbour discovery may share it
+    assert samples['drop_packet_packets_total{stage="ETH_RECV",netns="%s",dev="%s"}' % (container, hosts.b_dev)] >= 100
