@@ -419,8 +419,8 @@ static __always_inline void dp_record_read(void *ctx, int offset, void *dst, int
  * in the write queue, without IP header, so the flow comes from the record's
  * address fields, the hop from its socket (its namespace, no device). It
  * counts the segments TCP counted in TcpRetransSegs (tcp_skb_pcount), and
- * only a retransmission that was sent: since 6.13 the event fires for
- * failed ones too, with their error (TcpExtTCPRetransFail counts those). */
+ * only a retransmission that was sent: where the event has an err field
+ * (6.18 here, not 6.1) it fires for failed ones too (TcpExtTCPRetransFail). */
 static __always_inline void dp_count_retransmit(void *ctx)
 {
 	struct dp_flow_key key = {};
