@@ -81,6 +81,7 @@ class HopNames:
         self._devices, self._host_devices = devices, host_devices
         self._pid_of = {}  # inode -> the pid last found living in it
         self._workload_of = {}  # inode -> its workload's name, kept once its namespace is gone
+        self._looked_up = set()  # inodes whose workload was looked up (when they were new)
 
     def _host_inode(self):
         return self._link_inode(os.path.join(self._proc, "self/ns/net"))
@@ -140,11 +141,12 @@ class HopNames:
         except OSError:
             return "?"
 
-    def _workloads(self, processes, known):
-        """{inode: "pod NAMESPACE/NAME" or "container NAME"} of the namespaces that are a
-        workload's, of {inode: pid} of a process in each (its cgroup names its pod) and
-        the node's pods known ({UID: (namespace, name)})."""
-        found = {inode: "container " + name for inode, name in workloads.containers(self._node).items()}
+    def _look_up_workloads(self, processes, known):
+        """Notes in _workload_of the namespaces that are a workload's ("pod NAMESPACE/NAME",
+        "container NAME"), of {inode: pid} of a process in each (its cgroup names its pod)
+        and the node's pods known ({UID: (namespace, name)})."""
+        self._workload_of.update((inode, "container " + name)
+                                 for inode, name in workloads.containers(self._node).items())
         for inode, pid in processes.items() if known else ():
             try:
                 with open(os.path.join(self._proc, pid, "cgroup")) as f:
@@ -152,17 +154,19 @@ class HopNames:
             except OSError:
                 continue
             if uid in known:
-                found[inode] = "pod %s/%s" % known[uid]
-        self._workload_of.update(found)
-        return found
+                self._workload_of[inode] = "pod %s/%s" % known[uid]
 
     def _places(self, inodes, named):
         """{inode: (name, the nsfs path to enter: None for the daemon's own, "" for a gone one)}."""
         host = {inode for inode, (name, _path) in named.items() if name == HOST}
-        known = workloads.pods(self._node)
-        # a process in each: the unnamed ones' name, and where the node runs pods, any one's pod
-        processes = self._process_in([i for i in inodes if i not in named or (known and i not in host)])
-        workload = self._workloads({i: pid for i, pid in processes.items() if i not in host}, known)
+        # the node's files are read when a namespace is new to us, not at every survey
+        new = [i for i in inodes if i not in self._looked_up and i not in host]
+        known = workloads.pods(self._node) if new else {}
+        # a process in each: the unnamed ones' name, and for a new one where the node runs pods, its pod
+        processes = self._process_in([i for i in inodes if i not in named or (known and i in new)])
+        if new:
+            self._look_up_workloads({i: pid for i, pid in processes.items() if i in new}, known)
+            self._looked_up.update(new)
         places = {}
         for inode in inodes:
             if inode in named:
@@ -171,9 +175,9 @@ class HopNames:
                 pid = processes[inode]
                 places[inode] = ("pid %s %s" % (pid, self._comm(pid)), os.path.join(self._proc, pid, "ns/net"))
             else:
-                places[inode] = (self._workload_of.get(inode) or inode_name(inode), "")
-            if inode in workload:
-                places[inode] = (workload[inode], places[inode][1])
+                places[inode] = (inode_name(inode), "")
+            if inode in self._workload_of and inode not in host:  # a gone one keeps its last name
+                places[inode] = (self._workload_of[inode], places[inode][1])
         return places
 
     def namespaces(self, inodes, named=None):
