@@ -28,12 +28,16 @@
 
 #define DP_AT_SOCKET -1	/* a stage argument: the socket stage of the packet's version and protocol */
 
-BPF_TABLE("lru_percpu_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
+/* Per CPU only what is small and hot (slots, memos): a per-CPU table holds a
+ * copy of every entry's value for every possible CPU (16,384 flows: 3 MB on 2
+ * CPUs, 403 MB on 256) and every read copies them all. The flow and drop
+ * tables are shared, counted with atomic adds, and grow with flows alone. */
+BPF_TABLE("lru_hash", struct dp_flow_key, struct dp_flow_counts, dp_flows, DP_MAX_FLOWS);
 BPF_PERCPU_ARRAY(dp_slots, struct dp_slot, 1 << DP_SLOT_BITS);
-BPF_TABLE("lru_percpu_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
+BPF_TABLE("lru_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
 BPF_PERCPU_ARRAY(dp_memos, struct dp_memo, DP_MEMO_WAYS);
-BPF_PERCPU_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
+BPF_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
 
 _Static_assert(__builtin_offsetof(struct dp_flow_key, dp_sport) == 32 &&
 	       __builtin_offsetof(struct dp_flow_key, dp_dport) == 34 &&
@@ -122,10 +126,10 @@ static __always_inline void dp_note_insert(int table)
 {
 	__u64 *n = dp_inserted.lookup(&table);
 	if (n)
-		*n += 1;
+		__sync_fetch_and_add(n, 1);
 }
 
-/* A flow's dp_flows entry on this CPU, made if absent (0: none could be
+/* A flow's dp_flows entry, made if absent (0: none could be
  * made). Lookup, then insert-if-absent: BCC's increment() leaves LRU maps
  * empty. (BCC refuses map calls in a macro and a map as an argument, so this
  * and dp_drop_entry are the one lookup-or-insert of each table.) */
@@ -214,8 +218,8 @@ static __always_inline __u32 dp_add(struct dp_flow_key *key, int stage, __u64 n)
 		}
 	}
 	struct dp_flow_counts *counts = dp_flow_entry(key);
-	if (counts)
-		counts->dp_packets[stage] += n;	/* per-CPU value: no atomics needed */
+	if (counts)	/* shared by every CPU */
+		__sync_fetch_and_add(&counts->dp_packets[stage], n);
 	return DP_MEMO_NO_SLOT;
 }
 
@@ -486,7 +490,7 @@ static __always_inline void dp_count_drop(void *ctx)
 	dp_record_read(ctx, DP_KFREE_SKB_REASON, &drop.dp_reason, 4);
 	__u64 *count = dp_drop_entry(&drop);
 	if (count)	/* an unattributed packet's segments are read here */
-		*count += segments ? segments : window ? dp_segments(window) : 1;
+		__sync_fetch_and_add(count, segments ? segments : window ? dp_segments(window) : 1);
 }
 #endif
 

@@ -69,8 +69,8 @@ struct dp_drop_key {
 
 struct dp_flow_counts {
 	__u64 dp_packets[DP_NR_STAGES];
-	/* bpf_ktime_get_ns() when this CPU made the entry (0 on the CPUs that
-	 * did not): a flow's hops in the order its first packet passed them */
+	/* bpf_ktime_get_ns() when the entry was made: a flow's hops in the
+	 * order its first packet passed them */
 	__u64 dp_first_seen;
 };
 

@@ -346,7 +346,7 @@ def test_compiled_layout_matches_the_shared_header():
     headers.point_bcc_at_headers()
     bpf = BPF(src_file=str(PROGRAM).encode(), cflags=compile_flags())
     try:
-        counts = bpf[b"dp_flows"].sLeaf()
+        counts = bpf[b"dp_flows"].Leaf()
         assert len(counts.dp_packets) == len(STAGES)
         # the unit tests' stand-ins for the keys and the config have the compiled layouts
         layout = lambda struct: [(name, getattr(struct, name).offset, getattr(struct, name).size)
@@ -355,7 +355,7 @@ def test_compiled_layout_matches_the_shared_header():
         assert layout(bpf[b"dp_config"].Leaf) == layout(Config)
         assert layout(bpf[b"dp_drops"].Key) == layout(DropKey)
         assert layout(bpf[b"dp_slots"].sLeaf) == layout(Slot)
-        assert layout(bpf[b"dp_flows"].sLeaf) == layout(Counts)
+        assert layout(bpf[b"dp_flows"].Leaf) == layout(Counts)
     finally:
         bpf.cleanup()
 

@@ -1,5 +1,5 @@
 """A canned reading of 10,000 flows of two hops each, as the kernel's tables
-hand it over (raw bytes, two CPUs), with what user space adds to it (names,
+hand it over (raw bytes; slots of two CPUs), with what user space adds to it (names,
 device changes, hooks, settings). Deterministic: the golden test keeps its
 three renderings, and the benchmark renders it offline."""
 import ctypes
@@ -21,13 +21,9 @@ SENDER, ROUTER, RECEIVER, GONE = (4026532281, 2), (4026532300, 3), (4026532400, 
 HOP_NAMES = {SENDER: ("cA", "eth0"), ROUTER: ("cR", "ra"), RECEIVER: ("cB", "eth0"), GONE: ("net:[4026532500]", None)}
 
 
-def _per_cpu(stages, first, split):
-    """One per-CPU dp_flow_counts value: counts split between two CPUs (split: CPU 0's share in 1/4s)."""
-    out = b""
-    for cpu in range(CPUS):
-        share = [n * split // 4 if cpu == 0 else n - n * split // 4 for n in stages]
-        out += bytes(Counts((ctypes.c_uint64 * len(stages))(*share), first if cpu == split % CPUS else 0))
-    return out
+def _counts(stages, first):
+    """One dp_flow_counts value."""
+    return bytes(Counts((ctypes.c_uint64 * len(stages))(*stages), first))
 
 
 def _stage_counts(stage_ids, **named):
@@ -80,25 +76,25 @@ def tables(stage_ids):
                 slots[cpu][n % SLOTS_PER_CPU] = bytes(slot)
                 counts = [c - h for c, h in zip(counts, half)]
             keys.append(key)
-            values.append(_per_cpu(counts, first, n % 4))
+            values.append(_counts(counts, first))
         if lost:
             reason, location = DROP_SITES[n % 7]
             drop = DropKey(dp_flow=FlowKey.from_buffer_copy(bytes(key_of(saddr, sport, daddr, dport, protocol,
                                                                          *last_hop))),
                            dp_location=location, dp_reason=reason)
             drop_keys.append(bytes(drop))
-            drop_values.append(struct.pack("<2Q", lost - lost // 3, lost // 3))
+            drop_values.append(struct.pack("<Q", lost))
     # packets that could not be parsed
     drop_keys.append(bytes(DropKey(dp_location=0xffffffff81003dd1, dp_reason=44)))
-    drop_values.append(struct.pack("<2Q", 5, 2))
+    drop_values.append(struct.pack("<Q", 7))
     order = list(range(len(keys)))
     rng.shuffle(order)  # a hash table's order
-    flows = ([keys[i] for i in order], b"".join(values[i] for i in order), 40000, CPUS)
+    flows = ([keys[i] for i in order], b"".join(values[i] for i in order), 40000, 1)
     slot_values = b"".join(slots[cpu][i] for i in range(SLOTS_PER_CPU) for cpu in range(CPUS))
     inserted = ([struct.pack("<I", 0), struct.pack("<I", 1)],
-                struct.pack("<4Q", len(keys), 3, len(drop_keys), 0), 2, CPUS)
+                struct.pack("<2Q", len(keys) + 3, len(drop_keys)), 2, 1)
     return flows, (list(range(SLOTS_PER_CPU)), slot_values, SLOTS_PER_CPU, CPUS), \
-        (drop_keys, b"".join(drop_values), 40000, CPUS), inserted
+        (drop_keys, b"".join(drop_values), 40000, 1), inserted
 
 
 def hop_names():

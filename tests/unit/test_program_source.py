@@ -20,12 +20,14 @@ def test_every_conditional_is_one_the_product_sets_or_an_include_guard():
 
 
 def test_every_count_goes_through_the_one_counting_path():
-    """Only dp_add touches the counters (a slot, or the flow's table entry),
-    and only dp_count_flow calls it; but for a memo's hit, which counts in
-    the slot the memo names (in dp_count_ipv4: the measured fast path)."""
+    """Only dp_add touches the counters (a slot; the flow's shared table
+    entry, atomically), and only dp_count_flow calls it; but for a memo's
+    hit, which counts in the slot the memo names (in dp_count_ipv4: the
+    measured fast path)."""
     adds = [SOURCE[:at].rsplit("\nstatic ", 1)[1].split("(")[0].split()[-1]
-            for at in (m.start() for m in re.finditer(r"dp_packets\[stage\] \+= ", SOURCE))]
+            for at in (m.start() for m in re.finditer(r"dp_packets\[stage\](?: \+= |, )", SOURCE))]
     assert adds == ["dp_add", "dp_add", "dp_count_ipv4"]
+    assert "__sync_fetch_and_add(&counts->dp_packets[stage], n)" in SOURCE
     assert re.findall(r"\bdp_add\(", SOURCE).__len__() == 2  # its definition and dp_count_flow's call
     for program in ("dp_count_ipv4", "dp_count_ipv6", "dp_count_retransmit", "dp_count_drop"):
         body = SOURCE[SOURCE.index("%s(" % program):]

@@ -1,5 +1,5 @@
 """Reading the kernel's tables: batch reads (and the fallback without them),
-per-CPU sums, and a Snapshot decoded from canned bytes alone: slots and the
+columns of values, held slots of every CPU, and a Snapshot decoded from canned bytes alone: slots and the
 flow table merged, drops decoded, table use and evictions."""
 import ctypes
 import errno
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from procfs_fuse.drop_packet.capture.flows import Drop, Flow, Hop, TableUse
 from procfs_fuse.drop_packet.capture.stages import STAGES
-from procfs_fuse.drop_packet.capture.tables import Decoder, RawTable, read_raw, sum_over_cpus
+from procfs_fuse.drop_packet.capture.tables import Decoder, RawTable, columns, held_slots, read_raw
 from procfs_fuse.drop_packet.capture import tables
 from procfs_fuse.kernel.ksyms import Symbolizer
 from tests.support.layouts import Counts, DropKey, FlowKey, Slot, key_of
@@ -24,13 +24,19 @@ KALLSYMS = "ffffffff81000000 T udp_rcv\nffffffff81000100 T tcp_v4_rcv\n"
 CPUS = 2
 
 
-def test_per_cpu_values_are_summed_per_entry_and_counter():
-    # 2 entries x 3 CPUs x 2 counters, as a per-CPU table's batch read lays them out
-    values = struct.pack("<12Q", 1, 2, 10, 20, 100, 200,
-                         3, 4, 30, 40, 300, 400)
-    assert sum_over_cpus(values, 2, 3, 2) == [(111, 222), (333, 444)]
-    assert sum_over_cpus(struct.pack("<2Q", 5, 6), 1, 1, 2) == [(5, 6)]
-    assert sum_over_cpus(b"", 0, 2, 11) == []
+def test_values_are_read_as_columns_per_entry():
+    # 3 entries of 3 words, as a batch read lays them out
+    values = struct.pack("<9Q", 1, 2, 3, 10, 20, 30, 100, 200, 300)
+    assert columns(values, 3, range(2)) == [(1, 2), (10, 20), (100, 200)]
+    assert columns(values, 3, [2]) == [(3,), (30,), (300,)]
+    assert columns(b"", 11, range(10)) == []
+
+
+def test_held_slots_are_those_with_a_family():
+    free, held = bytes(Slot()), slot_bytes(UDP_FLOW, {"SEND_SKB": 1})
+    family_offset = Slot.dp_key.offset + FlowKey.dp_family.offset
+    assert held_slots(free + held + free + held, len(free), family_offset) == [len(free), 3 * len(free)]
+    assert held_slots(free * 4, len(free), family_offset) == []
 
 
 class BatchedMap:
@@ -85,11 +91,10 @@ class Symbols:
         return self.symbolizer
 
 
-def per_cpu(*cpu_counts):
-    """The bytes of one per-CPU dp_flow_counts value: one {stage: n} per CPU
-    ("first": when that CPU made the entry, 0: it did not)."""
-    return b"".join(bytes(Counts((ctypes.c_uint64 * len(STAGES))(*(c.get(s, 0) for s in STAGES)), c.get("first", 0)))
-                    for c in cpu_counts)
+def counts_bytes(counts):
+    """The bytes of one dp_flow_counts value of {stage: n} ("first": when the entry was made)."""
+    return bytes(Counts((ctypes.c_uint64 * len(STAGES))(*(counts.get(s, 0) for s in STAGES)),
+                        counts.get("first", 0)))
 
 
 def key_bytes(flow, hop=Hop(0, 0)):
@@ -111,7 +116,7 @@ A_VETH, B_VETH = Hop(4026532281, 2), Hop(4026532400, 3)  # the sender's device, 
 def canned_tables(flow_capacity=100, drop_capacity=10, inserted=(4, 4)):
     """UDP_FLOW at two hops: at A_VETH in CPU 0's slot 5 and in the table (it
     met a taken slot on CPU 1), at B_VETH in the table; TCP_FLOW in the table
-    only; one unattributed drop."""
+    only; one unattributed drop. The tables are shared; the slots per CPU."""
     slots_per_cpu = 8
     cpu0 = [slot_bytes(None, {})] * slots_per_cpu
     cpu0[5] = slot_bytes(UDP_FLOW, {"SEND_SKB": 70, "DROPPED": 1}, A_VETH, first=100)
@@ -119,17 +124,16 @@ def canned_tables(flow_capacity=100, drop_capacity=10, inserted=(4, 4)):
     slot_values = b"".join(a + b for a, b in zip(cpu0, cpu1))  # slot after slot, CPU after CPU
     flows = RawTable([key_bytes(UDP_FLOW, B_VETH), key_bytes(UDP_FLOW, A_VETH), key_bytes(TCP_FLOW, B_VETH),
                       bytes(FlowKey())],
-                     per_cpu({"RECV_SKB": 99}, {"RECV_SKB": 1, "first": 120})
-                     + per_cpu({"SEND_SKB": 20}, {"SEND_SKB": 10, "first": 150})
-                     + per_cpu({"RECV_SKB": 3, "first": 7}, {})
-                     + per_cpu({"RECV_SKB": 9}, {}),  # an all-zero key: unattributed, not a flow
-                     flow_capacity, CPUS)
+                     counts_bytes({"RECV_SKB": 100, "first": 120})
+                     + counts_bytes({"SEND_SKB": 30, "first": 150})
+                     + counts_bytes({"RECV_SKB": 3, "first": 7})
+                     + counts_bytes({"RECV_SKB": 9}),  # an all-zero key: unattributed, not a flow
+                     flow_capacity)
     udp_drop = DropKey(dp_flow=FlowKey.from_buffer_copy(key_bytes(UDP_FLOW, A_VETH)),
                        dp_location=0xffffffff81000010, dp_reason=2)
     unattributed = DropKey(dp_location=0xffffffff81000104, dp_reason=99)
-    drops = RawTable([bytes(udp_drop), bytes(unattributed)], struct.pack("<4Q", 1, 0, 0, 2), drop_capacity, CPUS)
-    inserted_table = RawTable([struct.pack("<I", 0), struct.pack("<I", 1)],
-                              struct.pack("<4Q", inserted[0], 0, 0, inserted[1]), 2, CPUS)
+    drops = RawTable([bytes(udp_drop), bytes(unattributed)], struct.pack("<2Q", 1, 2), drop_capacity)
+    inserted_table = RawTable([struct.pack("<I", 0), struct.pack("<I", 1)], struct.pack("<2Q", *inserted), 2)
     return (flows, RawTable(list(range(slots_per_cpu)), slot_values, slots_per_cpu, CPUS), drops, inserted_table)
 
 
@@ -141,8 +145,8 @@ def test_a_snapshot_merges_slots_and_table_per_hop_in_path_order_and_says_how_fu
     snapshot = decoder().snapshot(*canned_tables())
     counts = {flow: [(hop, dict((s, n) for s, n in zip(STAGES, c) if n)) for hop, c in hops]
               for flow, hops in snapshot.flows.items()}
-    # at A_VETH: slot (70 sent, 1 dropped) + table (20 + 10 sent, on two CPUs), first seen at 100 (the
-    # slot's) before B_VETH's 120 (CPU 1's; CPU 0 did not make that entry)
+    # at A_VETH: slot (70 sent, 1 dropped) + table (30 sent), first seen at 100 (the slot's) before
+    # B_VETH's 120
     assert counts == {UDP_FLOW: [(A_VETH, {"SEND_SKB": 100, "DROPPED": 1}), (B_VETH, {"RECV_SKB": 100})],
                       TCP_FLOW: [(B_VETH, {"RECV_SKB": 3})]}
     assert sorted(snapshot.drops, key=lambda d: d.reason) == [
@@ -160,8 +164,8 @@ def test_evicted_is_never_negative():
 
 
 def test_empty_tables_make_an_empty_snapshot():
-    empty = RawTable([], b"", 100, CPUS)
-    snapshot = decoder().snapshot(empty, RawTable([], b"", 8, CPUS), empty, RawTable([], b"", 2, CPUS))
+    empty = RawTable([], b"", 100)
+    snapshot = decoder().snapshot(empty, RawTable([], b"", 8, CPUS), empty, RawTable([], b"", 2))
     assert snapshot.flows == {} and snapshot.drops == ()
     assert snapshot.tables == (TableUse("flows", 0, 100, 0), TableUse("drops", 0, 100, 0),
                                TableUse("slots", 0, 16, 0))
@@ -179,12 +183,11 @@ def test_a_key_is_decoded_once_until_the_kernel_symbols_change():
         "udp_queue_rcv_skb+0x8", "udp_queue_rcv_skb+0xfc"}
 
 
-# (flow, hop) entries: in the table (per-CPU counts and first-seen times) and/or held slots of either CPU
+# (flow, hop) entries: in the table (counts and first-seen time) and/or held slots of either CPU
 ENTRY = st.fixed_dictionaries({
     "flow": st.sampled_from([UDP_FLOW, TCP_FLOW, Flow(17, ip("198.18.0.3"), 1, ip("198.18.0.4"), 2)]),
     "hop": st.sampled_from([A_VETH, B_VETH, Hop(4026532500, 0)]),
-    "table": st.none() | st.tuples(*[st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5),
-                                                            "first": st.sampled_from([0, 3, 7])})] * CPUS),
+    "table": st.none() | st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5), "first": st.sampled_from([0, 3, 7])}),
     "slots": st.tuples(*[st.none() | st.tuples(st.integers(0, 7), st.integers(1, 5), st.sampled_from([2, 3, 9]))]
                        * CPUS)})
 
@@ -196,8 +199,8 @@ def tables_of(entries):
         raw_key, parts = key_bytes(entry["flow"], entry["hop"]), []
         if entry["table"]:
             keys.append(raw_key)
-            values += per_cpu(*entry["table"])
-            parts += [(c["RECV_SKB"], c["first"]) for c in entry["table"]]
+            values += counts_bytes(entry["table"])
+            parts.append((entry["table"]["RECV_SKB"], entry["table"]["first"]))
         for cpu, (index, count, first) in enumerate(entry["slots"]):
             if index is None:
                 continue
@@ -207,8 +210,8 @@ def tables_of(entries):
             first = min([f for _n, f in parts if f], default=0)
             expected.setdefault(entry["flow"], []).append((first, entry["hop"], sum(n for n, _f in parts)))
     slot_values = b"".join(a + b for a, b in zip(*slots))
-    raw = (RawTable(keys, values, 100, CPUS), RawTable(list(range(8)), slot_values, 8, CPUS),
-           RawTable([], b"", 10, CPUS), RawTable([], b"", 2, CPUS))
+    raw = (RawTable(keys, values, 100), RawTable(list(range(8)), slot_values, 8, CPUS),
+           RawTable([], b"", 10), RawTable([], b"", 2))
     return raw, {flow: [(hop, n) for _first, hop, n in sorted(seen)] for flow, seen in expected.items()}
 
 
@@ -231,8 +234,7 @@ NEW_FLOWS = [Flow(17, ip("198.18.0.5"), 5, ip("198.18.0.6"), 6), Flow(6, ip("198
 # an entry of the next reading: mostly of a flow new to the last (a busy host's next `cat`), some not
 ADDED = st.fixed_dictionaries({
     "flow": st.sampled_from(NEW_FLOWS + [UDP_FLOW]), "hop": st.sampled_from([A_VETH, B_VETH]),
-    "table": st.tuples(*[st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5), "first": st.sampled_from([0, 4])})]
-                       * CPUS),
+    "table": st.fixed_dictionaries({"RECV_SKB": st.integers(0, 5), "first": st.sampled_from([0, 4])}),
     "slots": st.just((None, None))})
 
 
@@ -246,11 +248,10 @@ def test_a_reading_after_another_decodes_as_a_fresh_one(entries, new_counts, mov
     anew (new first-seen times), gone or added."""
     entries = unique_entries(entries)
     before, _expected = tables_of(entries)
-    def then(n, cpu, c):  # new counts; new first-seen times where move_first (an entry evicted and made again)
-        new = new_counts[(2 * n + cpu) % len(new_counts)]
+    def then(n, c):  # new counts; a new first-seen time where move_first (an entry evicted and made again)
+        new = new_counts[n % len(new_counts)]
         return dict(c, RECV_SKB=new, first=(0, 3, 7)[new % 3] if move_first else c["first"])
-    recounted = [dict(e, table=e["table"] and tuple(then(n, cpu, c) for cpu, c in enumerate(e["table"])))
-                 for n, e in enumerate(entries)]
+    recounted = [dict(e, table=e["table"] and then(n, e["table"])) for n, e in enumerate(entries)]
     recounted = unique_entries(recounted[gone:] + added)
     shuffle.shuffle(recounted)  # the table's entries in another order
     after, expected = tables_of(recounted)

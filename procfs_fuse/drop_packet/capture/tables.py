@@ -1,16 +1,15 @@
 """The kernel's tables as plain data: batch reads of a map into bytes, then a
 Snapshot decoded from those bytes alone (every (flow, hop) entry of the table
-and the slots, per-CPU sums, table use), so the decoding runs on canned bytes
-in tests."""
+and of every CPU's slots, table use), so the decoding runs on canned bytes in
+tests."""
 import ctypes
 import errno
 import os
 import socket
 from dataclasses import dataclass
-from operator import add
 
 from .reasons import reason_name
-from .flows import Drop, Flow, Hop, Seen, Snapshot, TableUse, address_from_key, earliest
+from .flows import Drop, Flow, Hop, Seen, Snapshot, TableUse, address_from_key
 from .stages import STAGES
 
 RAW_BATCH = 4096  # entries per BPF_MAP_LOOKUP_BATCH call
@@ -76,22 +75,23 @@ def clear(tables):
         tables[name].clear()
 
 
-def over_cpus(values, cpus, width, column, combine=add):
-    """One 64-bit column of a per-CPU table's values (entry after entry, CPU
-    after CPU, width words each), its CPUs' values combined, per entry: an
-    iterator. Column by column, so the loops run in C."""
-    flat = memoryview(values).cast("B").cast("Q")
-    stride = cpus * width
-    combined = flat[column::stride]
-    for cpu in range(1, cpus):
-        combined = map(combine, combined, flat[cpu * width + column::stride])
-    return combined
+def words(values):
+    """A table's values (entry after entry) as 64-bit words."""
+    return memoryview(values).cast("B").cast("Q")
 
 
-def sum_over_cpus(values, count, cpus, width, columns=None):
-    """Per entry, the 64-bit counters of columns (default: all width) summed over CPUs: [tuple] * count."""
-    columns = range(width) if columns is None else columns
-    return list(zip(*(over_cpus(values, cpus, width, i) for i in columns))) if count else []
+def columns(values, width, wanted):
+    """Per entry of width words, its words `wanted`: [tuple]. Column by
+    column, so the loops run in C."""
+    flat = words(values)
+    return list(zip(*(flat[i::width] for i in wanted)))
+
+
+def held_slots(values, slot_size, family_offset):
+    """Offsets of the held slots (family not 0) in dp_slots' values: every
+    slot of every CPU is read, most of them free on a big host."""
+    families = bytes(memoryview(values).cast("B")[family_offset::slot_size])
+    return [i * slot_size for i, family in enumerate(families) if family]
 
 
 def flow_from_key(key):
@@ -131,17 +131,16 @@ class Decoder:
         decoded = self._decoded
         seen = [Seen(first, *found, counts) for found, counts, first in zip(
             [decoded.get(raw_key) or self._flow(raw_key) for raw_key in flows.keys],
-            sum_over_cpus(flows.values, len(flows.keys), flows.cpus, width, range(stages)),
-            over_cpus(flows.values, flows.cpus, width, stages, earliest)) if found]
+            columns(flows.values, width, range(stages)), words(flows.values)[stages::width]) if found]
         in_table = len(seen)  # (flow, hop) entries: all but those of unattributed packets
-        slot_size = ctypes.sizeof(self._slot)
-        for offset in range(0, len(slots.values), slot_size):  # every slot of every CPU
+        family_offset = self._slot.dp_key.offset + self._flow_key.dp_family.offset
+        for offset in held_slots(slots.values, ctypes.sizeof(self._slot), family_offset):
             slot = self._slot.from_buffer_copy(slots.values, offset)
-            found = slot.dp_key.dp_family and self._flow(bytes(slot.dp_key))  # else a free slot
+            found = self._flow(bytes(slot.dp_key))
             if found:
                 seen.append(Seen(slot.dp_counts.dp_first_seen, *found, tuple(slot.dp_counts.dp_packets)))
         drop_list = self._drops(drops)
-        ever = [n for (n,) in sum_over_cpus(inserted.values, len(inserted.keys), inserted.cpus, 1)] + [0, 0]
+        ever = list(words(inserted.values)) + [0, 0]
         return Snapshot(tuple(seen), drop_list, (
             TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
             TableUse("drops", len(drop_list), drops.capacity, max(0, ever[1] - len(drop_list))),
@@ -165,8 +164,8 @@ class Decoder:
         if symbols is not self._sites_symbolized_by or len(self._sites) > 2 * len(drops.keys) + 1024:
             self._sites.clear()
             self._sites_symbolized_by = symbols
-        counts = over_cpus(drops.values, drops.cpus, 1, 0)
-        return tuple(Drop(*self._site(raw_key, symbols), count) for raw_key, count in zip(drops.keys, counts))
+        return tuple(Drop(*self._site(raw_key, symbols), count)
+                     for raw_key, count in zip(drops.keys, words(drops.values)))
 
     def _site(self, raw_key, symbols):
         """(Flow, Hop, reason, location) of a dp_drop_key's bytes ((None, None, ...) where unattributed)."""
