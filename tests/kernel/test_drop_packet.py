@@ -9,7 +9,7 @@ import pytest
 from tests.kernel.conftest import (N, REPO, expected, our_bpf_objects, report, send_udp,
                                    wait_no_bpf_objects, write)
 from procfs_fuse.drop_packet.capture.stages import STAGES
-from tests.support.layouts import Slot, key_of, slot_index
+from tests.support.layouts import SLOT_BITS, Slot, key_of, slot_index
 from tests.support.mounts import ENTRY, flow_header, is_mounted, sh
 from tests.support.netns import QUIET_SECONDS
 
@@ -313,6 +313,34 @@ def test_a_flow_whose_first_slot_is_taken_counts_in_its_second(f, hosts):
     assert rep["flows"][header]["stages"] == expected(rep, header, {
         "ETH_RECV": 100, "GRO_RECV": 0, "RECV_SKB": 100, "UDP_RCV": 100, "QUEUE_XMIT": 100, "SEND_SKB": 100,
         "DROPPED": 0})
+
+
+def test_both_cpus_counting_one_flow_in_the_shared_tables_count_it_exactly(f, hosts, tmp_path):
+    # Every slot of every CPU held by a stranger: the flow counts in the shared
+    # flow and drop tables, with atomic adds, from senders on both CPUs at once
+    # (over veth each CPU runs the receiving stages of what it sent). No socket
+    # at B: every datagram is a NO_SOCKET drop there.
+    sport, dport, per_cpu = 40063, 7793, 50000
+    write(f, "activate")
+    stranger = Slot(dp_key=key_of("198.19.255.1", 1, "198.19.255.2", 1, 17, 1, 1))
+    value = " ".join(str(b) for b in bytes(stranger))
+    batch = tmp_path / "fill-slots"
+    batch.write_text("".join("map update name dp_slots key %d 0 0 0 value %s\n" % (index, value)
+                             for index in range(1 << SLOT_BITS)))
+    sh("bpftool batch file %s" % batch, check=True)
+    senders = [hosts.start_peer(hosts.a, "udp-send", hosts.B_ADDR, dport, per_cpu, sport, cpu=cpu)
+               for cpu in range(2)]
+    for sender in senders:
+        hosts.finish(sender)
+    rep = report(f)
+    header = flow_header("UDP", hosts.A_ADDR, sport, hosts.B_ADDR, dport)
+    sent = 2 * per_cpu
+    assert rep["flows"][header]["stages"] == expected(rep, header, {
+        "ETH_RECV": sent, "GRO_RECV": 0, "RECV_SKB": sent, "UDP_RCV": 0, "QUEUE_XMIT": sent, "SEND_SKB": sent,
+        "DROPPED": sent})
+    assert sum(n for site, n in rep["flows"][header]["drops"].items() if site.startswith("NO_SOCKET at ")) == sent
+    held, capacity, _evicted = rep["tables"]["slots"]
+    assert held == capacity  # all strangers': none was this flow's
 
 
 def test_deactivate_leaves_no_bpf_program_or_map(f):

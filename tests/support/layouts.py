@@ -3,10 +3,14 @@ for unit tests without a compiler (tests/kernel checks them against the
 compiled program's layouts)."""
 import ctypes
 import ipaddress
+import re
 import socket
 import struct
 
-from procfs_fuse.drop_packet.capture.stages import STAGES
+from procfs_fuse.drop_packet.capture.stages import PROGRAM, STAGES
+
+# DP_SLOT_BITS of the shared header: each CPU has 1 << SLOT_BITS slots
+SLOT_BITS = int(re.search(r"#define DP_SLOT_BITS (\d+)", (PROGRAM.parent / "drop_packet.h").read_text()).group(1))
 
 
 class FlowKey(ctypes.Structure):
@@ -50,9 +54,9 @@ class Slot(ctypes.Structure):
     _fields_ = [("dp_key", FlowKey), ("dp_counts", Counts)]
 
 
-def slot_index(key, choice=0, slot_bits=8):
+def slot_index(key, choice=0, slot_bits=SLOT_BITS):
     """DP_SLOT_INDEX(dp_slot_mix(key), choice) of bpf/drop_packet.c for a
-    FlowKey (DP_SLOT_BITS 8): the per-CPU slot a flow takes first (choice 0)
+    FlowKey: the per-CPU slot a flow takes first (choice 0)
     or when that one is taken (1). A kernel test checks it against dp_slots."""
     h = 0
     for word in struct.unpack("<6Q", bytes(key)):

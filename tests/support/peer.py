@@ -118,6 +118,7 @@ def udp_hold(port):
 
 def udp_send(dst, port, count, sport, size=64, ip_options=b""):
     s = socket.socket(family_of(dst), socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)  # one flow from senders on several CPUs
     s.bind(("", sport))
     if ip_options:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, ip_options)
