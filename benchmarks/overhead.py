@@ -53,20 +53,15 @@ sys.path.insert(0, str(REPO))
 from benchmarks import configurations  # noqa: E402
 from benchmarks.configurations import PEER_ROUNDS, RUN_TIME_ROUNDS  # noqa: E402
 from benchmarks.results import print_results  # noqa: E402
+from benchmarks.tables import timed, view_timings, write  # noqa: E402
 from tests.support.mounts import ENTRY, sh  # noqa: E402
 from tests.support.netns import Hosts  # noqa: E402
 
 IPERF_PORT = 5201
 SETTLE = 0.5  # seconds after an attach, detach or filter switch before the window
 CHANGED_CATS = 5  # cats after a flood that changed every flow
-FLOOD_PORT = 40100  # the floods' source port: each flood meets the same 10,000 flows
 SENDER_CPU = 0  # iperf3's client; the server runs on SENDER_CPU + 1
 RUN_TIMED = ("floor", "active", "active, filtered out", "reading headers only", configurations.ADDS_REFERENCE)
-
-
-def write(entry, command):
-    with open(entry, "w") as f:
-        f.write(command + "\n")
 
 
 class Traffic:
@@ -144,12 +139,6 @@ def bpf_run_time(traffic, config, seconds):
     return (time_after - time_before) / runs, runs / max(packets, 1)
 
 
-def timed(action):
-    started = time.perf_counter()
-    action()
-    return time.perf_counter() - started
-
-
 def measure(args, configs, entry):
     """Runs the rounds and the timings: (rates, to_floor, run_times, activations,
     cats, flows). rates: every window's rate per configuration; to_floor: per
@@ -191,28 +180,7 @@ def measure(args, configs, entry):
         for _ in range(args.rounds):
             activations.append(timed(lambda: write(entry, "activate")))
             write(entry, "deactivate")
-        write(entry, "max-flows 40000")  # (flow, hop) entries: 10,000 flows of two hops each, and room
-        write(entry, "activate")
-
-        def flood():  # one datagram to each of 10,000 ports: every flow's counts move on
-            hosts.finish(hosts.start_peer(hosts.a, "udp-flood", hosts.B_ADDR, 10000, FLOOD_PORT), timeout=120)
-
-        def cat():
-            return timed(entry.read_bytes)
-
-        flood()
-        cats = {"first": [cat()], "unchanged": [cat() for _ in range(args.rounds)], "changed": []}
-        for _ in range(CHANGED_CATS):
-            flood()
-            cats["changed"].append(cat())
-        for case, suffix in (("scrape", ".prom"), ("json", ".json")):  # .prom: what node_exporter's collector reads
-            cats[case] = []
-            for _ in range(CHANGED_CATS):
-                flood()
-                cats[case].append(timed(Path(str(entry) + suffix).read_bytes))
-        flows = entry.read_text().count("\nprotocol: ")
-        write(entry, "deactivate")
-        write(entry, "max-flows")
+        cats, flows = view_timings(entry, hosts, args.rounds, CHANGED_CATS)
     return rates, to_floor, run_times, activations, cats, flows
 
 

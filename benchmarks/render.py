@@ -34,16 +34,15 @@ def timed(times, step, action):
     return result
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args()
+def offline_ms(rounds):
+    """{step: median ms} of decode, reading and each view ("", ".json", ".prom"), and of a whole
+    "cat", "json" and "scrape"."""
     tables = [RawTable(*table) for table in canned.tables(STAGES)]
     names = {Hop(*hop): HopName(*name) for hop, name in canned.hop_names().items()}
     decoder = Decoder(FlowKey, DropKey, Slot, canned.REASONS, Symbols())
     decoder.snapshot(*tables)  # the daemon met these keys before
     times, collector = {}, PausedCollector()
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         for suffix, view in VIEWS.items():  # each view of its own reading, as each open has
             with collector.paused():
                 snapshot = timed(times, "decode", lambda: decoder.snapshot(*tables))
@@ -52,10 +51,18 @@ def main():
                 timed(times, suffix, lambda: view.render(reading))
     ms = {step: statistics.median(taken) * 1000 for step, taken in times.items()}
     read = ms["decode"] + ms["reading"]
+    return dict(ms, cat=read + ms[""], json=read + ms[".json"], scrape=read + ms[".prom"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    ms = offline_ms(args.rounds)
     print("canned reading, %d flows of 2 hops, medians of %d rounds (ms): decode %.0f, reading %.0f, text %.0f, "
           "JSON %.0f, Prometheus %.0f; so a cat %.0f, a JSON %.0f, a scrape %.0f"
           % (canned.FLOWS, args.rounds, ms["decode"], ms["reading"], ms[""], ms[".json"], ms[".prom"],
-             read + ms[""], read + ms[".json"], read + ms[".prom"]))
+             ms["cat"], ms["json"], ms["scrape"]))
 
 
 if __name__ == "__main__":

@@ -260,3 +260,8 @@ def test_a_reading_after_another_decodes_as_a_fresh_one(entries, new_counts, mov
     for snapshot in (decode.snapshot(*after), decoder().snapshot(*after)):
         assert {flow: [(hop, c[STAGES.index("RECV_SKB")]) for hop, c in hops]
                 for flow, hops in snapshot.flows.items()} == expected
+
+
+def test_possible_cpus_are_counted_from_the_kernels_list():
+    from tests.support.kernel_memory import possible_cpus
+    assert [possible_cpus(text) for text in ("0\n", "0-1\n", "0-63\n", "0,2-3\n")] == [1, 2, 64, 3]

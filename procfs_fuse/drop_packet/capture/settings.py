@@ -4,7 +4,7 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 DEFAULT_MAX_FLOWS = 16384
-MAX_MAX_FLOWS = 1 << 20   # a million flows: about 0.3 GB of kernel memory on 2 CPUs
+MAX_MAX_FLOWS = 1 << 20   # a million flows: 0.36 GB of kernel memory (README: Kernel memory), on any number of CPUs
 MAX_FLOWS = "max-flows"   # the command and the settings line
 
 
