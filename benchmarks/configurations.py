@@ -3,6 +3,8 @@ manager under which the traffic runs. Programs are compiled once and only
 attached and detached between windows (a compile disturbs this VM's traffic
 for a second or more); the attach kinds are activation.py's."""
 import contextlib
+import ctypes
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from procfs_fuse.kernel import headers, tracefs
 HERE = Path(__file__).resolve().parent
 REFERENCE_ADDS = 100  # the reference's register additions an event: about as long as our filtered-out path
 ADDS_REFERENCE = "%d register adds" % REFERENCE_ADDS
+SHARED_TABLE = "active, shared table"  # the flow past the slots
 RUN_TIME_ROUNDS = 5  # rounds of BPF run time windows (one of each configuration per round), by default
 PEER_ROUNDS = 5  # rounds that measure bpftrace too: a reference, and each start costs it a compile
 COMPILE_SETTLE = 2  # after bpftrace starts or stops: its compile and teardown disturb the traffic
@@ -88,6 +91,25 @@ def filtered_out(session, programs):
         session.set_filters(Filters())
 
 
+@contextlib.contextmanager
+def in_shared_table(session, programs):
+    """Our programs with every slot of every CPU held by a stranger: the
+    measured flow counts in the shared flow table, with atomic adds, as the
+    flows past the slots do on a host with many."""
+    slots = session.activation.bpf[b"dp_slots"]
+    stranger = slots.sLeaf()
+    stranger.dp_key.dp_family, stranger.dp_key.dp_protocol = socket.AF_INET, socket.IPPROTO_UDP
+    stranger.dp_key.dp_saddr[:4] = list(socket.inet_aton("198.19.255.1"))
+    with session.config.memos_off():  # a memo may name a slot's old owner
+        for index in range(slots.max_entries):
+            slots[ctypes.c_int(index)] = slots.Leaf(*[stranger] * slots.total_cpu)
+    try:
+        with programs.attached():
+            yield
+    finally:
+        session.clear()
+
+
 class Bpftrace:
     """The minimal peer: bpftrace counting on the same kprobes and tracepoints."""
 
@@ -124,6 +146,7 @@ def build(cleanup, have_bpftrace):
     cleanup.callback(adds_bpf.cleanup)
     configs = {"baseline": contextlib.nullcontext, "floor": floor.attached, "floor again": floor_again.attached,
                "active": ours.attached, "active, filtered out": lambda: filtered_out(session, ours),
+               SHARED_TABLE: lambda: in_shared_table(session, ours),
                "reading headers only": headers_only.attached, ADDS_REFERENCE: adds.attached}
     if have_bpftrace:
         configs["bpftrace"] = Bpftrace
