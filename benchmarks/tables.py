@@ -114,7 +114,7 @@ def print_memory(measured, cpus):
     per_cpu = sum(default[name][1] for name in PER_CPU) / cpus
     print("| possible CPUs | at the default %d flows | at max-flows %d |" % (DEFAULT_MAX_FLOWS, MAX_MAX_FLOWS))
     for count in sorted(set(CPU_COUNTS) | {cpus}):
-        totals = ["%.1f MB" % ((sum(m[name][1] for name in SHARED) + per_cpu * count) / MB)
+        totals = ["%.1f MB" % ((sum(m[name][1] for name in SHARED if name in m) + per_cpu * count) / MB)
                   for m in (default, big)]
         print("| %d%s | %s | %s |" % (count, " (measured)" if count == cpus else "", *totals))
 

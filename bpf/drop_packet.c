@@ -15,7 +15,10 @@
  *   DP_MAX_FLOWS, DP_MAX_DROPS: capacities of the two tables;
  *   DP_KFREE_SKB_*, DP_RETRANS_*: field offsets in those tracepoints' records
  *       (from their tracefs format; -1 for a field this kernel lacks; not
- *       defined at all when the tracepoint is missing).
+ *       defined at all when the tracepoint is missing);
+ *   DP_SKB_NFCT, DP_CT_*, DP_MAX_NATS: conntrack's offsets and constants
+ *       (capture/conntrack.py), to follow flows through NAT; not defined
+ *       where the kernel has no conntrack loaded.
  *
  * ONE counting path: every program finds its packet's flow words, hop, stage
  * and count, and calls dp_count_flow, which applies the filters, counts in
@@ -38,6 +41,9 @@ BPF_TABLE("lru_hash", struct dp_drop_key, __u64, dp_drops, DP_MAX_DROPS);
 BPF_ARRAY(dp_config, struct dp_config, 1);
 BPF_PERCPU_ARRAY(dp_memos, struct dp_memo, DP_MEMO_WAYS);
 BPF_ARRAY(dp_inserted, __u64, DP_NR_TABLES);
+#ifdef DP_CT_STATUS
+BPF_TABLE("lru_hash", struct dp_nat_key, struct dp_nat, dp_nats, DP_MAX_NATS);
+#endif
 
 _Static_assert(__builtin_offsetof(struct dp_flow_key, dp_sport) == 32 &&
 	       __builtin_offsetof(struct dp_flow_key, dp_dport) == 34 &&
@@ -63,6 +69,19 @@ static __always_inline __u32 dp_generation_before_filter(const struct dp_config 
 	__u32 generation = c->dp_generation;
 	asm volatile("" ::: "memory");
 	return generation;
+}
+
+/* 1 once a translation is recorded (until clear): then a packet's header
+ * alone no longer says which flow it is, nor whether the filters want it. */
+static __always_inline int dp_nats_recorded(void)
+{
+#ifdef DP_CT_STATUS
+	int table = DP_TABLE_NATS;
+	__u64 *n = dp_inserted.lookup(&table);
+	return n && *n;
+#else
+	return 0;
+#endif
 }
 
 /* 1 if the flow passes the key filters of c. */
@@ -102,7 +121,8 @@ static __always_inline int dp_ipv4_plain(__u64 word0)
  * order that lets the filters of c leave traffic out on the fewest loads:
  * on a header without options, first fragment, they are tried on the words
  * as they are (dp_ipv4_mask), daddr and ports first, so traffic they leave
- * out costs the reading of its headers and little more. Returns 1 if the
+ * out costs the reading of its headers and little more (but see
+ * dp_header_may_mislead). Returns 1 if the
  * filters leave the packet out, -1 if it is no IPv4 header (only ip[0] is
  * read), else 0 (all three are). */
 static __always_inline int dp_ipv4_read(const struct dp_config *c, const __u64 *words, __u64 *ip)
@@ -268,19 +288,119 @@ static __always_inline void dp_memo_remember(struct dp_memo *memo, __u32 generat
 	memo->dp_generation = generation;
 }
 
+#ifdef DP_CT_STATUS
+/* An address of a conntrack tuple view as two key words (32-bit loads: the
+ * tuple's addresses are 4-aligned). */
+static __always_inline void dp_tuple_address(const __u64 *tuple, int at, __u64 *words)
+{
+	words[0] = DP_FIELD(tuple, __u32, at) | (__u64)DP_FIELD(tuple, __u32, at + 4) << 32;
+	words[1] = DP_FIELD(tuple, __u32, at + 8) | (__u64)DP_FIELD(tuple, __u32, at + 12) << 32;
+}
+
+/* The conntrack entry of the skb of window where it translates (NAT status
+ * bits), else 0. */
+static __always_inline void *dp_nat_entry(const __u64 *window)
+{
+	__u64 copy[1];
+	void *ct = (void *)(DP_SKB_FIELD(window, __u64, DP_SKB_NFCT) & ~7ull);	/* low 3 bits: ip_conntrack_info */
+	return ct && (DP_FIELD(dp_view(copy, ct + DP_CT_STATUS, 8, 8), __u64, 0) & DP_CT_NAT_MASK) ? ct : 0;
+}
+
+/* Where the skb of window carries a conntrack entry that translated it (and
+ * the tuple of the packet's direction, as that direction's sender sent it,
+ * differs from the header's words): those words into sent. 1 if so. */
+static __always_inline int dp_conntrack_sent(const __u64 *window, const __u64 *words, __u64 *sent)
+{
+	void *ct = dp_nat_entry(window);
+	if (!ct)
+		return 0;
+	__u64 nfct = DP_SKB_FIELD(window, __u64, DP_SKB_NFCT);
+	__u64 tuple_copy[(DP_CT_TUPLE_LEN + 7) / 8];
+	int at = DP_CT_TUPLE + ((nfct & 7) >= DP_CT_IS_REPLY ? DP_CT_TUPLE_STRIDE : 0);
+	const __u64 *tuple = dp_view(tuple_copy, ct + at, DP_CT_TUPLE_LEN, DP_CT_TUPLE_LEN);
+	__u64 protocol = DP_FIELD(tuple, __u8, DP_CT_PROTONUM);
+	__u32 ports = DP_FIELD(tuple, __u16, DP_CT_SRC_PORT) | (__u32)DP_FIELD(tuple, __u16, DP_CT_DST_PORT) << 16;
+	dp_tuple_address(tuple, DP_CT_SRC_ADDR, sent);
+	dp_tuple_address(tuple, DP_CT_DST_ADDR, sent + 2);
+	sent[4] = dp_key_tail(dp_has_ports(protocol) ? ports : 0, DP_FIELD(tuple, __u16, DP_CT_L3NUM), protocol);
+	int differs = 0;
+#pragma unroll
+	for (int i = 0; i < DP_HOP_WORD; i++)
+		differs |= sent[i] != words[i];
+	return differs;
+}
+
+/* Records that words (as translated) were sent as sent, first seen at hop. */
+static __always_inline void dp_note_nat(const __u64 *words, const __u64 *sent, __u64 hop)
+{
+	if (dp_nats.lookup((struct dp_nat_key *)words))	/* an LRU insert takes a node even when it fails */
+		return;
+	struct dp_nat nat = {.dp_hop = hop, .dp_first_seen = bpf_ktime_get_ns()};
+	__builtin_memcpy(nat.dp_sent, sent, sizeof(nat.dp_sent));
+	if (dp_nats.insert((struct dp_nat_key *)words, &nat) == 0)
+		dp_note_insert(DP_TABLE_NATS);
+}
+
+#define DP_NAT_CHAIN 3	/* translations followed back in a row (a DNAT, then an SNAT further on, ...) */
+
+/* The flow words of key (0..4: its header's) turned into the words its
+ * sender sent: by the skb's conntrack entry where it translated the packet
+ * (recorded for the hops after), and by the translations recorded at earlier
+ * hops. 1 where they changed. */
+static __always_inline int dp_follow_nat(const __u64 *window, __u64 *key, __u64 hop)
+{
+	__u64 sent[DP_HOP_WORD];
+	int changed = window && dp_conntrack_sent(window, key, sent);
+	if (changed) {
+		dp_note_nat(key, sent, hop);
+		__builtin_memcpy(key, sent, sizeof(sent));
+	}
+	if (!dp_nats_recorded())
+		return changed;
+#pragma unroll
+	for (int i = 0; i < DP_NAT_CHAIN; i++) {
+		struct dp_nat *nat = dp_nats.lookup((struct dp_nat_key *)key);
+		if (!nat)
+			break;
+		__builtin_memcpy(key, nat->dp_sent, sizeof(nat->dp_sent));
+		changed = 1;
+	}
+	return changed;
+}
+#endif
+
+/* 1 where the filters' verdict on a packet's header may not be theirs on
+ * its flow as sent: a translation is recorded (the header may be a
+ * translated flow's), or the packet's own conntrack entry translates it. So
+ * traffic the filters leave out pays for following only where NAT is. */
+static __always_inline int dp_header_may_mislead(const __u64 *window)
+{
+#ifdef DP_CT_STATUS
+	return dp_nats_recorded() || dp_nat_entry(window);
+#else
+	return 0;
+#endif
+}
+
 /* THE counting path: a flow (key words 0..4 written) at hop (its word) on
  * device dev (0: none) seen at stage: as many segments as the skb of window
  * carries (dp_segments), or n where window is 0. The filters of c decide,
  * before anything else is read; the flow's slot or table entry counts; the
  * outcome goes into memo, where one was looked up (for a packet of memo tag
- * and daddr/ports words, under generation). Returns how many it counted: 0
- * where the filters left it out. */
+ * and daddr/ports words, under generation). A translated flow counts as its
+ * sender sent it (dp_follow_nat), and passes the filters as sent or as
+ * translated. Returns how many it counted: 0 where the filters left it out. */
 static __always_inline __u64 dp_count_flow(const struct dp_config *c, struct dp_flow_key *key, __u64 hop, void *dev,
 					    int stage, const __u64 *window, __u64 n, struct dp_memo *memo,
 					    __u32 generation, __u64 tag, __u64 words)
 {
 	((__u64 *)key)[DP_HOP_WORD] = hop;
-	int wanted = dp_passes(c, key) && dp_dev_passes(c, dev);
+	int wanted = dp_passes(c, key);
+#ifdef DP_CT_STATUS
+	if (dp_follow_nat(window, (__u64 *)key, hop))
+		wanted |= dp_passes(c, key);
+#endif
+	wanted = wanted && dp_dev_passes(c, dev);
 	__u64 counted = wanted ? (window ? dp_segments(window) : n) : 0;
 	__u32 outcome = wanted ? dp_add(key, stage, counted) : DP_MEMO_FILTERED;
 	dp_memo_remember(memo, generation, tag, words, dev, outcome);
@@ -372,9 +492,15 @@ static __always_inline int dp_count_skb(void *skb, void *dev, int stage, int l3_
 	int filter_first = l3_at == DP_L3_AT_DATA && c->dp_active;
 	int ethertype = filter_first ? 0 : dp_ethertype(window, l3_at, l3);
 	if (filter_first || ethertype == DP_ETH_P_IP) {
-		int read = dp_ipv4_read(c, dp_ipv4_view(ip_copy, l3), ip);
-		if (read > 0)
-			return 0;
+		const __u64 *words = dp_ipv4_view(ip_copy, l3);
+		int read = dp_ipv4_read(c, words, ip);
+		if (read > 0) {
+			if (!dp_header_may_mislead(window))
+				return 0;
+			ip[1] = words[1];	/* its flow as sent decides */
+			ip[2] = words[2];
+			read = 0;
+		}
 		if (filter_first)
 			ethertype = dp_ethertype(window, l3_at, l3);
 		if (ethertype == DP_ETH_P_IP)
@@ -398,13 +524,18 @@ static __always_inline void dp_count_at_socket(struct __sk_buff *ctx)
 
 	if (ctx->protocol == DP_ETH_P_IP && (void *)(data + 3) <= (void *)(long)ctx->data_end) {
 		struct dp_config *c = dp_the_config();
-		__u64 ip[3];
+		__u64 ip[3], unused[DP_SKB_WINDOW_WORDS];
+		const __u64 *window = dp_skb_window(unused, skb);
 		int read = dp_ipv4_read(c, data, ip);
-		if (read > 0)
-			return;
+		if (read > 0) {
+			if (!dp_header_may_mislead(window))
+				return;
+			ip[1] = data[1];	/* its flow as sent decides */
+			ip[2] = data[2];
+			read = 0;
+		}
 		if (read == 0 && dp_memo_tag(ip)) {	/* a 20-byte header: l3 is not read */
-			__u64 unused[DP_SKB_WINDOW_WORDS];
-			dp_count_ipv4(c, skb, dp_skb_window(unused, skb), 0, DP_AT_SOCKET, 0, ip);
+			dp_count_ipv4(c, skb, window, 0, DP_AT_SOCKET, 0, ip);
 			return;
 		}
 	}

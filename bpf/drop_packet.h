@@ -28,7 +28,8 @@ enum dp_stage {
 enum dp_table {
 	DP_TABLE_FLOWS = 0,
 	DP_TABLE_DROPS = 1,
-	DP_NR_TABLES = 2,
+	DP_TABLE_NATS = 2,	/* also: 0 while no translation is recorded */
+	DP_NR_TABLES = 3,
 };
 
 /* Where the IP header is when a hook fires. */
@@ -72,6 +73,21 @@ struct dp_flow_counts {
 	/* bpf_ktime_get_ns() when the entry was made: a flow's hops in the
 	 * order its first packet passed them */
 	__u64 dp_first_seen;
+};
+
+/* dp_nats: a translation (NAT) seen in a packet's conntrack entry: the
+ * flow's words as translated (key words 0..4) -> as its sender sent them,
+ * and the hop where it was first seen translated. Hops reached after it,
+ * where the conntrack entry is gone (another namespace: the sk_buff was
+ * scrubbed), count the flow as sent through this record. */
+struct dp_nat_key {
+	__u64 dp_words[DP_HOP_WORD];
+};
+
+struct dp_nat {
+	__u64 dp_sent[DP_HOP_WORD];
+	__u64 dp_hop;		/* dp_netns | dp_ifindex << 32 */
+	__u64 dp_first_seen;	/* bpf_ktime_get_ns(): its place on the flow's path */
 };
 
 /* dp_slots: per CPU, 1 << DP_SLOT_BITS slots, each held by the first flow

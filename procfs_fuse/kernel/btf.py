@@ -1,13 +1,17 @@
-"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux).
+"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux, and a module's
+/sys/kernel/btf/MODULE: split BTF, whose types and strings continue
+vmlinux's).
 
 Only what the tool needs: struct member offsets (descending into anonymous
-structs and unions), enum values and the type ids of kernel functions. Header files in the BCC tree are from
+structs and unions, and along a dotted path of members), struct sizes, enum
+values and the type ids of kernel functions. Header files in the BCC tree are from
 another kernel; these offsets are the running kernel's truth.
 """
 import struct
 from dataclasses import dataclass
 
 VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+MODULE_BTF = "/sys/kernel/btf/%s"
 BTF_MAGIC = 0xEB9F
 
 KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
@@ -40,11 +44,13 @@ class _Type:
     size_or_type: int
     vlen: int
     kind_flag: bool
-    body: int  # offset of the trailer in the type section
+    body: int  # offset of the trailer in its BTF's type section
+    btf: "BTF"  # the BTF it is in (a module's types sit on vmlinux's)
 
 
 class BTF:
-    def __init__(self, blob: bytes):
+    def __init__(self, blob: bytes, base=None):
+        """base: the BTF a module's split BTF continues (vmlinux's)."""
         if len(blob) < 24:
             raise BTFError("BTF blob too short")
         magic, _version, _flags, hdr_len = struct.unpack_from("<HBBI", blob, 0)
@@ -53,16 +59,21 @@ class BTF:
         type_off, type_len, str_off, str_len = struct.unpack_from("<IIII", blob, 8)
         self._types_blob = blob[hdr_len + type_off: hdr_len + type_off + type_len]
         self._strings = blob[hdr_len + str_off: hdr_len + str_off + str_len]
-        self._types = [None]  # type id 0 is void
-        self._by_name = {}
+        self._base = base
+        self._types = list(base._types) if base else [None]  # type id 0 is void
+        self._by_name = dict(base._by_name) if base else {}
         self._index()
 
     @classmethod
-    def from_file(cls, path=VMLINUX_BTF):
+    def from_file(cls, path=VMLINUX_BTF, base=None):
         with open(path, "rb") as f:
-            return cls(f.read())
+            return cls(f.read(), base)
 
     def _string(self, off):
+        if self._base:
+            if off < len(self._base._strings):
+                return self._base._string(off)
+            off -= len(self._base._strings)
         end = self._strings.index(b"\0", off)
         return self._strings[off:end].decode()
 
@@ -72,7 +83,7 @@ class BTF:
             name_off, info, size_or_type = struct.unpack_from("<III", blob, pos)
             kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
             fixed, per = _TRAILER.get(kind, (0, 0))
-            t = _Type(kind, "", size_or_type, vlen, bool(info >> 31), pos + 12)
+            t = _Type(kind, "", size_or_type, vlen, bool(info >> 31), pos + 12, self)
             if kind in (KIND_STRUCT, KIND_UNION, KIND_ENUM, KIND_ENUM64, KIND_FUNC) and name_off:
                 t.name = self._string(name_off)
                 self._by_name.setdefault((kind, t.name), len(self._types))
@@ -94,17 +105,17 @@ class BTF:
         if t.kind == KIND_PTR:
             return 8
         if t.kind == KIND_ARRAY:
-            elem, _index, nelems = struct.unpack_from("<III", self._types_blob, t.body)
+            elem, _index, nelems = struct.unpack_from("<III", t.btf._types_blob, t.body)
             return self._size(elem) * nelems
         return t.size_or_type
 
     def _members(self, t):
         for i in range(t.vlen):
-            name_off, type_id, offset = struct.unpack_from("<III", self._types_blob, t.body + 12 * i)
+            name_off, type_id, offset = struct.unpack_from("<III", t.btf._types_blob, t.body + 12 * i)
             bitfield_bits = 0
             if t.kind_flag:
                 bitfield_bits, offset = offset >> 24, offset & 0xFFFFFF
-            yield (self._string(name_off) if name_off else ""), type_id, offset, bitfield_bits
+            yield (t.btf._string(name_off) if name_off else ""), type_id, offset, bitfield_bits
 
     def _find_member(self, t, name, base_bits):
         for member_name, type_id, bit_offset, bitfield_bits in self._members(t):
@@ -118,16 +129,29 @@ class BTF:
                         return found
         return None
 
-    def struct_member(self, struct_name, member) -> Member:
+    def _struct(self, struct_name):
         type_id = self._by_name.get((KIND_STRUCT, struct_name))
         if type_id is None:
             raise BTFError("struct %s not in BTF" % struct_name)
-        found = self._find_member(self._types[type_id], member, 0)
-        if found is None:
-            raise BTFError("struct %s has no member %s" % (struct_name, member))
-        bits, member_type, bitfield_bits = found
-        if bits % 8 or bitfield_bits:
-            raise BTFError("%s.%s is a bitfield" % (struct_name, member))
+        return self._types[type_id]
+
+    def has_struct(self, struct_name):
+        return (KIND_STRUCT, struct_name) in self._by_name
+
+    def struct_size(self, struct_name):
+        return self._struct(struct_name).size_or_type
+
+    def struct_member(self, struct_name, member) -> Member:
+        """member: a name, or a dotted path through members ("dst.u3")."""
+        t, bits, member_type = self._struct(struct_name), 0, None
+        for name in member.split("."):
+            found = t and t.kind in (KIND_STRUCT, KIND_UNION) and self._find_member(t, name, bits)
+            if not found:
+                raise BTFError("struct %s has no member %s" % (struct_name, member))
+            bits, member_type, bitfield_bits = found
+            if bits % 8 or bitfield_bits:
+                raise BTFError("%s.%s is a bitfield" % (struct_name, member))
+            t = self._resolve(member_type)
         return Member(bits // 8, self._size(member_type))
 
     def func_id(self, name):
@@ -142,8 +166,8 @@ class BTF:
                 continue
             t, values = self._types[type_id], {}
             for i in range(t.vlen):
-                name_off, lo = struct.unpack_from("<II", self._types_blob, t.body + per * i)
-                hi = struct.unpack_from("<I", self._types_blob, t.body + per * i + 8)[0] if per == 12 else 0
-                values[self._string(name_off)] = (hi << 32) | lo
+                name_off, lo = struct.unpack_from("<II", t.btf._types_blob, t.body + per * i)
+                hi = struct.unpack_from("<I", t.btf._types_blob, t.body + per * i + 8)[0] if per == 12 else 0
+                values[t.btf._string(name_off)] = (hi << 32) | lo
             return values
         raise BTFError("enum %s not in BTF" % enum_name)

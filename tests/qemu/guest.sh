@@ -33,7 +33,7 @@ fi
 DROP_PACKET_NO_SKIP=1 .venv/bin/python -m pytest -p no:cacheprovider -rs -v --durations=5 \
   "${select[@]}" tests/kernel/test_drop_packet.py tests/kernel/test_drops.py tests/kernel/test_hops.py \
   tests/kernel/test_segments.py tests/kernel/test_ipv6_headers.py tests/kernel/test_tcp_causes.py \
-  tests/kernel/test_memory.py
+  tests/kernel/test_memory.py tests/kernel/test_nat.py
 echo "DP-GUEST-RC=$?"
 echo o > /proc/sysrq-trigger
 sleep 60  # PID 1 must not exit before the power-off

@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.support.mounts import sh
 
 PER_CPU = ("dp_slots", "dp_memos")  # bpf/drop_packet.c: per CPU only what is small and hot
-SHARED = ("dp_flows", "dp_drops")   # grow with flows
+SHARED = ("dp_flows", "dp_drops", "dp_nats")  # grow with flows (dp_nats: where the kernel has conntrack)
 
 
 def possible_cpus(listed=None):

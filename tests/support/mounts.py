@@ -77,13 +77,16 @@ def _use_and_location(text):
 
 def _parse_flows(lines):
     """{header: {'hops': {"netns X, dev Y": {'stages': {...}, 'drops': {...}}} in path order,
-    'stages' and 'drops': summed over the hops (None: "-" wherever shown), 'verdict': str}}."""
+    'stages' and 'drops': summed over the hops (None: "-" wherever shown), 'verdict': str,
+    'nat': {"netns X: dest A -> B, ...": how many hops come before it}}}."""
     flows, flow, hop = {}, None, None
     for line in lines:
         if line.startswith("protocol: "):
-            flow = flows.setdefault(line, {"hops": {}, "stages": {}, "drops": {}, "verdict": None})
+            flow = flows.setdefault(line, {"hops": {}, "stages": {}, "drops": {}, "verdict": None, "nat": {}})
         elif line.startswith("    verdict: "):
             flow["verdict"] = line[len("    verdict: "):]
+        elif line.startswith("    nat: "):
+            flow["nat"][line[len("    nat: "):]] = len(flow["hops"])
         elif line.startswith("    hop: "):
             hop = flow["hops"].setdefault(line[len("    hop: "):], {"stages": {}, "drops": {}})
         elif line.startswith("            "):

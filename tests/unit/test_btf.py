@@ -91,3 +91,26 @@ def test_errors_name_what_is_missing():
         BTF(sk_buff_blob(magic=0x1234))
     with pytest.raises(BTFError, match="too short"):
         BTF(b"\x9f\xeb")
+
+
+def test_a_dotted_path_goes_through_named_members():
+    btf = BTF(sk_buff_blob())
+    assert btf.struct_member("sk_buff", "headers.transport_header") == Member(18, 2)
+    assert btf.struct_size("sk_buff") == 48 and btf.has_struct("sk_buff") and not btf.has_struct("nf_conn")
+    with pytest.raises(BTFError):
+        btf.struct_member("sk_buff", "len.nothing")  # len is no struct
+
+
+def test_a_modules_split_btf_continues_vmlinuxs_types_and_strings():
+    # as /sys/kernel/btf/nf_conntrack sits on vmlinux: its type ids start after
+    # vmlinux's last (12), its string offsets after vmlinux's strings, and it refers to both
+    base = BTF(sk_buff_blob())
+    module = BlobBuilder()
+    module.strings = b""  # a split BTF's strings go on from the base's
+    own = lambda text: len(base._strings) + module.name(text)
+    module.types = struct.pack("<III", own("nf_conn"), (4 << 24) | 2, 72) + struct.pack(
+        "<IIIIII", own("status"), 1, 0, own("skb"), 10, 64)  # 13: unsigned int, then vmlinux's sk_buff
+    split = BTF(module.blob(), base)
+    assert split.struct_member("nf_conn", "status") == Member(0, 4)
+    assert split.struct_member("nf_conn", "skb.head") == Member(16, 8)  # a member of vmlinux's type
+    assert split.struct_member("sk_buff", "len") == Member(0, 4)  # vmlinux's own types stay

@@ -1,7 +1,7 @@
 """The canned reading of 10,000 flows (tests/support/canned.py), from the
 tables' raw bytes to the three views: byte for byte the renderings kept in
 tests/unit/data (made by the code before the one-path restructure; since,
-the JSON has drops.not_lost and drops_total's help says it leaves them out)."""
+the JSON has drops.not_lost and each flow's nat, and drops_total's help says it leaves them out)."""
 import gzip
 from pathlib import Path
 

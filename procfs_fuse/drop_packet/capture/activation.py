@@ -5,6 +5,7 @@ import errno
 import logging
 import os
 import struct
+from dataclasses import replace
 
 from ...kernel import bpfsys, cgroup, tracefs
 from ...kernel.btf import BTF
@@ -72,6 +73,17 @@ def why_not_here(candidate, why_no_direct_read):
     return None
 
 
+def nat_hook(hook, stage_hooks):
+    """The NAT line of the hooks: a socket stage on cgroup_skb runs after
+    conntrack let go of the packet (nf_reset_ct in tcp_v4_rcv and UDP's
+    queueing), so a translation to a local socket is not followed there."""
+    if hook.chosen and any(h.chosen and h.chosen.kind == CGROUP_SKB for h in stage_hooks):
+        return replace(hook, chosen=replace(hook.chosen, approximate=True, sees=(
+            "a flow translated to a local socket (a redirect) is counted at a cgroup_skb socket stage as "
+            "translated: conntrack lets go of the packet before")))
+    return hook
+
+
 class Activation:
     """The program compiled for this kernel, then attached by the hook plan.
     close() detaches everything and frees the program and its maps."""
@@ -81,7 +93,7 @@ class Activation:
         formats = record_formats()
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
         self.hooks, self._detach, self._attached = None, [], set()  # _attached: (Candidate, function)
-        self.bpf, self._why_no_direct_read = compile_program(PROGRAM, max_flows, btf, formats)
+        self.bpf, self._why_no_direct_read, self.nat_hook = compile_program(PROGRAM, max_flows, btf, formats)
 
     def attach(self):
         """Attaches the plan's first working candidate of each stage; fails
@@ -93,6 +105,7 @@ class Activation:
             self.close()
             raise ErrnoError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
                 "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
+        self.hooks.append(nat_hook(self.nat_hook, self.hooks))  # flows followed through NAT: by conntrack, or why not
 
     def _attach(self, candidate):
         """None if attached (or there already: one program serves several

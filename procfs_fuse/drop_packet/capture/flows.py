@@ -77,6 +77,14 @@ def earliest(a, b):
     return a if not b or (a and a < b) else b
 
 
+class Translation(NamedTuple):
+    """A flow translated (NAT) at a hop, by a conntrack entry: recorded where
+    it was first seen translated; the flow is counted as sent at every hop."""
+    flow: Flow  # as its sender sent it
+    hop: Hop    # where it was first seen translated
+    to: Flow    # as translated
+
+
 class Seen(NamedTuple):
     """One (flow, hop) entry of the kernel's tables (a slot or the flow table)."""
     first_seen: int  # bpf_ktime_get_ns() when the kernel made it: the hops' order on a flow's path
@@ -93,12 +101,13 @@ class Snapshot:
     seen: tuple = ()    # (Seen, ...)
     drops: tuple = ()   # (Drop, ...)
     tables: tuple = ()  # (TableUse, ...)
+    nats: tuple = ()    # (Translation, ...)
 
     @classmethod
-    def of_paths(cls, paths, drops=(), tables=()):
+    def of_paths(cls, paths, drops=(), tables=(), nats=()):
         """The Snapshot of {Flow: ((Hop, counts), ...)}, each flow's hops in path order."""
         return cls(tuple(Seen(n, flow, hop, counts) for flow, hops in paths.items()
-                         for n, (hop, counts) in enumerate(hops)), tuple(drops), tuple(tables))
+                         for n, (hop, counts) in enumerate(hops)), tuple(drops), tuple(tables), tuple(nats))
 
     @cached_property
     def flows(self):
@@ -117,6 +126,14 @@ class Snapshot:
             else:
                 at_flow[1][seen.hop] = seen
         return {flow: tuple(map(_HOP_AND_COUNTS, sorted(hops.values()))) for flow, hops in grouped.values()}
+
+    @cached_property
+    def nats_of(self):
+        """{Flow.sort_key: (Translation, ...)} of the flows translated."""
+        found = {}
+        for translation in self.nats:
+            found.setdefault(translation.flow.sort_key, []).append(translation)
+        return {key: tuple(translations) for key, translations in found.items()}
 
     def hop_counts(self):
         """{Hop: [count per stage]}, summed over the flows seen there."""

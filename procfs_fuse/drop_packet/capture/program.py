@@ -8,6 +8,8 @@ import logging
 from ...kernel import bytecode, headers, tracefs
 from ...kernel.btf import BTF
 from ..errors import ErrnoError
+from . import conntrack
+from .hooks import StageHook
 from .settings import DEFAULT_MAX_FLOWS
 from .stages import BPF_DIR, PROGRAM, RECORDS
 
@@ -21,6 +23,12 @@ def max_drops_for(max_flows):
     so a flood of dropped flows keeps its reasons (4096 at least: one flow can
     drop at many sites)."""
     return max(MIN_MAX_DROPS, max_flows)
+
+
+def max_nats_for(max_flows):
+    """The translations table's capacity: a translation per flow, a flow
+    being an entry per hop in the flow table (1024 at least)."""
+    return max(1024, max_flows // 4)
 
 # -D name -> (the members that lead to it: (struct, member) each, offsets
 # added up; its size in bytes): the kernel memory the programs read.
@@ -44,16 +52,17 @@ KERNEL_OFFSETS = {
 # Members read together, in one copy where the kernel memory is copied: the
 # window's -D name -> its members' -D names. (net_device's ifindex and nd_net
 # are 1 KB apart on 6.1: read one by one.)
-WINDOWS = {
-    "DP_SKB_WINDOW": ("DP_SKB_HEAD", "DP_SKB_DATA", "DP_SKB_NETWORK_HEADER", "DP_SKB_PROTOCOL", "DP_SKB_END"),
+WINDOWS = {  # (a member the kernel has not, or that is not read here, is left out: DP_SKB_NFCT)
+    "DP_SKB_WINDOW": ("DP_SKB_HEAD", "DP_SKB_DATA", "DP_SKB_NETWORK_HEADER", "DP_SKB_PROTOCOL", "DP_SKB_END",
+                      "DP_SKB_NFCT"),
 }
 MAX_WINDOW = 128  # bytes read at once onto the program's stack
 
 
-def kernel_offsets(btf):
-    """{-D name: offset} of KERNEL_OFFSETS in the running kernel; checks the sizes."""
+def kernel_offsets(btf, table=KERNEL_OFFSETS):
+    """{-D name: offset} of table (as KERNEL_OFFSETS) in the running kernel; checks the sizes."""
     offsets = {}
-    for macro, (path, size) in KERNEL_OFFSETS.items():
+    for macro, (path, size) in table.items():
         found = [btf.struct_member(struct_name, member) for struct_name, member in path]
         if found[-1].size != size:
             raise ErrnoError(errno.EOPNOTSUPP, "%s.%s is %d bytes, expected %d" % (
@@ -62,15 +71,17 @@ def kernel_offsets(btf):
     return offsets
 
 
-def kernel_cflags(btf):
+def kernel_cflags(btf, with_conntrack=False):
     """-D flags with the running kernel's struct offsets and the windows that
-    span the members read together."""
-    offsets = kernel_offsets(btf)
+    span the members read together (with the skb's conntrack entry, where
+    flows are followed through NAT)."""
+    table = dict(KERNEL_OFFSETS, **dict([conntrack.SKB_NFCT])) if with_conntrack else KERNEL_OFFSETS
+    offsets = kernel_offsets(btf, table)
     flags = ["-D%s=%d" % pair for pair in offsets.items()]
     for window, macros in WINDOWS.items():
         # 8-aligned, as the structs are: a stack copy of the window keeps each
         # member naturally aligned, which older verifiers demand of stack loads
-        spans = [(offsets[m], offsets[m] + KERNEL_OFFSETS[m][1]) for m in macros]
+        spans = [(offsets[m], offsets[m] + table[m][1]) for m in macros if m in offsets]
         start, end = min(a for a, _ in spans) & ~7, max(b for _, b in spans)
         length = (end - start + 7) & ~7
         if length > MAX_WINDOW:
@@ -97,14 +108,23 @@ def record_cflags(formats, records=RECORDS):
     return flags
 
 
-def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, direct_read=False):
-    """direct_read: the kernel takes bpf_rdonly_cast (bytecode.rdonly_cast_id)."""
+def nat_following(btf):
+    """(-D flags to follow flows through NAT, or [], and the hooks' NAT line: a StageHook)."""
+    flags, candidate, why_not = conntrack.conntrack_flags(btf, kernel_offsets)
+    skipped = () if candidate else ((conntrack.Candidate(conntrack.CONNTRACK, "nf_conn", ""), why_not),)
+    return flags, StageHook(conntrack.NAT, candidate, skipped)
+
+
+def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, direct_read=False, conntrack_flags=()):
+    """direct_read: the kernel takes bpf_rdonly_cast (bytecode.rdonly_cast_id);
+    conntrack_flags: nat_following's."""
     btf = btf or BTF.from_file()
     formats = record_formats() if formats is None else formats
     direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % bytecode.KFUNC_PLACEHOLDER] if direct_read else []
+    nats = ["-DDP_MAX_NATS=%d" % max_nats_for(max_flows)] + list(conntrack_flags) if conntrack_flags else []
     return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops_for(max_flows),
              "-DDP_MAP_VALUE_PLACEHOLDER=%d" % bytecode.MAP_VALUE_PLACEHOLDER]
-            + kernel_cflags(btf) + record_cflags(formats) + direct)
+            + kernel_cflags(btf, bool(conntrack_flags)) + record_cflags(formats) + direct + nats)
 
 
 def import_bcc():
@@ -118,7 +138,7 @@ def import_bcc():
 def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None):
     """The BCC module of source (bpf/drop_packet.c, or a build that includes
     its parts) compiled for this kernel and patched, not loaded yet:
-    (module, why the sk_buff is not read directly or None)."""
+    (module, why the sk_buff is not read directly or None, the NAT hook line)."""
     BPF = import_bcc()
     tracefs.ensure_mounted()
     headers.point_bcc_at_headers()
@@ -126,9 +146,10 @@ def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, forma
     rdonly_cast, why_not = bytecode.rdonly_cast_id(btf)
     if why_not:
         log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
+    conntrack_flags, nat_hook = nat_following(btf)
     try:
         bpf = BPF(text=with_local_includes(source).encode(), cflags=compile_flags(
-            max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast)))
+            max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast), conntrack_flags=conntrack_flags))
     except Exception as e:
         raise ErrnoError(errno.EIO, "BPF compile failed: %s" % e)
     try:
@@ -136,7 +157,7 @@ def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, forma
     except BaseException:
         bpf.cleanup()
         raise
-    return bpf, why_not
+    return bpf, why_not, nat_hook
 
 
 def with_local_includes(path):
@@ -156,5 +177,5 @@ def generated_source(max_flows=DEFAULT_MAX_FLOWS):
     `procfs_fuse bpf-source`."""
     btf = BTF.from_file()
     rdonly_cast, _why_not = bytecode.rdonly_cast_id(btf)
-    flags = compile_flags(max_flows, btf=btf, direct_read=bool(rdonly_cast))
+    flags = compile_flags(max_flows, btf=btf, direct_read=bool(rdonly_cast), conntrack_flags=nat_following(btf)[0])
     return "// cflags: %s\n%s" % (" ".join(flags), with_local_includes(PROGRAM))

@@ -14,7 +14,8 @@ class BccSession:
         self.activation = Activation(max_flows)
         try:
             bpf = self.activation.bpf
-            self._tables = {name: bpf[b"dp_" + name.encode()] for name in tables.TABLE_NAMES}
+            self._tables = {name: bpf[b"dp_" + name.encode()] for name in tables.TABLE_NAMES
+                            if name not in tables.OPTIONAL_TABLES or self.activation.nat_hook.chosen}
             self.config = FilterConfig(bpf[b"dp_config"])
             self.config.set_filters(filters)  # before attaching: no packet is counted unfiltered
             symbols = KernelSymbols()
@@ -32,7 +33,8 @@ class BccSession:
 
     def read(self):
         """A Snapshot of the tables, summed over CPUs."""
-        return self._decoder.snapshot(*(tables.read_raw(self._tables[name]) for name in tables.TABLE_NAMES))
+        return self._decoder.snapshot(*(tables.read_raw(self._tables[name]) if name in self._tables else None
+                                        for name in tables.TABLE_NAMES))
 
     def clear(self):
         with self.config.memos_off():  # a memo may name a slot's old owner

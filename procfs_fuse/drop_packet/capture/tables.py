@@ -6,14 +6,16 @@ import ctypes
 import errno
 import os
 import socket
+import struct
 from dataclasses import dataclass
 
 from .reasons import reason_name
-from .flows import Drop, Flow, Hop, Seen, Snapshot, TableUse, address_from_key
+from .flows import Drop, Flow, Hop, Seen, Snapshot, TableUse, Translation, address_from_key
 from .stages import STAGES
 
 RAW_BATCH = 4096  # entries per BPF_MAP_LOOKUP_BATCH call
-TABLE_NAMES = ("flows", "slots", "drops", "inserted")  # dp_NAME; inserted: see enum dp_table
+TABLE_NAMES = ("flows", "slots", "drops", "inserted", "nats")  # dp_NAME; inserted: see enum dp_table
+OPTIONAL_TABLES = ("nats",)  # only where the kernel has conntrack (capture/conntrack.py)
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,11 @@ def read_raw(table, lib=None):
 
 
 def clear(tables):
-    """Zeroes the tables of TABLE_NAMES ({name: BCC table})."""
-    for name in ("flows", "drops"):
-        table = tables[name]
+    """Zeroes the tables of TABLE_NAMES ({name: BCC table}; an optional one may be absent)."""
+    for name in ("flows", "drops", "nats"):
+        table = tables.get(name)
+        if table is None:
+            continue
         try:
             list(table.items_lookup_and_delete_batch())
         except Exception:  # no batch operations: one key at a time
@@ -122,8 +126,9 @@ class Decoder:
         self._decoded.clear()
         self._sites.clear()
 
-    def snapshot(self, flows, slots, drops, inserted):
-        """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops and dp_inserted."""
+    def snapshot(self, flows, slots, drops, inserted, nats=None):
+        """A Snapshot of the RawTables of dp_flows, dp_slots, dp_drops,
+        dp_inserted and dp_nats (None: the kernel has no conntrack)."""
         stages = len(STAGES)
         width = stages + 1  # the counts, then the first-seen time
         if len(self._decoded) > 2 * (len(flows.keys) + slots.capacity * slots.cpus) + 1024:
@@ -140,11 +145,28 @@ class Decoder:
             if found:
                 seen.append(Seen(slot.dp_counts.dp_first_seen, *found, tuple(slot.dp_counts.dp_packets)))
         drop_list = self._drops(drops)
-        ever = list(words(inserted.values)) + [0, 0]
-        return Snapshot(tuple(seen), drop_list, (
-            TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
-            TableUse("drops", len(drop_list), drops.capacity, max(0, ever[1] - len(drop_list))),
-            TableUse("slots", len(seen) - in_table, slots.capacity * slots.cpus, 0)))
+        ever = list(words(inserted.values)) + [0, 0, 0]
+        nat_list = self._nats(nats) if nats else ()
+        use = [TableUse("flows", in_table, flows.capacity, max(0, ever[0] - in_table)),
+               TableUse("drops", len(drop_list), drops.capacity, max(0, ever[1] - len(drop_list))),
+               TableUse("slots", len(seen) - in_table, slots.capacity * slots.cpus, 0)]
+        if nats:
+            use.append(TableUse("nats", len(nats.keys), nats.capacity, max(0, ever[2] - len(nats.keys))))
+        return Snapshot(tuple(seen), drop_list, tuple(use), nat_list)
+
+    def _nats(self, nats):
+        """(Translation, ...) of the RawTable of dp_nats: each key a flow's
+        words as translated, its value the words as sent, the hop, when."""
+        hop_word = bytes(self._flow_key.dp_netns.size + self._flow_key.dp_ifindex.size)
+        value_size, sent_size = len(nats.values) // max(1, len(nats.keys)), len(hop_word) * 5
+        found = []
+        for n, raw_key in enumerate(nats.keys):
+            value = nats.values[n * value_size:(n + 1) * value_size]
+            to, sent = self._flow(raw_key + hop_word), self._flow(value[:sent_size] + hop_word)
+            if to and sent:
+                netns, ifindex, first_seen = struct.unpack_from("<IIQ", value, sent_size)
+                found.append((first_seen, Translation(sent[0], Hop(netns, ifindex), to[0])))
+        return tuple(translation for _first, translation in sorted(found, key=lambda pair: pair[0]))
 
     def _flow(self, raw_key):
         """(Flow, Hop) of a dp_flow_key's bytes (None: unattributed); a flow's hops share one Flow."""

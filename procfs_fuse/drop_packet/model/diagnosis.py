@@ -32,6 +32,11 @@ class HopName(NamedTuple):
         return "netns %s, dev %s" % (self.netns, self.dev or "-")
 
 
+class Named(NamedTuple):
+    """A hop as a verdict names it, where that says more than its HopName."""
+    text: str
+
+
 def unnamed(hop):
     """A hop no name was resolved for."""
     return HopName("net:[%d]" % hop.netns, None)
@@ -163,11 +168,12 @@ def verdict(sent, dropping, drops_traced):
                                           cause_text(ranked[0][0], len(ranked) - 1))
 
 
-def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest):
+def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest, after_nat=None):
     """verdict() of a flow to dest, of its hops ((Hop, counts), ...), the
     HopRows each shows, its drop sites {Hop: {(reason, location): count}} and
     names {Hop: HopName}; drops that are not loss (not_lost.py) are left out
     of it, and where they are all there is, the verdict says why they are not.
+    after_nat: {Hop: words} of the hops after a translation (nat.after_nat).
     drops_evicted: the drops table evicted entries, so a hop's DROPPED count
     over its drops is put at EVICTED (were none evicted, such a difference is
     a read between the two counts' adds)."""
@@ -185,7 +191,10 @@ def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest):
             else:
                 lost[site] = n
         if lost:
-            dropping.append((names[hop], hop_rows.path_names, hop_rows.path_counts(counts), by_count(lost)))
+            name = names[hop]
+            if after_nat and hop in after_nat:
+                name = Named("%s (%s)" % (name.text, after_nat[hop]))
+            dropping.append((name, hop_rows.path_names, hop_rows.path_counts(counts), by_count(lost)))
     if spared and not dropping and drops_traced:
         return "not lost: " + spared.most_common(1)[0][0]
     return verdict(max(rows[0].path_counts(hops[0][1]), default=0), dropping, drops_traced)

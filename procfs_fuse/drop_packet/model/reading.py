@@ -10,6 +10,7 @@ from ..capture.flows import Flow, Hop, Snapshot
 from ..capture.settings import Filters
 from ..capture.stages import DROPPED, TABLE
 from .diagnosis import NO_DROPS, HopName, KindRows, by_count, flow_verdict, unnamed
+from .nat import after_nat, placed
 from .not_lost import why_not_lost
 
 NO_COUNTS, NO_SITES = (0,) * len(TABLE), {}
@@ -23,12 +24,14 @@ def _in_report_order(item):
 class FlowReading(NamedTuple):
     """A flow's path: its hops, each with every stage's count (in id order),
     in the order its first packet passed them; the stage rows each hop shows;
-    the drop sites of the hops that dropped some; the verdict."""
+    the drop sites of the hops that dropped some; the verdict; where it was
+    translated (NAT) on the way."""
     flow: Flow
     hops: tuple   # ((Hop, counts), ...)
     rows: tuple   # (HopRows, ...): one per hop
     sites: dict   # {Hop: {(reason, location): count}} of the hops that dropped some
     verdict: str
+    nats: tuple = ()  # ((index of the hop it comes before, Translation), ...): nat.placed()
 
     @property
     def drops(self):
@@ -89,6 +92,7 @@ class Reading:
                 sites = drops_of[flow.sort_key][hop]
                 sites[reason, location] = sites.get((reason, location), 0) + count
         kinds = {}  # Flow.kind -> KindRows
+        nats_of = self.snapshot.nats_of
         flows = []
         for flow, hops in sorted(self.snapshot.flows.items(), key=_in_report_order):
             rows_of = kinds.get(flow.kind) or kinds.setdefault(flow.kind, KindRows(flow, attached))
@@ -97,8 +101,10 @@ class Reading:
             if not sites.keys() <= counted.keys():  # a hop only its drops name (its counts evicted) comes last
                 hops += tuple((hop, NO_COUNTS) for hop in sites if hop not in counted)
             rows = rows_of.shown(hops)
+            nats = placed(hops, nats_of[flow.sort_key]) if flow.sort_key in nats_of else ()
             flows.append(FlowReading(flow, hops, rows, sites, no_drops if no_drops and not sites else flow_verdict(
-                hops, rows, sites, self.names, drops_traced, drops_evicted, flow.daddr)))
+                hops, rows, sites, self.names, drops_traced, drops_evicted, flow.daddr,
+                after_nat(hops, nats) if nats else None), nats))
         return flows
 
     @property

@@ -50,7 +50,18 @@ def _flow(path, every_row, names):
             "drops": _sites(path.drops) if path.sites else [],
             "hops": [_hop(hop, counts, rows, path.sites.get(hop), names[hop])
                      for (hop, counts), rows in zip(path.hops, path.rows)],
+            "nat": [_translation(translation, names[translation.hop]) for _n, translation in path.nats],
             "verdict": path.verdict}
+
+
+def _endpoints(flow):
+    return {"source": flow.source, "source_port": flow.sport if flow.has_ports else None,
+            "dest": flow.dest, "dest_port": flow.dport if flow.has_ports else None}
+
+
+def _translation(translation, name):
+    """Where a flow was translated (NAT): the hop it was first seen translated at; from, to."""
+    return {**_where(translation.hop, name), "from": _endpoints(translation.flow), "to": _endpoints(translation.to)}
 
 
 def document(reading):

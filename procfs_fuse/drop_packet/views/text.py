@@ -5,12 +5,14 @@ from functools import lru_cache
 from ..capture.settings import FILTERS, MAX_FLOWS
 from ..model.devices import LINK_COUNTERS, SOFTNET_COUNTERS
 from ..model.diagnosis import by_count
+from ..model.nat import changes
 
 COUNTER_ORDER = tuple(LINK_COUNTERS) + tuple(SOFTNET_COUNTERS)
 STAGE_LINE = "        %s: "
 NOT_MEASURED = ("-",)  # after a hop's counts: what HopRows.shown gives a stage this kernel does not measure
 # After a table's use: what one of its entries is.
-TABLE_NOTES = {"flows": " (an entry per flow per hop)", "slots": " (an entry per flow per hop per CPU)"}
+TABLE_NOTES = {"flows": " (an entry per flow per hop)", "slots": " (an entry per flow per hop per CPU)",
+               "nats": " (an entry per flow translated)"}
 
 
 def _setting(value):
@@ -34,10 +36,14 @@ def stage_formats(rows):
 
 def flow_lines(path, lines, hop_lines):
     """Appends a FlowReading's lines to lines: its header, each hop's stages
-    with its drop sites after DROPPED, the verdict. hop_lines: {Hop: its
+    with its drop sites after DROPPED, its translations (`    nat:`) before
+    the hop each was first seen at, the verdict. hop_lines: {Hop: its
     `    hop:` line}, filled as it goes."""
     lines.append(flow_header(path.flow))
-    for (hop, counts), rows in zip(path.hops, path.rows):
+    nats = list(path.nats)
+    for n, ((hop, counts), rows) in enumerate(zip(path.hops, path.rows)):
+        while nats and nats[0][0] <= n:
+            lines.append(hop_lines.nat_line(nats.pop(0)[1]))
         lines.append(hop_lines[hop])
         shown, (every, head, tail) = rows.shown(counts + NOT_MEASURED), stage_formats(rows)
         sites = path.sites.get(hop)
@@ -50,6 +56,7 @@ def flow_lines(path, lines, hop_lines):
         lines += ["            %s: %d at %s" % (reason, n, location) for (reason, location), n in by_count(sites)]
         if tail:
             lines.append(tail % shown[rows.sites_at:])
+    lines += [hop_lines.nat_line(translation) for _n, translation in nats]
     lines.append("    verdict: " + path.verdict)
 
 
@@ -63,6 +70,10 @@ class HopLines(dict):
     def __missing__(self, hop):
         line = self[hop] = "    hop: " + self._names[hop].text
         return line
+
+    def nat_line(self, translation):
+        """`    nat: netns NAME: dest A -> B, source C -> D`."""
+        return "    nat: netns %s: %s" % (self._names[translation.hop].netns, changes(translation))
 
 
 def device_changes(reading):
