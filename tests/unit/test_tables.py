@@ -265,3 +265,17 @@ def test_a_reading_after_another_decodes_as_a_fresh_one(entries, new_counts, mov
 def test_possible_cpus_are_counted_from_the_kernels_list():
     from tests.support.kernel_memory import possible_cpus
     assert [possible_cpus(text) for text in ("0\n", "0-1\n", "0-63\n", "0,2-3\n")] == [1, 2, 64, 3]
+
+
+def test_translations_are_decoded_in_the_order_they_were_first_seen():
+    # dp_nats: key words as translated -> words as sent, the hop (netns | ifindex << 32), when
+    translated = Flow(17, ip("198.18.8.254"), 40000, ip("198.18.8.1"), 7042)
+    words = lambda flow: key_bytes(flow)[:FlowKey.dp_netns.offset]
+    nats = RawTable([words(translated), words(TCP_FLOW)],
+                    words(UDP_FLOW) + struct.pack("<IIQ", 4026532300, 3, 50)
+                    + words(TCP_FLOW) + struct.pack("<IIQ", 1, 1, 20), 1024)
+    snapshot = decoder().snapshot(*canned_tables(), nats)
+    assert [(t.flow, t.hop, t.to) for t in snapshot.nats] == [
+        (TCP_FLOW, Hop(1, 1), TCP_FLOW), (UDP_FLOW, Hop(4026532300, 3), translated)]
+    assert snapshot.tables[-1] == TableUse("nats", 2, 1024, 0)
+    assert snapshot.nats_of[UDP_FLOW.sort_key] == (snapshot.nats[1],)

@@ -157,14 +157,15 @@ class Decoder:
     def _nats(self, nats):
         """(Translation, ...) of the RawTable of dp_nats: each key a flow's
         words as translated, its value the words as sent, the hop, when."""
-        hop_word = bytes(self._flow_key.dp_netns.size + self._flow_key.dp_ifindex.size)
-        value_size, sent_size = len(nats.values) // max(1, len(nats.keys)), len(hop_word) * 5
+        words_size = self._flow_key.dp_netns.offset  # a flow key's words before its hop
+        no_hop = bytes(ctypes.sizeof(self._flow_key) - words_size)
+        value_size = len(nats.values) // max(1, len(nats.keys))
         found = []
         for n, raw_key in enumerate(nats.keys):
             value = nats.values[n * value_size:(n + 1) * value_size]
-            to, sent = self._flow(raw_key + hop_word), self._flow(value[:sent_size] + hop_word)
+            to, sent = self._flow(raw_key + no_hop), self._flow(value[:words_size] + no_hop)
             if to and sent:
-                netns, ifindex, first_seen = struct.unpack_from("<IIQ", value, sent_size)
+                netns, ifindex, first_seen = struct.unpack_from("<IIQ", value, words_size)
                 found.append((first_seen, Translation(sent[0], Hop(netns, ifindex), to[0])))
         return tuple(translation for _first, translation in sorted(found, key=lambda pair: pair[0]))
 
