@@ -341,7 +341,7 @@ static __always_inline void dp_note_nat(const __u64 *words, const __u64 *sent, _
 		dp_note_insert(DP_TABLE_NATS);
 }
 
-#define DP_NAT_CHAIN 3	/* translations followed back in a row (a DNAT, then an SNAT further on, ...) */
+#define DP_NAT_CHAIN 2	/* translations followed back in a row: a DNAT, then an SNAT further on */
 
 /* The flow words of key (0..4: its header's) turned into the words its
  * sender sent: by the skb's conntrack entry where it translated the packet

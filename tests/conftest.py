@@ -11,6 +11,7 @@ import pytest
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "root: needs root, FUSE or BPF")
+    config.addinivalue_line("markers", "same_on_every_kernel: a kernel test of the project's own logic: lane 1 only")
 
 
 def pytest_collection_modifyitems(config, items):
