@@ -77,3 +77,17 @@ def test_a_translated_flow_carries_its_translations_in_json():
         "from": {"source": "198.18.40.1", "source_port": 41042, "dest": "198.18.99.1", "dest_port": 80},
         "to": {"source": "198.18.41.254", "source_port": 41042, "dest": "198.18.41.1", "dest_port": 7042}}])
     assert flow["verdict"].startswith("500 of 500 lost in netns tC, dev eth0 (after NAT to 198.18.41.1:7042), ")
+
+
+def test_the_nat_hook_line_says_where_following_is_approximate():
+    from procfs_fuse.drop_packet.capture.activation import nat_hook
+    from procfs_fuse.drop_packet.capture.conntrack import CONNTRACK, NAT
+    from procfs_fuse.drop_packet.capture.hooks import StageHook
+    from procfs_fuse.drop_packet.capture.stages import Candidate
+    built_in = StageHook(NAT, Candidate(CONNTRACK, "built in", ""))
+    assert nat_hook(built_in, hooks_without_kprobes(cgroup_skb=False)).describe() == "conntrack built in"
+    assert nat_hook(built_in, hooks_without_kprobes()).describe().startswith(
+        "conntrack built in, approximate: a flow translated to a local socket (a redirect) is counted at a "
+        "cgroup_skb socket stage as translated")
+    none = StageHook(NAT, None, ((Candidate(CONNTRACK, "nf_conn", ""), "conntrack is not loaded"),))
+    assert nat_hook(none, hooks_without_kprobes()).describe() == "unavailable (conntrack nf_conn: conntrack is not loaded)"

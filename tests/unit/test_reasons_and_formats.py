@@ -187,3 +187,40 @@ def test_a_hint_fits_the_place_as_well_as_the_reason():
     assert "TTL ran out while forwarding" in hint("IP_INHDR", "ip_forward+0x1c4")
     assert hint("IP_INHDR", "ip_rcv_core+0x20").startswith("malformed IP headers")
     assert "no route while forwarding" in hint("IP_INNOROUTES", "ip_error+0x5a")
+
+
+class ConntrackBTF(FakeBTF):
+    """A BTF with conntrack's structs (where it is built in), as this machine's 6.18 has them."""
+
+    def has_struct(self, name):
+        return any(struct == name for struct, _member in self.members)
+
+    def struct_size(self, name):
+        return {"nf_conntrack_tuple_hash": 56, "nf_conntrack_tuple": 40}[name]
+
+    def enum(self, name):
+        return {"ip_conntrack_status": {"IPS_NAT_MASK": 48}, "ip_conntrack_info": {"IP_CT_IS_REPLY": 3}}[name]
+
+
+CONNTRACK_6_18 = {
+    ("sk_buff", "_nfct"): (104, 8), ("nf_conn", "status"): (128, 8), ("nf_conn", "tuplehash"): (16, 112),
+    ("nf_conntrack_tuple_hash", "tuple"): (16, 40), ("nf_conntrack_tuple", "src.u3"): (0, 16),
+    ("nf_conntrack_tuple", "src.u"): (16, 2), ("nf_conntrack_tuple", "src.l3num"): (18, 2),
+    ("nf_conntrack_tuple", "dst.u3"): (20, 16), ("nf_conntrack_tuple", "dst.u"): (36, 2),
+    ("nf_conntrack_tuple", "dst.protonum"): (38, 1)}
+
+
+def test_conntracks_offsets_become_flags_and_the_window_takes_the_skbs_entry():
+    from procfs_fuse.drop_packet.capture import conntrack
+    from procfs_fuse.drop_packet.capture.program import kernel_offsets, nat_following
+    btf = ConntrackBTF({**KERNEL_6_18, **CONNTRACK_6_18})
+    flags, hook = nat_following(btf)
+    assert flags == ["-DDP_CT_STATUS=128", "-DDP_CT_TUPLE=32", "-DDP_CT_SRC_ADDR=0", "-DDP_CT_SRC_PORT=16",
+                     "-DDP_CT_L3NUM=18", "-DDP_CT_DST_ADDR=20", "-DDP_CT_DST_PORT=36", "-DDP_CT_PROTONUM=38",
+                     "-DDP_CT_TUPLE_STRIDE=56", "-DDP_CT_TUPLE_LEN=40", "-DDP_CT_NAT_MASK=48", "-DDP_CT_IS_REPLY=3"]
+    assert hook.describe() == "conntrack built in"
+    assert kernel_cflags(btf, with_conntrack=True)[-3:] == [
+        "-DDP_SKB_NFCT=104", "-DDP_SKB_WINDOW_START=104", "-DDP_SKB_WINDOW_LEN=104"]
+    # no struct nf_conn, no module's BTF: nothing is followed, and the hook line says why
+    flags, candidate, why = conntrack.conntrack_flags(ConntrackBTF(KERNEL_6_18), kernel_offsets, "/nonexistent")
+    assert (flags, candidate, why) == ([], None, "conntrack is not loaded (no struct nf_conn in the kernel's BTF)")
