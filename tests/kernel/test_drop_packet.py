@@ -208,6 +208,7 @@ def test_traffic_a_filter_leaves_out_ends_at_its_ipv4_header_words(f, hosts):
     assert filtered_out in memo_slots()
 
 
+@SAME_ON_EVERY_KERNEL
 def test_address_filters_ipv4_and_ipv6(f, hosts):
     write(f, "source-addr %s" % hosts.B_ADDR)
     write(f, "activate")
@@ -373,6 +374,7 @@ def test_unmount_while_active_detaches_everything(tmp_path):
     wait_no_bpf_objects()
 
 
+@SAME_ON_EVERY_KERNEL
 def test_compiled_layout_matches_the_shared_header():
     """The map value BCC compiled has one counter per stage Python knows."""
     from bcc import BPF

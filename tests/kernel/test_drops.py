@@ -24,7 +24,7 @@ def only_drops(flow, reason):
     return by_location
 
 
-@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+@pytest.mark.parametrize("family", ["ipv4", pytest.param("ipv6", marks=SAME_ON_EVERY_KERNEL)])
 def test_firewall_drops_every_fourth_datagram(f, hosts, family):
     total = 2000
     src, dst = (hosts.A_ADDR, hosts.B_ADDR) if family == "ipv4" else (hosts.A_ADDR6, hosts.B_ADDR6)
