@@ -106,6 +106,7 @@ def test_dropped_tcp_segments_are_retransmitted(f, hosts):
     assert flow["stages"]["RETRANS"] >= dropped_by_rule()
 
 
+@SAME_ON_EVERY_KERNEL
 def test_unparsable_drops_count_as_unattributed(f, hosts):
     """A drop the tool cannot put on a flow is still counted, host-wide."""
     frames = 40

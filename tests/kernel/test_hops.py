@@ -87,6 +87,7 @@ def test_bridged_each_of_the_four_hops_counts_exactly_n(f, bridged):
     assert flow["verdict"] == "no drops seen"
 
 
+@SAME_ON_EVERY_KERNEL
 def test_loopback_is_one_hop_on_lo_with_both_sides(f, routed):
     write(f, "activate")
     assert routed.send_udp(routed.a, routed.a, routed.A_ADDR, N, 7009, 40009) == N
