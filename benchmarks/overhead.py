@@ -7,6 +7,8 @@ and, for a long run that tells the UDP ratios against the floor apart (one ratio
 of 25 rounds varies by 1-2% on a VM):
     sudo .venv/bin/python benchmarks/overhead.py --udp-only --rounds 120 \
         --only "floor again" --only "active, filtered out" --only "100 register adds"
+and with the traffic through conntrack and a DNAT (what following a flow through NAT costs):
+    sudo .venv/bin/python benchmarks/overhead.py --nat --udp-only --only active --only "active, filtered out"
 
 Two network namespaces joined by veth (tests/support/netns.py), iperf3 between
 them: first a UDP flood of 64-byte packets, then a TCP bulk transfer, each one
@@ -67,12 +69,25 @@ RUN_TIMED = ("floor", "active", configurations.SHARED_TABLE, "active, filtered o
              configurations.ADDS_REFERENCE)
 
 
+SERVICE = "198.18.99.1"  # --nat: the address A's client sends to, translated to B's in A's output
+
+
+def translate_in_a(hosts):
+    """A DNAT of SERVICE to B in A's output chain (conntrack and NAT on the
+    measured path: A's send stages see the translation, B's follow it)."""
+    hosts.run(hosts.a, "ip route add %s/32 dev %s" % (SERVICE, hosts.a_dev))
+    for command in ("add table ip dpbench", "add chain ip dpbench out '{ type nat hook output priority -100; }'",
+                    "add rule ip dpbench out ip daddr %s dnat to %s" % (SERVICE, hosts.B_ADDR)):
+        hosts.run(hosts.a, "nft " + command)
+
+
 class Traffic:
     """One long iperf3 run from A to B (UDP 64-byte flood or TCP bulk), and
-    what B's veth has received so far: packets for UDP, bits for TCP."""
+    what B's veth has received so far: packets for UDP, bits for TCP. nat:
+    sent to SERVICE, which A translates to B (translate_in_a)."""
 
-    def __init__(self, hosts, udp):
-        self.hosts, self.udp = hosts, udp
+    def __init__(self, hosts, udp, nat=False):
+        self.hosts, self.udp, self.nat = hosts, udp, nat
 
     def __enter__(self):
         h = self.hosts
@@ -80,7 +95,8 @@ class Traffic:
                                         "-p", str(IPERF_PORT)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
-        client = "iperf3 -c %s -p %d -t 86400 -A %d" % (h.B_ADDR, IPERF_PORT, SENDER_CPU)  # pinned: less noise
+        client = "iperf3 -c %s -p %d -t 86400 -A %d" % (  # pinned: less noise
+            SERVICE if self.nat else h.B_ADDR, IPERF_PORT, SENDER_CPU)
         if self.udp:
             client += " -u -b 0 -l 64"
         self.client = subprocess.Popen(["ip", "netns", "exec", h.a] + client.split(),
@@ -152,8 +168,10 @@ def measure(args, configs, entry):
 
     window = {"udp": args.seconds, "tcp": args.tcp_seconds}
     with Hosts() as hosts:
+        if args.nat:
+            translate_in_a(hosts)
         for kind in ("udp",) if args.udp_only else ("udp", "tcp"):
-            with Traffic(hosts, udp=kind == "udp") as traffic:
+            with Traffic(hosts, udp=kind == "udp", nat=args.nat) as traffic:
                 def rate(name):
                     with configs[name]():
                         rates[name][kind].append(traffic.rate(window[kind]))
@@ -197,6 +215,9 @@ def main():
                         help="rounds of BPF run time windows (UDP), each configuration once a round")
     parser.add_argument("--udp-only", action="store_true",
                         help="no TCP rounds: the UDP ratios are the ones this VM's noise blurs most")
+    parser.add_argument("--nat", action="store_true",
+                        help="the traffic through conntrack and a DNAT on its path (in A's output): what "
+                             "following a flow through NAT costs, active and filtered out")
     parser.add_argument("--only", action="append", metavar="CONFIGURATION",
                         help="measure only this configuration against the floor (repeat it for more): "
                              "more rounds in the same time")

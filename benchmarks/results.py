@@ -27,9 +27,10 @@ def print_results(args, rates, to_floor, run_times, activations, cats, flows):
         return median_interval(per_round(name, reference, kind))
 
     print("machine: %s, %d CPUs, kernel %s; %d rounds (bpftrace in the first %d), a window of %g s (UDP) and "
-          "%g s (TCP) per configuration, medians" % (os.uname().machine, os.cpu_count(), os.uname().release,
-                                                     args.rounds, min(args.rounds, PEER_ROUNDS), args.seconds,
-                                                     args.tcp_seconds))
+          "%g s (TCP) per configuration, medians%s" % (os.uname().machine, os.cpu_count(), os.uname().release,
+                                                       args.rounds, min(args.rounds, PEER_ROUNDS), args.seconds,
+                                                       args.tcp_seconds,
+                                                       "; the traffic through a DNAT (--nat)" if args.nat else ""))
     print("%-22s %10s %7s %7s %10s %7s %7s" % ("", "TCP Gb/s", "/base", "/floor", "UDP kpps", "/base", "/floor"))
     for name, m in median.items():
         print("%-22s %10.2f %7.3f %7.3f %10.1f %7.3f %7.3f" % (
