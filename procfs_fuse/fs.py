@@ -15,6 +15,7 @@ import stat
 import threading
 import time
 
+from . import heap
 from .drop_packet.errors import ErrnoError
 from .drop_packet.views import VIEWS
 from .fuse_binding import FUSE, LIBFUSE_MAJOR, FuseOSError, Operations, fuse_get_context
@@ -163,6 +164,7 @@ def serve(entries, mountpoint, fsname="drop-packet", allow_other=False, private=
     access = dict(allow_other=True, default_permissions=True) if allow_other else {}
     if LIBFUSE_MAJOR == 2:  # libfuse 3 has big writes always on (up to 128 KiB), and neither option
         access.update(big_writes=True, max_write=131072)
+    heap.one_arena()
     try:
         FUSE(ProcFS(entries, file_mode=0o600 if private else 0o644), mountpoint, foreground=True,
              raw_fi=True, fsname=fsname, subtype="drop-packet", **access)

@@ -7,6 +7,7 @@ import os
 import struct
 from dataclasses import replace
 
+from ... import heap
 from ...kernel import bpfsys, cgroup, tracefs
 from ...kernel.btf import BTF
 from . import hooks as hookplan
@@ -94,6 +95,7 @@ class Activation:
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
         self.hooks, self._detach, self._attached = None, [], set()  # _attached: (Candidate, function)
         self.bpf, self._why_no_direct_read, self.nat_hook = compile_program(PROGRAM, max_flows, btf, formats)
+        heap.give_back()  # the compiler's working memory
 
     def attach(self):
         """Attaches the plan's first working candidate of each stage; fails
@@ -132,3 +134,4 @@ class Activation:
         finally:
             if bpf is not None:
                 bpf.cleanup()  # detaches every probe and closes program and map fds
+                heap.give_back()
