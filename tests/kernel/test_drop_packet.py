@@ -55,6 +55,7 @@ def test_udp_every_attached_stage_counts_exactly_n(f, hosts):
     assert flow["verdict"] == "no drops seen"
 
 
+@SAME_ON_EVERY_KERNEL
 def test_ipv4_options_and_fragments_are_counted_on_their_flows(f, hosts):
     write(f, "activate")
     send_udp(hosts, 100, 7777, 40007, ip_options="01010100")  # NOP NOP NOP END: a 24-byte IP header
@@ -189,6 +190,7 @@ def memo_slots():
     return [cpu["value"]["dp_slot"] for way in dumped for cpu in way["formatted"]["values"]]
 
 
+@SAME_ON_EVERY_KERNEL
 def test_traffic_a_filter_leaves_out_ends_at_its_ipv4_header_words(f, hosts):
     # dest-port 7778 shows in the header: the packets are let go there, before
     # the memos (under it no memo is written at all: only IPv4 packets without

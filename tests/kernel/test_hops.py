@@ -74,6 +74,7 @@ def test_routed_every_hop_counts_exactly_and_the_verdict_names_the_router_and_it
         N // 4, N, router_in, site, "a firewall rule drops them; see nft list ruleset / iptables -L")
 
 
+@SAME_ON_EVERY_KERNEL
 def test_bridged_each_of_the_four_hops_counts_exactly_n(f, bridged):
     write(f, "activate")
     assert bridged.send_udp(bridged.a, bridged.b, bridged.B_ADDR, N, 7008, 40008) == N

@@ -26,6 +26,7 @@ def settled(hosts, ns, counter, quiet=2.0, seconds=30):
     raise AssertionError("%s kept moving in %s" % (counter, ns))
 
 
+@pytest.mark.same_on_every_kernel  # the parse is the project's own: lane 1
 def test_a_fragmented_udpv6_datagram(f, hosts):
     datagrams = 100  # 3000 bytes each: three fragments over a 1500-byte MTU
     write(f, "activate")
