@@ -63,13 +63,14 @@ def test_every_stub_is_some_candidate():
     assert set(STUB_STAGES) == {c.function for row in TABLE for c in row.candidates}
 
 
-def test_a_stub_that_reads_its_record_is_compiled_only_with_its_offsets():
+def test_a_program_is_compiled_only_when_wanted_and_a_stub_that_reads_its_record_only_with_its_offsets():
     for row in TABLE:
         for candidate in row.candidates:
+            before = C_SOURCE[:C_SOURCE.index("\nint %s(" % candidate.function)]
+            conditionals = re.findall(r"^#(?:ifdef|ifndef|if|endif)\b.*$", before, re.M)
+            assert conditionals[-1] == "#ifdef DP_WANT_%s" % candidate.function, candidate
             if candidate.record:
-                before = C_SOURCE[:C_SOURCE.index("\nint %s(" % candidate.function)]
-                last_conditional = re.findall(r"^#(?:ifdef|ifndef|if|endif)\b.*$", before, re.M)[-1]
-                assert last_conditional == "#ifdef %s_%s" % (candidate.record.prefix,
+                assert conditionals[-2] == "#ifdef %s_%s" % (candidate.record.prefix,
                                                              candidate.record.needed[0].upper()), candidate
 
 

@@ -4,15 +4,16 @@ build includes the product's parts, the product has no build of its own)."""
 import re
 
 from procfs_fuse.drop_packet.capture.conntrack import CONNTRACK_OFFSETS
-from procfs_fuse.drop_packet.capture.program import PROGRAM, with_local_includes
+from procfs_fuse.drop_packet.capture.program import EVERY_PROGRAM, PROGRAM, with_local_includes
 from procfs_fuse.drop_packet.capture.stages import RECORDS
 
 SOURCE = with_local_includes(PROGRAM)
 INCLUDE_GUARDS = {"DROP_PACKET_H", "DROP_PACKET_PACKET_H"}
 COMPILER = {"__BYTE_ORDER__"}
-# what program.compile_flags may define: the direct-read switch, each record's first needed field, conntrack's
+# what program.compile_flags may define: the direct-read switch, each record's first needed field, conntrack's,
+# each program's
 SET_BY_THE_PRODUCT = ({"DP_DIRECT_READ"} | {"%s_%s" % (r.prefix, r.needed[0].upper()) for r in RECORDS.values()}
-                      | set(CONNTRACK_OFFSETS))
+                      | set(CONNTRACK_OFFSETS) | {"DP_WANT_" + name for name in EVERY_PROGRAM})
 
 
 def test_every_conditional_is_one_the_product_sets_or_an_include_guard():

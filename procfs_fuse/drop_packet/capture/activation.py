@@ -8,14 +8,14 @@ import struct
 from dataclasses import replace
 
 from ... import heap
-from ...kernel import bpfsys, cgroup, tracefs
+from ...kernel import bpfsys, bytecode, cgroup, tracefs
 from ...kernel.btf import BTF
 from . import hooks as hookplan
 from . import reasons
 from ..errors import ErrnoError
 from .program import compile_program, record_formats
 from .settings import DEFAULT_MAX_FLOWS
-from .stages import CGROUP_SKB, KPROBE, PROGRAM
+from .stages import CGROUP_SKB, KPROBE, PROGRAM, TABLE
 
 log = logging.getLogger(__name__)
 BPF_CGROUP_INET_INGRESS = 0  # enum bpf_attach_type
@@ -94,20 +94,25 @@ class Activation:
         formats = record_formats()
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
         self.hooks, self._detach, self._attached = None, [], set()  # _attached: (Candidate, function)
-        self.bpf, self._why_no_direct_read, self.nat_hook = compile_program(PROGRAM, max_flows, btf, formats)
+        self._kernel = tracefs.KernelHooks()
+        self._why_no_direct_read = bytecode.rdonly_cast_id(btf)[1]
+        # only the programs of hooks this kernel has: half of them where kprobes are not
+        attachable = {c.function for row in TABLE for c in row.candidates if not self._why_unavailable(c)}
+        self.bpf, _why, self.nat_hook = compile_program(PROGRAM, max_flows, btf, formats, attachable)
         heap.give_back()  # the compiler's working memory
 
     def attach(self):
         """Attaches the plan's first working candidate of each stage; fails
         (having detached all) when no stage attaches at all."""
-        kernel = tracefs.KernelHooks()
-        self.hooks = hookplan.plan(lambda c: kernel.why_unavailable(c)
-                                   or why_not_here(c, self._why_no_direct_read) or self._attach(c))
+        self.hooks = hookplan.plan(lambda c: self._why_unavailable(c) or self._attach(c))
         if not any(h.chosen for h in self.hooks):
             self.close()
             raise ErrnoError(errno.EOPNOTSUPP, "no stage could attach: " + "; ".join(
                 "%s: %s" % (h.stage, h.describe()) for h in self.hooks))
         self.hooks.append(nat_hook(self.nat_hook, self.hooks))  # flows followed through NAT: by conntrack, or why not
+
+    def _why_unavailable(self, candidate):
+        return self._kernel.why_unavailable(candidate) or why_not_here(candidate, self._why_no_direct_read)
 
     def _attach(self, candidate):
         """None if attached (or there already: one program serves several

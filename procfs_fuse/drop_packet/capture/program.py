@@ -11,11 +11,12 @@ from ..errors import ErrnoError
 from . import conntrack
 from .hooks import StageHook
 from .settings import DEFAULT_MAX_FLOWS
-from .stages import BPF_DIR, PROGRAM, RECORDS
+from .stages import BPF_DIR, PROGRAM, RECORDS, TABLE
 
 log = logging.getLogger(__name__)
 
 MIN_MAX_DROPS = 4096
+EVERY_PROGRAM = frozenset(c.function for row in TABLE for c in row.candidates)  # bpf/programs.h's
 
 
 def max_drops_for(max_flows):
@@ -115,16 +116,18 @@ def nat_following(btf):
     return flags, StageHook(conntrack.NAT, candidate, skipped)
 
 
-def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, direct_read=False, conntrack_flags=()):
+def compile_flags(max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, direct_read=False, conntrack_flags=(),
+                  programs=EVERY_PROGRAM):
     """direct_read: the kernel takes bpf_rdonly_cast (bytecode.rdonly_cast_id);
-    conntrack_flags: nat_following's."""
+    conntrack_flags: nat_following's; programs: those of bpf/programs.h to compile."""
     btf = btf or BTF.from_file()
     formats = record_formats() if formats is None else formats
     direct = ["-DDP_DIRECT_READ", "-DDP_KFUNC_PLACEHOLDER=%d" % bytecode.KFUNC_PLACEHOLDER] if direct_read else []
     nats = ["-DDP_MAX_NATS=%d" % max_nats_for(max_flows)] + list(conntrack_flags) if conntrack_flags else []
     return (["-I%s" % BPF_DIR, "-DDP_MAX_FLOWS=%d" % max_flows, "-DDP_MAX_DROPS=%d" % max_drops_for(max_flows),
              "-DDP_MAP_VALUE_PLACEHOLDER=%d" % bytecode.MAP_VALUE_PLACEHOLDER]
-            + kernel_cflags(btf, bool(conntrack_flags)) + record_cflags(formats) + direct + nats)
+            + kernel_cflags(btf, bool(conntrack_flags)) + record_cflags(formats) + direct + nats
+            + ["-DDP_WANT_%s" % name for name in sorted(programs)])
 
 
 def import_bcc():
@@ -135,10 +138,11 @@ def import_bcc():
     return BPF
 
 
-def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None):
+def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, programs=EVERY_PROGRAM):
     """The BCC module of source (bpf/drop_packet.c, or a build that includes
-    its parts) compiled for this kernel and patched, not loaded yet:
-    (module, why the sk_buff is not read directly or None, the NAT hook line)."""
+    its parts) compiled for this kernel and patched, not loaded yet, with the
+    programs named (of bpf/programs.h): (module, why the sk_buff is not read
+    directly or None, the NAT hook line)."""
     BPF = import_bcc()
     tracefs.ensure_mounted()
     headers.point_bcc_at_headers()
@@ -149,7 +153,8 @@ def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, forma
     conntrack_flags, nat_hook = nat_following(btf)
     try:
         bpf = BPF(text=with_local_includes(source).encode(), cflags=compile_flags(
-            max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast), conntrack_flags=conntrack_flags))
+            max_flows, btf=btf, formats=formats, direct_read=bool(rdonly_cast), conntrack_flags=conntrack_flags,
+            programs=programs))
     except Exception as e:
         raise ErrnoError(errno.EIO, "BPF compile failed: %s" % e)
     try:
