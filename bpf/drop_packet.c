@@ -573,7 +573,16 @@ static __always_inline void dp_count_retransmit(void *ctx)
 	if (family == DP_AF_INET6) {
 		dp_record_read(ctx, DP_RETRANS_SADDR_V6, key.dp_saddr, 16);
 		dp_record_read(ctx, DP_RETRANS_DADDR_V6, key.dp_daddr, 16);
-	} else {
+	}
+	/* A dual-stack (AF_INET6) socket's IPv4 peer (::ffff:a.b.c.d): its
+	 * packets are IPv4, so its flow is; the record's IPv4 fields hold it. */
+	const __u64 *daddr = (const __u64 *)key.dp_daddr;
+	if (family == DP_AF_INET6 && daddr[0] == 0 && (__u32)daddr[1] == 0xffff0000) {
+		__builtin_memset(key.dp_saddr, 0, sizeof(key.dp_saddr));
+		__builtin_memset(key.dp_daddr, 0, sizeof(key.dp_daddr));
+		family = DP_AF_INET;
+	}
+	if (family != DP_AF_INET6) {
 		dp_record_read(ctx, DP_RETRANS_SADDR, key.dp_saddr, 4);
 		dp_record_read(ctx, DP_RETRANS_DADDR, key.dp_daddr, 4);
 	}

@@ -5,6 +5,7 @@ drops after it on the flow as sent, and the filters on either address."""
 import pytest
 
 from tests.kernel.conftest import N, report, write
+from tests.kernel.test_segments import nstat
 from tests.support.mounts import flow_header
 from tests.support.netns import QUIET_SECONDS, Routed
 
@@ -127,3 +128,37 @@ def test_tcp_through_a_service_is_one_path_each_way(f, routed):
     # the translated headers are no flows of their own
     assert flow_header("TCP", r.RC_ADDR, 41044, r.C_ADDR, 7042) not in rep["flows"]
     assert flow_header("TCP", VIP, 80, r.A_ADDR, 41044) not in rep["flows"]
+
+
+@pytest.mark.same_on_every_kernel  # RETRANS is read from the socket, the join after NAT is proven on both lanes above
+def test_tcp_through_a_service_retransmits_and_drops_on_the_flow_as_sent(f, routed):
+    """C's firewall drops every 4th of the client's data segments, after R's
+    DNAT and masquerade: the drops at C and each side's retransmissions are
+    on that side's flow as it sent it, equal to nft's counter and to each
+    side's TcpRetransSegs."""
+    r = routed
+    rounds = 20
+    # pure ACKs are shorter than 100 bytes; retransmissions are counted by the rule too
+    dropped_at_c = r.nft_rule(r.c, "input", "tcp dport 7042 meta length > 100 numgen inc mod 4 == 0", "drop")
+    write(f, "activate")
+    server = r.start_peer(r.c, "tcp-serve", 7042)
+    r.finish(r.start_peer(r.a, "tcp-pingpong", VIP, 80, rounds, 41046), timeout=120)
+    assert int(r.finish(server)) == rounds
+    dropped = dropped_at_c()
+    assert dropped >= rounds // 4
+    rep = report(f)
+    there = rep["flows"][flow_header("TCP", r.A_ADDR, 41046, VIP, 80)]
+    back = rep["flows"][flow_header("TCP", r.C_ADDR, 7042, r.RC_ADDR, 41046)]
+    c_hop = at(r.c, r.c_dev)
+    (site,) = [site for site in there["hops"][c_hop]["drops"] if site.startswith("NETFILTER_DROP at ")]
+    assert there["hops"][c_hop]["drops"][site] == dropped
+    retransmitted = {ns: nstat(r, ns, "TcpRetransSegs", "TcpExtTCPRetransFail") for ns in (r.a, r.c)}
+    assert there["stages"]["RETRANS"] == retransmitted[r.a]["TcpRetransSegs"] - retransmitted[r.a][
+        "TcpExtTCPRetransFail"] >= dropped
+    # C's answers wait for an ACK riding on A's next request: when that dies, C sends its answer
+    # again, from a dual-stack socket (AF_INET6, its peer ::ffff:...): on C's IPv4 flow all the same
+    assert back["stages"].get("RETRANS", 0) == retransmitted[r.c]["TcpRetransSegs"] - retransmitted[r.c][
+        "TcpExtTCPRetransFail"]
+    assert [header for header in rep["flows"] if "::ffff:" in header] == []
+    assert " lost in %s (after NAT to %s:7042), after RECV_SKB: %s " % (c_hop, r.C_ADDR, site) in there["verdict"]
+
