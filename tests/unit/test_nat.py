@@ -33,14 +33,27 @@ def test_what_a_translation_changed_dest_first():
     masqueraded_ping = Translation(Flow(1, ip("198.18.40.1"), 0, ip("198.18.41.1"), 0), RC,
                                    Flow(1, ip("198.18.41.254"), 0, ip("198.18.41.1"), 0))
     assert changes(masqueraded_ping) == "source 198.18.40.1 -> 198.18.41.254"
-    assert after_words(AT_R) == "after NAT to 198.18.41.1:7042"
-    assert after_words(masqueraded_ping) == "after NAT from 198.18.41.254"
+    assert after_words(AT_R.flow, AT_R.to) == "after NAT to 198.18.41.1:7042"
+    assert after_words(masqueraded_ping.flow, masqueraded_ping.to) == "after NAT from 198.18.41.254"
 
 
 def test_a_translation_goes_before_the_hop_that_first_saw_it_and_marks_the_hops_after():
     assert placed(HOPS, (AT_R,)) == ((2, AT_R),)
     assert placed(HOPS[:2], (AT_R,)) == ((2, AT_R),)  # its hop not shown (a hop filter): after the last
     assert after_nat(HOPS, ((2, AT_R),)) == {RC: "after NAT to 198.18.41.1:7042", C: "after NAT to 198.18.41.1:7042"}
+
+
+def test_a_dnat_in_the_clients_namespace_then_a_masquerade_are_one_flows():
+    """kube-proxy's node: A's own output chain translates the service, R
+    masquerades what it forwards: R's record is from what A's translated to."""
+    at_a = Translation(SENT, A, Flow(17, ip("198.18.40.1"), 41042, ip("198.18.41.1"), 7042))
+    at_r = Translation(at_a.to, RC, TRANSLATED)
+    assert Snapshot((), (), nats=(at_r, at_a)).nats_of == {SENT.sort_key: (at_r, at_a)}
+    at = placed(HOPS, (at_r, at_a))
+    assert at == ((0, at_a), (2, at_r))
+    assert changes(at_r) == "source 198.18.40.1:41042 -> 198.18.41.254:41042"
+    # the verdict's words: the flow as sent against what the hop sees, not the last step alone
+    assert after_nat(HOPS, at)[C] == "after NAT to 198.18.41.1:7042"
 
 
 def test_a_translated_flow_renders_its_path_and_translation_as_text():

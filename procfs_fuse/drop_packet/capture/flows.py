@@ -129,10 +129,19 @@ class Snapshot:
 
     @cached_property
     def nats_of(self):
-        """{Flow.sort_key: (Translation, ...)} of the flows translated."""
+        """{Flow.sort_key: (Translation, ...)} of the flows translated, each
+        under the flow as its first sender sent it: a translation from what
+        another translated to (a DNAT in the client's namespace, then a
+        masquerade on a router) is the same flow's, as the kernel side
+        follows it (dp_follow_nat)."""
+        sent_as = {translation.to: translation.flow for translation in self.nats}
         found = {}
         for translation in self.nats:
-            found.setdefault(translation.flow.sort_key, []).append(translation)
+            origin, followed = translation.flow, {translation.to}
+            while origin in sent_as and origin not in followed:
+                followed.add(origin)
+                origin = sent_as[origin]
+            found.setdefault(origin.sort_key, []).append(translation)
         return {key: tuple(translations) for key, translations in found.items()}
 
     def hop_counts(self):

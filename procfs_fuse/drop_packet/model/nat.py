@@ -20,11 +20,12 @@ def changes(translation):
     return ", ".join(parts)
 
 
-def after_words(translation):
-    """What a verdict adds to a hop after the translation: where the flow went, or came from."""
-    if endpoint(translation.flow, False) != endpoint(translation.to, False):
-        return "after NAT to " + endpoint(translation.to, False)
-    return "after NAT from " + endpoint(translation.to, True)
+def after_words(sent, translated):
+    """What a verdict adds to a hop that sees the flow sent as `sent` as
+    `translated` (after one translation or several): where it went, or came from."""
+    if endpoint(sent, False) != endpoint(translated, False):
+        return "after NAT to " + endpoint(translated, False)
+    return "after NAT from " + endpoint(translated, True)
 
 
 def placed(hops, translations):
@@ -36,12 +37,14 @@ def placed(hops, translations):
 
 
 def after_nat(hops, at):
-    """{Hop: after_words} of the hops at or after a translation (placed()'s `at`): the latest before each."""
+    """{Hop: after_words} of the hops at or after a translation (placed()'s
+    `at`): the flow as sent (the first translation's from) against the
+    latest translation before each."""
     words, last, translations = {}, None, iter(at)
     upcoming = next(translations, None)
     for n, (hop, _counts) in enumerate(hops):
         while upcoming is not None and upcoming[0] <= n:
             last, upcoming = upcoming[1], next(translations, None)
         if last is not None:
-            words[hop] = after_words(last)
+            words[hop] = after_words(at[0][1].flow, last.to)
     return words
