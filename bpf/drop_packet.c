@@ -84,6 +84,17 @@ static __always_inline int dp_nats_recorded(void)
 #endif
 }
 
+/* The conntrack entry the skb of window carries (0: none, or flows are not
+ * followed through NAT here). */
+static __always_inline __u64 dp_conntrack_of(const __u64 *window)
+{
+#ifdef DP_CT_STATUS
+	return window ? DP_SKB_FIELD(window, __u64, DP_SKB_NFCT) & ~7ull : 0;	/* low 3 bits: ip_conntrack_info */
+#else
+	return 0;
+#endif
+}
+
 /* 1 if the flow passes the key filters of c. */
 static __always_inline int dp_passes(const struct dp_config *c, const struct dp_flow_key *key)
 {
@@ -251,9 +262,9 @@ static __always_inline __u32 dp_add(struct dp_flow_key *key, int stage, __u64 n)
  * filters and the slot search. The device's address stands for its hop while
  * it lives (a device moved to another namespace meanwhile is counted at its
  * old hop until its memo is next replaced). A memo holds while
- * dp_generation stays, and never under generation 0: user space writes 0
- * before a filter change or a clear (slots change owners only on clear) and
- * a new generation after it. */
+ * dp_generation and dp_nat_epoch stay, and never under generation 0: user
+ * space writes 0 before a filter change or a clear (slots change owners only
+ * on clear) and a new generation after it. */
 static __always_inline struct dp_memo *dp_memo_of(void *dev)
 {
 	__u32 way = dp_mix((__u64)dev) >> (64 - DP_MEMO_BITS);
@@ -263,14 +274,15 @@ static __always_inline struct dp_memo *dp_memo_of(void *dev)
 /* 1 if memo holds the outcome of a packet of memo tag and daddr/ports
  * words at dev, under generation. */
 static __always_inline int dp_memo_holds(const struct dp_memo *memo, __u32 generation, __u64 tag, __u64 words,
-					  void *dev)
+					  void *dev, __u64 ct)
 {
 	return memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == words &&
-	       memo->dp_dev == (__u64)dev && memo->dp_generation == generation;
+	       memo->dp_dev == (__u64)dev && memo->dp_generation == generation && memo->dp_ct == ct &&
+	       memo->dp_nat_epoch == dp_the_config()->dp_nat_epoch;
 }
 
-static __always_inline void dp_memo_remember(struct dp_memo *memo, __u32 generation, __u64 tag, __u64 words,
-					      void *dev, __u32 outcome)
+static __always_inline void dp_memo_remember(struct dp_memo *memo, __u32 generation, __u32 nat_epoch, __u64 tag,
+					      __u64 words, void *dev, __u64 ct, __u32 outcome)
 {
 	if (!memo || !generation || outcome == DP_MEMO_NO_SLOT || memo->dp_slot == DP_MEMO_BUSY)
 		return;
@@ -283,6 +295,8 @@ static __always_inline void dp_memo_remember(struct dp_memo *memo, __u32 generat
 	memo->dp_tag[0] = tag;
 	memo->dp_tag[1] = words;
 	memo->dp_dev = (__u64)dev;
+	memo->dp_nat_epoch = nat_epoch;
+	memo->dp_ct = ct;
 	memo->dp_slot = outcome;
 	asm volatile("" ::: "memory");
 	memo->dp_generation = generation;
@@ -302,7 +316,7 @@ static __always_inline void dp_tuple_address(const __u64 *tuple, int at, __u64 *
 static __always_inline void *dp_nat_entry(const __u64 *window)
 {
 	__u64 copy[1];
-	void *ct = (void *)(DP_SKB_FIELD(window, __u64, DP_SKB_NFCT) & ~7ull);	/* low 3 bits: ip_conntrack_info */
+	void *ct = (void *)dp_conntrack_of(window);
 	return ct && (DP_FIELD(dp_view(copy, ct + DP_CT_STATUS, 8, 8), __u64, 0) & DP_CT_NAT_MASK) ? ct : 0;
 }
 
@@ -330,14 +344,26 @@ static __always_inline int dp_conntrack_sent(const __u64 *window, const __u64 *w
 	return differs;
 }
 
-/* Records that words (as translated) were sent as sent, first seen at hop. */
+/* Records that words (as translated) were sent as sent, first seen at hop.
+ * A translated tuple another flow had before (a port a masquerade hands out
+ * again once the first flow's conntrack entry is gone) is the newest's. */
 static __always_inline void dp_note_nat(const __u64 *words, const __u64 *sent, __u64 hop)
 {
-	if (dp_nats.lookup((struct dp_nat_key *)words))	/* an LRU insert takes a node even when it fails */
+	struct dp_nat *known = dp_nats.lookup((struct dp_nat_key *)words);
+	int same = known != 0;
+#pragma unroll
+	for (int i = 0; known && i < DP_HOP_WORD; i++)
+		same &= known->dp_sent[i] == sent[i];
+	if (same)	/* looked up first: an LRU insert takes a node even when it fails */
 		return;
 	struct dp_nat nat = {.dp_hop = hop, .dp_first_seen = bpf_ktime_get_ns()};
 	__builtin_memcpy(nat.dp_sent, sent, sizeof(nat.dp_sent));
-	if (dp_nats.insert((struct dp_nat_key *)words, &nat) == 0)
+	if (known) {
+		dp_nats.update((struct dp_nat_key *)words, &nat);
+		/* a memo of this header names the old flow's slot */
+		__sync_fetch_and_add(&dp_the_config()->dp_nat_epoch, 1);
+	}
+	else if (dp_nats.insert((struct dp_nat_key *)words, &nat) == 0)
 		dp_note_insert(DP_TABLE_NATS);
 }
 
@@ -394,6 +420,8 @@ static __always_inline __u64 dp_count_flow(const struct dp_config *c, struct dp_
 					    int stage, const __u64 *window, __u64 n, struct dp_memo *memo,
 					    __u32 generation, __u64 tag, __u64 words)
 {
+	__u32 nat_epoch = c->dp_nat_epoch;	/* before following: a replacement below outdates the memo */
+	asm volatile("" ::: "memory");
 	((__u64 *)key)[DP_HOP_WORD] = hop;
 	int wanted = dp_passes(c, key);
 #ifdef DP_CT_STATUS
@@ -403,7 +431,7 @@ static __always_inline __u64 dp_count_flow(const struct dp_config *c, struct dp_
 	wanted = wanted && dp_dev_passes(c, dev);
 	__u64 counted = wanted ? (window ? dp_segments(window) : n) : 0;
 	__u32 outcome = wanted ? dp_add(key, stage, counted) : DP_MEMO_FILTERED;
-	dp_memo_remember(memo, generation, tag, words, dev, outcome);
+	dp_memo_remember(memo, generation, nat_epoch, tag, words, dev, dp_conntrack_of(window), outcome);
 	return counted;
 }
 
@@ -444,7 +472,7 @@ static __always_inline int dp_count_ipv4(const struct dp_config *c, void *skb, c
 		dev = dp_pointer_at(skb + DP_SKB_DEV);
 	if (tag) {
 		memo = dp_memo_of(dev);
-		if (dp_memo_holds(memo, generation, tag, ip[2], dev)) {
+		if (dp_memo_holds(memo, generation, tag, ip[2], dev, dp_conntrack_of(window))) {
 			__u32 index = memo->dp_slot;
 			struct dp_slot *slot = index == DP_MEMO_FILTERED ? 0 : dp_slots.lookup(&index);
 			if (slot)

@@ -112,6 +112,8 @@ struct dp_config {
 	__u8 dp_dev_active;	/* only hops on a device of this name pass */
 	__u8 dp_pad[2];
 	__u32 dp_generation;	/* a memo holds while it stays; 0: no memo is used or made (capture/config.py) */
+	__u32 dp_nat_epoch;	/* the programs' own: +1 when a translated header becomes another flow's */
+	__u32 dp_pad2;
 	/* The same filters over bytes 8..23 of an IPv4 header without options
 	 * (protocol, addresses and ports as on the wire), as two little-endian
 	 * words: a packet whose words, masked, differ from dp_ipv4_value is one
@@ -139,6 +141,9 @@ struct dp_memo {
 	__u64 dp_dev;	/* the struct net_device address: while it lives, one hop */
 	__u32 dp_generation;
 	__u32 dp_slot;	/* index in dp_slots, DP_MEMO_FILTERED or DP_MEMO_BUSY */
+	__u32 dp_nat_epoch;	/* dp_config's when the memo was made */
+	__u32 dp_pad;
+	__u64 dp_ct;	/* the conntrack entry its packet carried (0: none): a new one may be a new flow */
 };
 
 #endif

@@ -6,7 +6,7 @@ import pytest
 
 from tests.kernel.conftest import N, report, write
 from tests.kernel.test_segments import nstat
-from tests.support.mounts import flow_header
+from tests.support.mounts import flow_header, wait_for
 from tests.support.netns import QUIET_SECONDS, Routed
 
 pytestmark = pytest.mark.root
@@ -191,3 +191,25 @@ def test_a_service_translated_in_the_clients_own_namespace_then_masqueraded(f, r
                            "netns %s: source %s:41047 -> %s:41047" % (r.r, r.A_ADDR, r.RC_ADDR): 2}
     assert flow["verdict"].startswith("%d of %d lost in %s (after NAT to %s:7042), after RECV_SKB: " % (
         N // 4, N, c_hop, r.C_ADDR))
+
+
+@pytest.mark.same_on_every_kernel  # the kernel side's record and memo; both lanes run the same C
+def test_a_translated_tuple_handed_out_again_belongs_to_its_new_flow(f, routed):
+    """R's masquerade hands A's port out again once the first flow's
+    conntrack entry is gone: R's second hop and C count under the flow that
+    now has it, though its header there is the first flow's."""
+    r = routed
+    r.run(r.r, "sysctl -qw net.netfilter.nf_conntrack_udp_timeout=1")
+    r.run(r.r, "nft add rule ip dpnat pre ip daddr %s udp dport 83 dnat to %s:7042" % (VIP, r.C_ADDR))
+    write(f, "activate")
+    udp(r, r.c, 7042, 100, 100, VIP, 80, 41048)
+    # listing the table ends entries that expired: gone once the listing no longer shows it
+    wait_for(lambda: "sport=41048 " not in r.run(r.r, "cat /proc/net/nf_conntrack").stdout,
+             "the first flow's conntrack entry to expire")
+    udp(r, r.c, 7042, 100, 100, VIP, 83, 41048)  # past R the same header as the first: RC:41048 -> C:7042
+    rep = report(f)
+    for dport in (80, 83):
+        flow = rep["flows"][flow_header("UDP", r.A_ADDR, 41048, VIP, dport)]
+        assert [(hop, shown["stages"]) for hop, shown in flow["hops"].items()] == [
+            (at(r.a, r.a_dev), send(100)), (at(r.r, r.ra_dev), receive(100)), (at(r.r, r.rc_dev), send(100)),
+            (at(r.c, r.c_dev), dict(receive(100), UDP_RCV=measured(rep, "UDP_RCV", 100)))], dport

@@ -34,7 +34,7 @@ class Config(ctypes.Structure):
     """struct dp_config."""
     _fields_ = [("dp_mask", FlowKey), ("dp_value", FlowKey), ("dp_active", ctypes.c_uint8),
                 ("dp_dev_active", ctypes.c_uint8), ("dp_pad", ctypes.c_uint8 * 2), ("dp_generation", ctypes.c_uint32),
-                ("dp_ipv4_mask", ctypes.c_uint64 * 2), ("dp_ipv4_value", ctypes.c_uint64 * 2),
+                ("dp_nat_epoch", ctypes.c_uint32), ("dp_pad2", ctypes.c_uint32), ("dp_ipv4_mask", ctypes.c_uint64 * 2), ("dp_ipv4_value", ctypes.c_uint64 * 2),
                 ("dp_dev_name", ctypes.c_uint64 * 2)]
 
 
