@@ -49,7 +49,8 @@ def cmd_mount(args):
 
 
 def cmd_doctor(_args):
-    from .drop_packet.capture import activation, hooks
+    from .drop_packet.capture import activation, hooks, program
+    from .drop_packet.errors import ErrnoError
     from .kernel import bytecode, probe, tracefs
     from .kernel.btf import BTF, BTFError
 
@@ -62,11 +63,13 @@ def cmd_doctor(_args):
     print("hook plan:")
     kernel = tracefs.KernelHooks()
     try:
-        _btf_id, why_no_direct_read = bytecode.rdonly_cast_id(BTF.from_file())
-    except (OSError, BTFError) as e:
-        why_no_direct_read = str(e)
+        btf = BTF.from_file()
+        _btf_id, why_no_direct_read = bytecode.rdonly_cast_id(btf)
+        following = [program.nat_following(btf)[1]]  # conntrack's nf_conn, or why flows are not followed
+    except (OSError, BTFError, ErrnoError) as e:
+        why_no_direct_read, following = str(e), []
     plan = hooks.plan(lambda c: kernel.why_unavailable(c) or activation.why_not_here(c, why_no_direct_read))
-    for hook in plan:
+    for hook in plan + following:
         print("  %s: %s" % (hook.stage, hook.describe()))
     if not any(h.chosen for h in plan):
         missing.append("no stage has a hook this kernel offers")
