@@ -90,6 +90,7 @@ class Activation:
     close() detaches everything and frees the program and its maps."""
 
     def __init__(self, max_flows=DEFAULT_MAX_FLOWS):
+        tracefs.ensure_mounted()  # before the event formats and the hooks are read from it
         btf = BTF.from_file()
         formats = record_formats()
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
