@@ -96,10 +96,11 @@ class Activation:
         self.reason_names = reasons.reason_names(formats.get("skb:kfree_skb"), btf)
         self.hooks, self._detach, self._attached = None, [], set()  # _attached: (Candidate, function)
         self._kernel = tracefs.KernelHooks()
-        self._why_no_direct_read = bytecode.rdonly_cast_id(btf)[1]
+        rdonly_cast = bytecode.rdonly_cast_id(btf)
+        self._why_no_direct_read = rdonly_cast[1]
         # only the programs of hooks this kernel has: half of them where kprobes are not
         attachable = {c.function for row in TABLE for c in row.candidates if not self._why_unavailable(c)}
-        self.bpf, _why, self.nat_hook = compile_program(PROGRAM, max_flows, btf, formats, attachable)
+        self.bpf, _why, self.nat_hook = compile_program(PROGRAM, max_flows, btf, formats, attachable, rdonly_cast)
         heap.give_back()  # the compiler's working memory
 
     def attach(self):

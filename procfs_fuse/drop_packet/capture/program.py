@@ -138,16 +138,18 @@ def import_bcc():
     return BPF
 
 
-def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, programs=EVERY_PROGRAM):
+def compile_program(source=PROGRAM, max_flows=DEFAULT_MAX_FLOWS, btf=None, formats=None, programs=EVERY_PROGRAM,
+                    rdonly_cast=None):
     """The BCC module of source (bpf/drop_packet.c, or a build that includes
     its parts) compiled for this kernel and patched, not loaded yet, with the
     programs named (of bpf/programs.h): (module, why the sk_buff is not read
-    directly or None, the NAT hook line)."""
+    directly or None, the NAT hook line). rdonly_cast: bytecode.rdonly_cast_id's
+    answer where the caller has it (it loads a probe program)."""
     BPF = import_bcc()
     tracefs.ensure_mounted()
     headers.point_bcc_at_headers()
     btf = btf or BTF.from_file()
-    rdonly_cast, why_not = bytecode.rdonly_cast_id(btf)
+    rdonly_cast, why_not = rdonly_cast or bytecode.rdonly_cast_id(btf)
     if why_not:
         log.info("headers are read with bpf_probe_read_kernel: %s", why_not)
     conntrack_flags, nat_hook = nat_following(btf)
