@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.kernel.conftest import (N, REPO, expected, our_bpf_objects, report, send_udp,
+from tests.kernel.conftest import (N, REPO, SAME_ON_EVERY_KERNEL, expected, our_bpf_objects, report, send_udp,
                                    wait_no_bpf_objects, write)
 from procfs_fuse.drop_packet.capture.stages import STAGES
 from tests.support.layouts import SLOT_BITS, Slot, key_of, slot_index
@@ -14,8 +14,6 @@ from tests.support.mounts import ENTRY, flow_header, is_mounted, sh
 from tests.support.netns import QUIET_SECONDS
 
 pytestmark = pytest.mark.root
-# our own logic, proven in lane 1: lane 2 (tests/qemu/guest.sh) leaves it out
-SAME_ON_EVERY_KERNEL = pytest.mark.same_on_every_kernel
 
 
 def test_hooks_fall_back_as_this_kernel_allows(f):

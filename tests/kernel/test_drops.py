@@ -4,14 +4,12 @@ import json
 
 import pytest
 
-from tests.kernel.conftest import report, send_udp, write
+from tests.kernel.conftest import SAME_ON_EVERY_KERNEL, report, send_udp, write
 from tests.support.mounts import flow_header
 from tests.support.netns import QUIET_SECONDS
 
 pytestmark = pytest.mark.root
 
-# our own logic, proven in lane 1: lane 2 (tests/qemu/guest.sh) leaves it out
-SAME_ON_EVERY_KERNEL = pytest.mark.same_on_every_kernel
 
 
 def only_drops(flow, reason):

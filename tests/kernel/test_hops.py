@@ -6,12 +6,10 @@ import os
 
 import pytest
 
-from tests.kernel.conftest import N, report, write
+from tests.kernel.conftest import N, SAME_ON_EVERY_KERNEL, report, write
 from tests.support.mounts import flow_header, wait_for
 from tests.support.netns import Bridged, Routed
 
-# our own logic, proven in lane 1: lane 2 (tests/qemu/guest.sh) leaves it out
-SAME_ON_EVERY_KERNEL = pytest.mark.same_on_every_kernel
 
 
 @pytest.fixture

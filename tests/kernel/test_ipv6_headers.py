@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.kernel.conftest import report, send_udp, write
+from tests.kernel.conftest import SAME_ON_EVERY_KERNEL, report, send_udp, write
 from tests.kernel.test_segments import nstat
 from tests.support.mounts import flow_header
 
@@ -26,7 +26,7 @@ def settled(hosts, ns, counter, quiet=2.0, seconds=30):
     raise AssertionError("%s kept moving in %s" % (counter, ns))
 
 
-@pytest.mark.same_on_every_kernel  # the parse is the project's own: lane 1
+@SAME_ON_EVERY_KERNEL  # the parse is the project's own: lane 1
 def test_a_fragmented_udpv6_datagram(f, hosts):
     datagrams = 100  # 3000 bytes each: three fragments over a 1500-byte MTU
     write(f, "activate")

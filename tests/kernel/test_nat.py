@@ -4,7 +4,7 @@ per direction, every hop's counts exact, the translation where it happened,
 drops after it on the flow as sent, and the filters on either address."""
 import pytest
 
-from tests.kernel.conftest import N, report, write
+from tests.kernel.conftest import N, SAME_ON_EVERY_KERNEL, report, write
 from tests.kernel.test_segments import nstat
 from tests.support.mounts import flow_header, wait_for
 from tests.support.netns import QUIET_SECONDS, Routed
@@ -130,7 +130,7 @@ def test_tcp_through_a_service_is_one_path_each_way(f, routed):
     assert flow_header("TCP", VIP, 80, r.A_ADDR, 41044) not in rep["flows"]
 
 
-@pytest.mark.same_on_every_kernel  # RETRANS is read from the socket, the join after NAT is proven on both lanes above
+@SAME_ON_EVERY_KERNEL  # RETRANS is read from the socket, the join after NAT is proven on both lanes above
 def test_tcp_through_a_service_retransmits_and_drops_on_the_flow_as_sent(f, routed):
     """C's firewall drops every 4th of the client's data segments, after R's
     DNAT and masquerade: the drops at C and each side's retransmissions are
@@ -166,7 +166,7 @@ def test_tcp_through_a_service_retransmits_and_drops_on_the_flow_as_sent(f, rout
     assert " lost in %s (after NAT to %s:7042), after RECV_SKB: %s " % (c_hop, r.C_ADDR, site) in there["verdict"]
 
 
-@pytest.mark.same_on_every_kernel  # the same following as above; conntrack's module BTF is proven on both lanes
+@SAME_ON_EVERY_KERNEL  # the same following as above; conntrack's module BTF is proven on both lanes
 def test_a_service_translated_in_the_clients_own_namespace_then_masqueraded(f, routed):
     """As kube-proxy does on a node: the client's own output chain DNATs the
     service address, the router masquerades. One flow as the client sent it,
@@ -193,7 +193,7 @@ def test_a_service_translated_in_the_clients_own_namespace_then_masqueraded(f, r
         N // 4, N, c_hop, r.C_ADDR))
 
 
-@pytest.mark.same_on_every_kernel  # the kernel side's record and memo; both lanes run the same C
+@SAME_ON_EVERY_KERNEL  # the kernel side's record and memo; both lanes run the same C
 def test_a_translated_tuple_handed_out_again_belongs_to_its_new_flow(f, routed):
     """R's masquerade hands A's port out again once the first flow's
     conntrack entry is gone: R's second hop and C count under the flow that
