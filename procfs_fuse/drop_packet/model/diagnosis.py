@@ -161,7 +161,7 @@ def verdict(sent, dropping, drops_traced):
         ranked = by_count(total)
         # the hop that dropped most of the main reason's (the first such)
         name, names, seen, _sites = max(dropping, key=lambda hop: dict(hop[3]).get(ranked[0][0], 0))
-    dropped = sum(n for _site, n in ranked)
+    dropped = ranked[0][1] if len(ranked) == 1 else sum(n for _site, n in ranked)
     full = last_full_stage(seen)
     after = ", after %s" % names[full] if full >= 0 else ""
     return "%d of %d lost in %s%s: %s" % (dropped, max(sent, dropped), name.text, after,
@@ -177,17 +177,19 @@ def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest, af
     drops_evicted: the drops table evicted entries, so a hop's DROPPED count
     over its drops is put at EVICTED (were none evicted, such a difference is
     a read between the two counts' adds)."""
-    dropping, spared = [], Counter()
+    dropping, spared = [], {}  # spared: {why not lost: count}
     for (hop, counts), hop_rows in zip(hops, rows):
         hop_sites = sites.get(hop)
         if drops_evicted:
             missing = counts[DROPPED_ID] - sum(hop_sites.values() if hop_sites else ())
             hop_sites = {**(hop_sites or {}), EVICTED: missing} if missing > 0 else hop_sites
+        if not hop_sites:
+            continue
         lost = {}
-        for site, n in (hop_sites or {}).items():
+        for site, n in hop_sites.items():
             why = site != EVICTED and why_not_lost(*site, dest)
             if why:
-                spared[why] += n
+                spared[why] = spared.get(why, 0) + n
             else:
                 lost[site] = n
         if lost:
@@ -196,5 +198,5 @@ def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest, af
                 name = Named("%s (%s)" % (name.text, after_nat[hop]))
             dropping.append((name, hop_rows.path_names, hop_rows.path_counts(counts), by_count(lost)))
     if spared and not dropping and drops_traced:
-        return "not lost: " + spared.most_common(1)[0][0]
+        return "not lost: " + max(spared, key=spared.get)  # the first of the most
     return verdict(max(rows[0].path_counts(hops[0][1]), default=0), dropping, drops_traced)

@@ -86,25 +86,28 @@ class Reading:
         attached, drops_traced = self.attached, self.drops_traced
         drops_evicted = any(t.name == "drops" and t.evicted for t in self.tables)
         no_drops = NO_DROPS if drops_traced and not drops_evicted else None  # else each flow's verdict says
-        drops_of = defaultdict(lambda: defaultdict(dict))  # {Flow.sort_key (hashed in C): {Hop: {site: count}}}
+        drops_of = {}  # {Flow.sort_key (hashed in C): {Hop: {site: count}}}
         for flow, hop, reason, location, count in self.drops:
             if flow is not None:
-                sites = drops_of[flow.sort_key][hop]
+                sites = drops_of.setdefault(flow.sort_key, {}).setdefault(hop, {})
                 sites[reason, location] = sites.get((reason, location), 0) + count
         kinds = {}  # Flow.kind -> KindRows
-        nats_of = self.snapshot.nats_of
+        nats_of, names = self.snapshot.nats_of, self.names
         flows = []
         for flow, hops in sorted(self.snapshot.flows.items(), key=_in_report_order):
             rows_of = kinds.get(flow.kind) or kinds.setdefault(flow.kind, KindRows(flow, attached))
             sites = drops_of.get(flow.sort_key, NO_SITES)
-            counted = dict(hops)
-            if not sites.keys() <= counted.keys():  # a hop only its drops name (its counts evicted) comes last
+            if sites and not sites.keys() <= dict(hops).keys():
+                counted = dict(hops)  # a hop only its drops name (its counts evicted) comes last
                 hops += tuple((hop, NO_COUNTS) for hop in sites if hop not in counted)
             rows = rows_of.shown(hops)
             nats = placed(hops, nats_of[flow.sort_key]) if flow.sort_key in nats_of else ()
-            flows.append(FlowReading(flow, hops, rows, sites, no_drops if no_drops and not sites else flow_verdict(
-                hops, rows, sites, self.names, drops_traced, drops_evicted, flow.daddr,
-                after_nat(hops, nats) if nats else None), nats))
+            if no_drops and not sites:
+                verdict = no_drops
+            else:
+                verdict = flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, flow.daddr,
+                                       after_nat(hops, nats) if nats else None)
+            flows.append(FlowReading(flow, hops, rows, sites, verdict, nats))
         return flows
 
     @property
