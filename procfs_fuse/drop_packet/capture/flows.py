@@ -12,7 +12,8 @@ PORTED_PROTOCOLS = (6, 17)
 
 @dataclass(frozen=True)
 class Flow:
-    __slots__ = ("protocol", "saddr", "sport", "daddr", "dport", "sort_key", "kind", "source", "dest", "_hash")
+    __slots__ = ("protocol", "saddr", "sport", "daddr", "dport", "sort_key", "kind", "source", "dest", "has_ports",
+                 "protocol_name", "_hash")
     protocol: int
     saddr: object  # ipaddress.IPv4Address | IPv6Address
     sport: int
@@ -26,21 +27,15 @@ class Flow:
                     + self.daddr.packed + self.dport.to_bytes(2, "big"))
         object.__setattr__(self, "sort_key", sort_key)
         object.__setattr__(self, "kind", (self.saddr.version, self.protocol))  # which stages it can reach
-        # the addresses as text, made once: the decoder keeps a Flow per kernel key across reads
+        # what every view writes of it, made once: the decoder keeps a Flow per kernel key across reads
         object.__setattr__(self, "source", str(self.saddr))
         object.__setattr__(self, "dest", str(self.daddr))
+        object.__setattr__(self, "has_ports", self.protocol in PORTED_PROTOCOLS)
+        object.__setattr__(self, "protocol_name", PROTOCOL_NAMES.get(self.protocol, str(self.protocol)))
         object.__setattr__(self, "_hash", hash(sort_key))
 
     def __hash__(self):
         return self._hash
-
-    @property
-    def has_ports(self):
-        return self.protocol in PORTED_PROTOCOLS
-
-    @property
-    def protocol_name(self):
-        return PROTOCOL_NAMES.get(self.protocol, str(self.protocol))
 
 
 class Hop(NamedTuple):

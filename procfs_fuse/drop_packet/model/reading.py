@@ -36,6 +36,8 @@ class FlowReading(NamedTuple):
     @property
     def drops(self):
         """[((reason, location), count)] over its hops, most first."""
+        if len(self.sites) == 1:  # most flows: one hop dropped them
+            return by_count(next(iter(self.sites.values())))
         total = defaultdict(int)
         for sites in self.sites.values():
             for site, n in sites.items():

@@ -89,7 +89,8 @@ def _flow(path, shared):
         sites = path.sites.get(hop)
         hop_texts.append('%s%s,"drops":%s}' % (shared["hop", hop], shared["rows", rows] % rows.shown(counts + NULL),
                                               _sites(by_count(sites)) if sites else "[]"))
-    nats = _encode([_translation(translation, shared.names[translation.hop]) for _n, translation in path.nats])
+    nats = _encode([_translation(translation, shared.names[translation.hop]) for _n, translation in path.nats]) \
+        if path.nats else "[]"
     return FLOW % (_string(flow.protocol_name), flow.protocol, flow.saddr.version, _string(flow.source),
                    _port(flow, flow.sport), _string(flow.dest), _port(flow, flow.dport),
                    shared["rows", every_row] % every_row.shown(summed + NULL), _sites(path.drops) if path.sites else "[]",

@@ -30,13 +30,13 @@ def flow_lines(path, lines, blocks):
     the hop each was first seen at, the verdict. blocks: the HopBlocks of the
     reading, filled as it goes."""
     lines.append(flow_header(path.flow))
-    nats = list(path.nats)
+    nats, sites_of = list(path.nats), path.sites
     for n, ((hop, counts), rows) in enumerate(zip(path.hops, path.rows)):
         while nats and nats[0][0] <= n:
             lines.append(blocks.nat_line(nats.pop(0)[1]))
-        every, head, tail = blocks[hop, rows]
+        every, head, tail = blocks[hop, rows.names, rows.sites_at]
         shown = rows.shown(counts + NOT_MEASURED)
-        sites = path.sites.get(hop)
+        sites = sites_of.get(hop) if sites_of else None
         if not sites:
             lines.append(every % shown)
             continue
@@ -49,20 +49,21 @@ def flow_lines(path, lines, blocks):
 
 
 class HopBlocks(dict):
-    """{(Hop, HopRows): the % formats of a hop's lines}: (its `    hop: netns
+    """{(Hop, its rows' names, where its drop sites go): the % formats of a
+    hop's lines}: (its `    hop: netns
     NAME, dev DEV` line and every stage line, those through DROPPED, the stage
     lines after it); the drop sites' lines go between the last two. Made once
-    a reading for the few (hop, rows) of its 10,000 flows."""
+    a reading for the few such of its 10,000 flows."""
 
     def __init__(self, names):
         super().__init__()
         self._names = names
 
     def __missing__(self, key):
-        hop, rows = key
+        hop, names, sites_at = key
         lines = [("    hop: " + self._names[hop].text).replace("%", "%%")]  # a name is no format
-        lines += [STAGE_LINE % name + "%s" for name in rows.names]
-        through = rows.sites_at + 1
+        lines += [STAGE_LINE % name + "%s" for name in names]
+        through = sites_at + 1
         formats = self[key] = ("\n".join(lines), "\n".join(lines[:through]), "\n".join(lines[through:]))
         return formats
 
