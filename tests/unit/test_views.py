@@ -139,3 +139,21 @@ def test_promtool_accepts_every_state():
     for r in (reading(), reading(active=False), reading_of(Snapshot(), False, Filters(), 16384)):
         checked = subprocess.run([promtool, "check", "metrics"], input=metrics.render(r), capture_output=True)
         assert checked.returncode == 0 and not checked.stdout.strip() and not checked.stderr.strip(), checked
+
+
+def test_the_json_is_byte_for_byte_what_json_dumps_writes_of_its_values():
+    """The flows are written as text for speed (json_view): whatever the names
+    hold (quotes, backslashes, %, non-ASCII), they must read back as written
+    and be written as json.dumps would, so scripts see one JSON."""
+    odd = {VA: HopName('pod default/we"b-0 \\ 100%', "vÄ"), VB: HopName("mhB", None), GONE: HopName("net:[13]", None)}
+    flows = {UDP: ((VA, counts(QUEUE_XMIT=9, SEND_SKB=9)), (VB, counts(ETH_RECV=9, RECV_SKB=9, DROPPED=6)))}
+    drops = (Drop(UDP, VB, "NETFILTER_DROP", "nft_do_chain+0x4c4", 4), Drop(UDP, VB, "NO_SOCKET", "__udp4_lib_rcv+0x1", 2))
+    r = reading_of(Snapshot.of_paths(flows, drops, ()), True, Filters(), 100, 'a "bad" line', hooks_without_kprobes(),
+                   1700000000.25, odd, {VA: {"tx_dropped": 7}}, {0: {"dropped": 1}})
+    out = json_view.render(r)
+    doc = json.loads(out)
+    assert (json.dumps(doc, separators=(",", ":")) + "\n").encode() == out
+    (flow,) = doc["flows"]
+    assert flow["hops"][0]["netns"] == 'pod default/we"b-0 \\ 100%' and flow["hops"][0]["dev"] == "vÄ"
+    assert [d["count"] for d in flow["hops"][1]["drops"]] == [4, 2] and flow["hops"][1]["dev"] is None
+    assert '    hop: netns pod default/we"b-0 \\ 100%, dev vÄ\n' in render(r)  # the text's formats take no name

@@ -3,10 +3,11 @@ Numbers as numbers, null where the text says "-" or "*". The schema is
 versioned: members may be added; a change of meaning or a removal takes a
 new "version" (README: "JSON").
 
-The flows (10,000 of them: 8 MB) are written as text, each from a format
-its hops share: building them as dicts for json.dumps took twice as long
-(209 -> 110 ms, measured). The rest of the document is json.dumps's; the
-golden test holds the two byte for byte to what json.dumps writes."""
+The flows (10,000 of them: 8 MB) and the drop sites are written as text,
+a flow from formats its hops share, each string by the encoder's own
+escaping: building them as dicts for json.dumps took twice as long (217 ->
+108-119 ms, measured); the rest is the encoder's. The golden test holds the
+document byte for byte to what json.dumps wrote of one dict."""
 import json
 
 from ..capture.settings import FILTERS
@@ -51,24 +52,26 @@ def _port(flow, port):
     return port if flow.has_ports else "null"
 
 
-class _Shared(dict):
-    """What many flows of one document share, as JSON text: a hop's opening
-    (its _where and the "stages" member's name), the format of a HopRows'
-    stages object (a %s per row); and the HopRows of every stage that
-    applies to a kind of flow (IP version, protocol)."""
+class _Shared:
+    """What many flows of one document share, as JSON text made once: a
+    hop's opening (its _where and the "stages" member's name), the format of
+    a row set's stages object (a %s per row); and the HopRows of every stage
+    that applies to a kind of flow (IP version, protocol)."""
 
     def __init__(self, reading):
-        super().__init__()
         self.names, self._attached = reading.names, reading.attached
-        self._every_row = {}
+        self._openings, self._formats, self._every_row = {}, {}, {}
 
-    def __missing__(self, key):
-        kind, value = key
-        if kind == "hop":
-            text = _encode(_where(value, self.names[value]))[:-1] + ',"stages":'
-        else:  # "rows"
-            text = "{%s}" % ",".join("%s:%%s" % _string(name) for name in value.names)
-        self[key] = text
+    def hop_opening(self, hop):
+        text = self._openings.get(hop)
+        if text is None:
+            text = self._openings[hop] = _encode(_where(hop, self.names[hop]))[:-1] + ',"stages":'
+        return text
+
+    def stages_format(self, rows):
+        text = self._formats.get(rows.names)
+        if text is None:
+            text = self._formats[rows.names] = "{%s}" % ",".join("%s:%%s" % _string(name) for name in rows.names)
         return text
 
     def every_row(self, flow):
@@ -87,14 +90,14 @@ def _flow(path, shared):
     hop_texts = []
     for (hop, counts), rows in zip(hops, path.rows):
         sites = path.sites.get(hop)
-        hop_texts.append('%s%s,"drops":%s}' % (shared["hop", hop], shared["rows", rows] % rows.shown(counts + NULL),
-                                              _sites(by_count(sites)) if sites else "[]"))
+        hop_texts.append('%s%s,"drops":%s}' % (shared.hop_opening(hop), shared.stages_format(rows) % rows.shown(
+            counts + NULL), _sites(by_count(sites)) if sites else "[]"))
     nats = _encode([_translation(translation, shared.names[translation.hop]) for _n, translation in path.nats]) \
         if path.nats else "[]"
     return FLOW % (_string(flow.protocol_name), flow.protocol, flow.saddr.version, _string(flow.source),
                    _port(flow, flow.sport), _string(flow.dest), _port(flow, flow.dport),
-                   shared["rows", every_row] % every_row.shown(summed + NULL), _sites(path.drops) if path.sites else "[]",
-                   ",".join(hop_texts), nats, _string(path.verdict))
+                   shared.stages_format(every_row) % every_row.shown(summed + NULL),
+                   _sites(path.drops) if path.sites else "[]", ",".join(hop_texts), nats, _string(path.verdict))
 
 
 def _endpoints(flow):
@@ -121,24 +124,21 @@ def _before_flows(reading):
 
 
 def _after_flows(reading):
+    """The document's members after "flows", and its closing brace."""
     everywhere, not_lost = reading.host_drops, reading.not_lost_drops
-    return {
-        "drops": {"total": sum(n for _site, n in everywhere) if reading.drops_traced or reading.hooks is None
-                  else None,
-                  "unattributed": reading.unattributed,
-                  "sites": [{"reason": r, "location": l, "count": n} for (r, l), n in everywhere],
-                  # freed, but not loss (not_lost.py): apart from the total
-                  "not_lost": {"total": sum(n for _site, n in not_lost),
-                               "sites": [{"reason": r, "location": l, "count": n} for (r, l), n in not_lost]}},
-        # what moved since the counts started, while active
-        "devices": [dict(_where(device.hop, device.name), **device.counters) for device in reading.devices],
-        "softnet": [dict(cpu=cpu, **counters) for cpu, counters in sorted(reading.softnet.items())],
-    }
+    total = sum(n for _site, n in everywhere) if reading.drops_traced or reading.hooks is None else None
+    # not_lost: freed, but not loss (not_lost.py): apart from the total
+    return '"drops":{"total":%s,"unattributed":%d,"sites":%s,"not_lost":{"total":%d,"sites":%s}},' \
+           '"devices":%s,"softnet":%s}' % (
+               _encode(total), reading.unattributed, _sites(everywhere), sum(n for _site, n in not_lost),
+               _sites(not_lost),
+               # what moved since the counts started, while active
+               _encode([dict(_where(device.hop, device.name), **device.counters) for device in reading.devices]),
+               _encode([dict(cpu=cpu, **counters) for cpu, counters in sorted(reading.softnet.items())]))
 
 
 def render(reading):
     """The document: its members in this order, as json.dumps would write one dict of them."""
     shared = _Shared(reading)
     flows = ",".join([_flow(path, shared) for path in reading.flows])
-    return ('%s,"flows":[%s],%s\n' % (_encode(_before_flows(reading))[:-1], flows,
-                                      _encode(_after_flows(reading))[1:])).encode()
+    return ('%s,"flows":[%s],%s\n' % (_encode(_before_flows(reading))[:-1], flows, _after_flows(reading))).encode()
