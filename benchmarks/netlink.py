@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyroute2 import IPRoute, NetNS  # noqa: E402
 
-from procfs_fuse.drop_packet.model.names import devices_in, in_namespace  # noqa: E402
+from procfs_fuse.drop_packet.model.names import devices_in, in_namespaces  # noqa: E402
 
 
 def timed(rounds, read):
@@ -38,9 +38,10 @@ def main():
     spaces = ["dpnl%d" % n for n in range(args.namespaces)]
     subprocess.run(" && ".join("ip netns add %s && ip -n %s link add va type veth peer name vb" % (ns, ns)
                                for ns in spaces), shell=True, check=True)
+    paths = {"/run/netns/" + ns: ns for ns in spaces}
     try:
-        ours, by_ours = timed(args.rounds, lambda: {ns: sorted(link.name for link in devices_in(
-            "/run/netns/" + ns).values()) for ns in spaces})
+        ours, by_ours = timed(args.rounds, lambda: {paths[path]: sorted(link.name for link in links.values())
+                                                    for path, links in devices_in(list(paths)).items()})
 
         def by_netns():
             names = {}
@@ -49,12 +50,12 @@ def main():
                     names[ns] = sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links())
             return names
 
-        def in_our_thread(ns):
+        def in_our_thread():
             with IPRoute() as ipr:
                 return sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links())
         netns, by_theirs = timed(args.rounds, by_netns)
-        ipr, by_ipr = timed(args.rounds, lambda: {ns: in_namespace("/run/netns/" + ns, lambda: in_our_thread(ns))
-                                                  for ns in spaces})
+        ipr, by_ipr = timed(args.rounds, lambda: {paths[path]: names
+                                                  for path, names in in_namespaces(list(paths), in_our_thread).items()})
         assert by_ours == by_theirs == by_ipr, "the three reads disagree"
         print("links of %d namespaces, medians of %d reads: ours %.1f ms; pyroute2 NetNS %.1f ms (%.0fx), "
               "pyroute2 IPRoute in our setns thread %.1f ms (%.0fx)" % (

@@ -39,33 +39,37 @@ def inode_name(inode):
     return "net:[%d]" % inode
 
 
-def in_namespace(path, function):
-    """function()'s result, run in a thread that enters the network namespace
-    at path (an nsfs file): setns moves only the calling thread. None where
-    it cannot enter (gone meanwhile)."""
-    result = []
+def in_namespaces(paths, function):
+    """{path: function()'s result} in each network namespace of paths (nsfs
+    files), run in one thread that enters them in turn (setns moves only
+    the calling thread; a thread each cost twice the dump, measured); None
+    where it cannot enter (gone meanwhile). The thread ends with the batch,
+    so it holds no namespace after it."""
+    results = {}
 
     def run():
-        try:
-            fd = os.open(path, os.O_RDONLY)
+        for path in paths:
             try:
-                if _LIBC.setns(fd, CLONE_NEWNET):
-                    raise OSError(ctypes.get_errno(), "setns %s" % path)
-            finally:
-                os.close(fd)
-            result.append(function())
-        except OSError:
-            pass
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    if _LIBC.setns(fd, CLONE_NEWNET):
+                        raise OSError(ctypes.get_errno(), "setns %s" % path)
+                finally:
+                    os.close(fd)
+                results[path] = function()
+            except OSError:
+                results[path] = None
 
     thread = threading.Thread(target=run, name="dp-netns")
     thread.start()
     thread.join()
-    return result[0] if result else None
+    return results
 
 
-def devices_in(path):
-    """{ifindex: Link} of the network namespace at path."""
-    return {link.ifindex: link for link in in_namespace(path, devices.links) or ()}
+def devices_in(paths):
+    """{path: {ifindex: Link}} of the network namespaces at paths."""
+    return {path: {link.ifindex: link for link in found or ()}
+            for path, found in in_namespaces(paths, devices.links).items()}
 
 
 def own_devices():
@@ -184,7 +188,9 @@ class HopNames:
         """{inode: (name, {ifindex: devices.Link})} of these namespaces: a gone
         one by its workload's last name or its inode, without devices."""
         places = self._places(inodes, self._named() if named is None else named)
-        return {inode: (name, self._host_devices() if path is None else self._devices(path) if path else {})
+        paths = [path for _name, path in places.values() if path]
+        entered = self._devices(paths) if paths else {}
+        return {inode: (name, self._host_devices() if path is None else entered[path] if path else {})
                 for inode, (name, path) in places.items()}
 
     def resolve(self, hops):
