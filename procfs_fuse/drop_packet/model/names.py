@@ -68,8 +68,8 @@ def in_namespaces(paths, function):
 
 def devices_in(paths):
     """{path: {ifindex: Link}} of the network namespaces at paths."""
-    return {path: {link.ifindex: link for link in found or ()}
-            for path, found in in_namespaces(paths, devices.links).items()}
+    found = in_namespaces(paths, devices.links)  # a path it did not reach has none
+    return {path: {link.ifindex: link for link in found.get(path) or ()} for path in paths}
 
 
 def own_devices():
