@@ -49,11 +49,11 @@ def flow_lines(path, lines, blocks):
 
 
 class HopBlocks(dict):
-    """{(Hop, its rows' names, where its drop sites go): the % formats of a
-    hop's lines}: (its `    hop: netns
-    NAME, dev DEV` line and every stage line, those through DROPPED, the stage
-    lines after it); the drop sites' lines go between the last two. Made once
-    a reading for the few such of its 10,000 flows."""
+    """{(Hop, its rows' names, where its drop sites go): the % formats of
+    the hop's lines}: (its `    hop: netns NAME, dev DEV` line and every
+    stage line; those through DROPPED; the stage lines after it); the drop
+    sites' lines go between the last two. Made once a reading for the few
+    such of its 10,000 flows."""
 
     def __init__(self, names):
         super().__init__()
