@@ -99,8 +99,8 @@ class Reading:
         for flow, hops in sorted(self.snapshot.flows.items(), key=_in_report_order):
             rows_of = kinds.get(flow.kind) or kinds.setdefault(flow.kind, KindRows(flow, attached))
             sites = drops_of.get(flow.sort_key, NO_SITES)
-            if sites and not sites.keys() <= dict(hops).keys():
-                counted = dict(hops)  # a hop only its drops name (its counts evicted) comes last
+            if sites:  # a hop only its drops name (its counts evicted) comes last
+                counted = dict(hops)
                 hops += tuple((hop, NO_COUNTS) for hop in sites if hop not in counted)
             rows = rows_of.shown(hops)
             nats = placed(hops, nats_of[flow.sort_key]) if flow.sort_key in nats_of else ()
