@@ -28,12 +28,13 @@ if [ -n "$run" ]; then
 fi
 .venv/bin/python -m procfs_fuse doctor
 # -v: one line per test as it goes, so a slow or hung test shows where. The tests of what
-# this kernel does to packets (its hooks, parse, drop reasons and counters); user space's
-# own (names, views, service, filters and slots: same_on_every_kernel) runs in lane 1 only.
+# this kernel does to packets (its hooks, parse, drop reasons and counters) and of the pod
+# names its cgroup files give (test_workloads); user space's own (names, views, service,
+# filters and slots: same_on_every_kernel) runs in lane 1 only.
 DROP_PACKET_NO_SKIP=1 .venv/bin/python -m pytest -p no:cacheprovider -rs -v --durations=5 -m "not same_on_every_kernel" \
   "${select[@]}" tests/kernel/test_drop_packet.py tests/kernel/test_drops.py tests/kernel/test_hops.py \
   tests/kernel/test_segments.py tests/kernel/test_ipv6_headers.py tests/kernel/test_tcp_causes.py \
-  tests/kernel/test_memory.py tests/kernel/test_nat.py
+  tests/kernel/test_memory.py tests/kernel/test_nat.py tests/kernel/test_workloads.py
 echo "DP-GUEST-RC=$?"
 echo o > /proc/sysrq-trigger
 sleep 60  # PID 1 must not exit before the power-off
