@@ -10,6 +10,7 @@ from procfs_fuse.drop_packet.model.not_lost import BY_PLACE
 from tests.kernel.conftest import report, write
 from tests.kernel.test_drops import only_drops
 from tests.support.mounts import flow_header
+from tests.support.netns import Hosts
 
 pytestmark = pytest.mark.root
 
@@ -33,23 +34,52 @@ def bulk(f, hosts, dport, sport):
     return flow, flow["hops"][at_a], flow["hops"][at_b]
 
 
-# #34: in about one run in five, one sk_buff of the flow goes uncounted at
-# the stages of one pass on one CPU (QUEUE_XMIT; or SEND_SKB, ETH_RECV and
-# RECV_SKB). Not this tool's: the kernel runs no BPF program for that sk_buff.
-# A BCC program of ten lines on net:net_dev_start_xmit alone (raw and perf
-# tracepoint both) misses it against veth's tx counter in 5 of 30 transfers,
-# with no recursion miss recorded; tracefs's event sees it
-# (benchmarks/tracepoint_delivery.py). Kept running, every assertion strict.
-@pytest.mark.xfail(strict=False, reason="#34: the kernel runs no BPF program for an sk_buff now and then")
-def test_a_rate_limited_queue_drops_segments_of_gso_packets(f, hosts):
+ATTEMPTS = 8  # rate-limited transfers at most, while the kernel skipped an sk_buff (below)
+GSO_MAX_SEGMENTS = 64  # a GSO packet holds at most 64 KB: some 45 segments of this MSS
+TCP_SENT = ("TcpOutSegs", "TcpRetransSegs", "TcpExtTCPRetransFail")
+
+
+def skipped_by_the_kernel(a, b, segments, sent):
+    """Whether the counts are short of the kernel's by the segments of an
+    sk_buff at the stages of one pass, and equal elsewhere: at QUEUE_XMIT,
+    at SEND_SKB with the receiving veth's ETH_RECV and RECV_SKB, or both
+    (each by one sk_buff at most). In about one transfer in five here, 6.18
+    runs no BPF program for an sk_buff there: a BCC program of ten lines on
+    net:net_dev_start_xmit alone (raw and perf tracepoint) misses it against
+    veth's tx counter, with no recursion miss; tracefs's event sees it (#34,
+    docs/hooks.md, benchmarks/tracepoint_delivery.py). segments: what A's
+    TCP handed the device (nstat); sent: what tbf sent (tc's Sent)."""
+    one_at_most = range(GSO_MAX_SEGMENTS + 1)
+    short_queue = segments - a["stages"]["QUEUE_XMIT"]
+    short_pass = {sent - a["stages"]["SEND_SKB"], sent - b["stages"]["ETH_RECV"], sent - b["stages"]["RECV_SKB"]}
+    (short_sent, *others) = short_pass
+    return not others and short_queue in one_at_most and short_sent in one_at_most and short_queue + short_sent > 0
+
+
+def rate_limited_bulk(f):
+    """A bulk transfer from A through a tbf on its veth: (flow, A's hop, B's
+    hop, nstat's TCP_SENT in A, tc's stats of the tbf, A's names). In fresh
+    namespaces each time, done again (up to ATTEMPTS) only while the counts
+    match skipped_by_the_kernel: any other difference fails the test."""
+    write(f, "activate")
+    for attempt in range(ATTEMPTS):
+        write(f, "clear")
+        with Hosts() as hosts:
+            hosts.run(hosts.a, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1")  # the qdisc sends the flow alone
+            hosts.run(hosts.a, "tc qdisc add dev %s root tbf rate 20mbit burst 80kb limit 100kb" % hosts.a_dev)
+            flow, a, b = bulk(f, hosts, 7790, 40060 + attempt)
+            tcp = nstat(hosts, hosts.a, *TCP_SENT)
+            (qdisc,) = json.loads(hosts.run(hosts.a, "tc -s -j qdisc show dev %s" % hosts.a_dev).stdout)
+            names = hosts.a, hosts.a_dev
+        if not skipped_by_the_kernel(a, b, tcp["TcpOutSegs"] + tcp["TcpRetransSegs"], qdisc["packets"]):
+            return flow, a, b, tcp, qdisc, names
+    pytest.fail("the kernel skipped an sk_buff in %d transfers in a row" % ATTEMPTS)
+
+
+def test_a_rate_limited_queue_drops_segments_of_gso_packets(f):
     """A's TCP hands its veth GSO packets of many segments (offloads on, as
     veth has them); tbf drops whole ones when its queue is full."""
-    hosts.run(hosts.a, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1")  # the qdisc sends the flow alone
-    hosts.run(hosts.a, "tc qdisc add dev %s root tbf rate 20mbit burst 80kb limit 100kb" % hosts.a_dev)
-    write(f, "activate")
-    flow, a, b = bulk(f, hosts, 7790, 40060)
-    tcp = nstat(hosts, hosts.a, "TcpOutSegs", "TcpRetransSegs", "TcpExtTCPRetransFail")
-    (qdisc,) = json.loads(hosts.run(hosts.a, "tc -s -j qdisc show dev %s" % hosts.a_dev).stdout)
+    flow, a, b, tcp, qdisc, names = rate_limited_bulk(f)
     dropped = a["stages"]["DROPPED"]
     # all TCP handed the device, fresh and again; segments TCP sends again after the
     # qdisc refused them were never sent, so they count as fresh (TcpOutSegs) again
@@ -62,7 +92,7 @@ def test_a_rate_limited_queue_drops_segments_of_gso_packets(f, hosts):
     assert flow["stages"].get("RETRANS", 0) == tcp["TcpRetransSegs"] - tcp["TcpExtTCPRetransFail"]
     assert b["stages"]["ETH_RECV"] == b["stages"]["RECV_SKB"] == b["stages"]["TCP_V4_RCV"] == a["stages"]["SEND_SKB"]
     assert flow["verdict"].startswith("%d of %d lost in netns %s, dev %s, after QUEUE_XMIT: QDISC_DROP at " % (
-        dropped, a["stages"]["QUEUE_XMIT"], hosts.a, hosts.a_dev))
+        dropped, a["stages"]["QUEUE_XMIT"], *names))
 
 
 def test_a_receiver_with_gro_counts_the_segments_it_merged(f, hosts):
