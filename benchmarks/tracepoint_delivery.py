@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from procfs_fuse.kernel.btf import BTF  # noqa: E402
 from procfs_fuse.kernel.headers import point_bcc_at_headers  # noqa: E402
+from tests.kernel.test_segments import BULK, RATE_LIMIT  # noqa: E402  the test's scenario
 from tests.support.netns import Hosts  # noqa: E402
 
 PROGRAM = r"""
@@ -68,11 +69,11 @@ def main():
         with Hosts() as hosts:  # A's veth is named dpta<tag>
             for ns in (hosts.a, hosts.b):
                 hosts.run(ns, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1")
-            hosts.run(hosts.a, "tc qdisc add dev %s root tbf rate 20mbit burst 80kb limit 100kb" % hosts.a_dev)
+            hosts.run(hosts.a, "tc qdisc add dev %s root %s" % (hosts.a_dev, RATE_LIMIT))
             bpf["sent"].clear()
             before = tx_packets(hosts)
             sink = hosts.start_peer(hosts.b, "tcp-sink", 7790)
-            hosts.finish(hosts.start_peer(hosts.a, "tcp-bulk", hosts.B_ADDR, 7790, 3000000, 40060), timeout=120)
+            hosts.finish(hosts.start_peer(hosts.a, "tcp-bulk", hosts.B_ADDR, 7790, BULK, 40060), timeout=120)
             hosts.finish(sink)
             time.sleep(0.2)
             driver = tx_packets(hosts) - before

@@ -15,6 +15,7 @@ from tests.support.netns import Hosts
 pytestmark = pytest.mark.root
 
 BULK = 3000000  # bytes: some 2,070 segments of a 1448-byte MSS
+RATE_LIMIT = "tbf rate 20mbit burst 80kb limit 100kb"  # A's qdisc in the rate-limited case (and its reproducer's)
 
 
 def nstat(hosts, ns, *counters):
@@ -66,7 +67,7 @@ def rate_limited_bulk(f):
         write(f, "clear")
         with Hosts() as hosts:
             hosts.run(hosts.a, "sysctl -qw net.ipv6.conf.all.disable_ipv6=1")  # the qdisc sends the flow alone
-            hosts.run(hosts.a, "tc qdisc add dev %s root tbf rate 20mbit burst 80kb limit 100kb" % hosts.a_dev)
+            hosts.run(hosts.a, "tc qdisc add dev %s root %s" % (hosts.a_dev, RATE_LIMIT))
             flow, a, b = bulk(f, hosts, 7790, 40060 + attempt)
             tcp = nstat(hosts, hosts.a, *TCP_SENT)
             (qdisc,) = json.loads(hosts.run(hosts.a, "tc -s -j qdisc show dev %s" % hosts.a_dev).stdout)

@@ -35,7 +35,8 @@ def links(**names_by_index):
 def names(tree):
     devices = {str(tree / "netns" / "mhA"): links(i2="vA"), str(tree / "proc" / "42" / "ns" / "net"): links(i3="eth0")}
     return HopNames(proc=str(tree / "proc"), netns_dirs=(str(tree / "netns"), str(tree / "missing")),
-                    devices=lambda paths: {path: devices.get(path, {}) for path in paths}, host_devices=lambda: links(i1="lo"),
+                    devices=lambda paths: {path: devices.get(path, {}) for path in paths},
+                    host_devices=lambda: links(i1="lo"),
                     node=NodeFiles(str(tree / "node")))  # the node's kubelet and Docker files, where a test makes them
 
 

@@ -147,7 +147,8 @@ def test_the_json_is_byte_for_byte_what_json_dumps_writes_of_its_values():
     and be written as json.dumps would, so scripts see one JSON."""
     odd = {VA: HopName('pod default/we"b-0 \\ 100%', "vÄ"), VB: HopName("mhB", None), GONE: HopName("net:[13]", None)}
     flows = {UDP: ((VA, counts(QUEUE_XMIT=9, SEND_SKB=9)), (VB, counts(ETH_RECV=9, RECV_SKB=9, DROPPED=6)))}
-    drops = (Drop(UDP, VB, "NETFILTER_DROP", "nft_do_chain+0x4c4", 4), Drop(UDP, VB, "NO_SOCKET", "__udp4_lib_rcv+0x1", 2))
+    drops = (Drop(UDP, VB, "NETFILTER_DROP", "nft_do_chain+0x4c4", 4),
+             Drop(UDP, VB, "NO_SOCKET", "__udp4_lib_rcv+0x1", 2))
     r = reading_of(Snapshot.of_paths(flows, drops, ()), True, Filters(), 100, 'a "bad" line', hooks_without_kprobes(),
                    1700000000.25, odd, {VA: {"tx_dropped": 7}}, {0: {"dropped": 1}})
     out = json_view.render(r)
