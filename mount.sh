@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     -u) unmount=1 ;;
     --allow-other|--private) daemon_options+=("$1") ;;
-    --node-root) daemon_options+=("$1" "$2"); shift ;;
+    --node-root) daemon_options+=("$1" "$(realpath -m "$2")"); shift ;;  # the daemon runs in $here
     --print-service) service_unit; exit 0 ;;
     --install-service)
       [ "$(id -u)" -eq 0 ] || { echo "mount.sh: run as root (sudo)" >&2; exit 1; }
@@ -93,7 +93,9 @@ if mountpoint -q "$mnt"; then
   echo "mount.sh: already mounted at $mnt"; exit 0
 fi
 mkdir -p "$mnt" "$run"
-MALLOC_ARENA_MAX=2 setsid "$here/.venv/bin/python" -m procfs_fuse mount "${daemon_options[@]}" "$mnt" >>"$state.log" 2>&1 < /dev/null &
+# in $here: `python -m` imports the package of the caller's directory first, this checkout's only from here
+(cd "$here" && MALLOC_ARENA_MAX=2 exec setsid "$here/.venv/bin/python" -m procfs_fuse mount "${daemon_options[@]}" \
+  "$mnt" >>"$state.log" 2>&1 < /dev/null) &
 echo $! > "$state.pid"
 for _ in $(seq 300); do
   [ -e "$entry" ] && { echo "mount.sh: $entry ready (log: $state.log)"; exit 0; }

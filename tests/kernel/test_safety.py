@@ -127,23 +127,24 @@ def test_activation_failing_part_way_detaches_what_it_attached(monkeypatch):
     wait_no_bpf_objects()
 
 
-def test_50_activation_cycles_leave_programs_fds_and_memory_where_they_were(f, mnt):
+def test_30_activation_cycles_leave_programs_fds_and_memory_where_they_were(f, mnt):
     pid = daemon_pid(mnt)
     # BCC's compiler (LLVM) grows the heap over the first compiles, then
-    # plateaus (one arena, trimmed: heap.py): measure from there, so that a
-    # real per-cycle leak shows
-    for _ in range(10):
+    # plateaus (one arena, trimmed: heap.py). RSS here after 10, 20, ... 60
+    # cycles: 145, 155, 160, 161, 162, 163 MiB; measured from the plateau, a
+    # leak of a table or a program (MBs each) shows, LLVM's creep does not
+    for _ in range(30):
         write(f, "activate")
         write(f, "deactivate")
     fds, rss = fd_count(pid), rss_kib(pid)
-    for _ in range(50):
+    for _ in range(30):
         write(f, "activate")
         write(f, "deactivate")
     wait_no_bpf_objects()
     assert fd_count(pid) == fds
     grown = rss_kib(pid) - rss
-    print("RSS after 50 cycles: %+d KiB" % grown)
-    assert grown < 16 * 1024
+    print("RSS after 30 cycles: %+d KiB" % grown)
+    assert grown < 30 * 256  # KiB: a quarter of a MiB a cycle
 
 
 def whole_report(text):
