@@ -54,14 +54,15 @@ def _raw_tracepoint(bpf, event, function):  # cheaper: no event record is copied
     return lambda: bpf.detach_raw_tracepoint(tp=event.split(b":")[1])
 
 
-def program_type(candidate):
-    """The BPF program type of a candidate's stub."""
-    from bcc import BPF
+def _way(candidate):
+    """(the function that attaches a candidate's stub, the stub's BPF program
+    type as BCC names it): the attach and the loads beforehand agree."""
     if candidate.kind == KPROBE:
-        return BPF.KPROBE
+        return _kprobe, "KPROBE"
     if candidate.kind == CGROUP_SKB:
-        return BPF.CGROUP_SKB
-    return BPF.TRACEPOINT if candidate.record else BPF.RAW_TRACEPOINT
+        return (lambda bpf, _ingress, function: _cgroup_ingress_link(bpf, function)), "CGROUP_SKB"
+    # a stub that reads the event record, or a raw tracepoint's
+    return (_tracepoint, "TRACEPOINT") if candidate.record else (_raw_tracepoint, "RAW_TRACEPOINT")
 
 
 def load_at_once(bpf, candidates):
@@ -70,9 +71,11 @@ def load_at_once(bpf, candidates):
     s one by one, 0.25 two at a time). BCC keeps what it loaded for the attach; a
     stub that fails to load here is loaded again, and its failure reported, by
     the attach."""
+    from bcc import BPF
+
     def load(candidate):
         try:
-            bpf.load_func(candidate.function.encode(), program_type(candidate))
+            bpf.load_func(candidate.function.encode(), getattr(BPF, _way(candidate)[1]))
         except Exception:  # BCC raises plain Exception
             pass
     with ThreadPoolExecutor(max(1, min(len(candidates), os.cpu_count() or 1))) as pool:
@@ -83,12 +86,7 @@ def load_at_once(bpf, candidates):
 def attach(bpf, candidate, function=None):
     """Attaches function (default: the candidate's stub) the way the candidate
     says; returns the call that detaches it."""
-    if candidate.kind == KPROBE:
-        how = _kprobe
-    elif candidate.kind == CGROUP_SKB:
-        how = lambda bpf, _ingress, function: _cgroup_ingress_link(bpf, function)
-    else:  # a stub that reads the event record, or a raw tracepoint's
-        how = _tracepoint if candidate.record else _raw_tracepoint
+    how, _program_type = _way(candidate)
     return how(bpf, candidate.target.encode(), (function or candidate.function).encode())
 
 
