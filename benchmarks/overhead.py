@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks import configurations  # noqa: E402
 from benchmarks.configurations import PEER_ROUNDS, RUN_TIME_ROUNDS  # noqa: E402
 from benchmarks.results import print_results  # noqa: E402
-from benchmarks.tables import timed, view_timings, write  # noqa: E402
+from benchmarks.tables import flood_between, timed, view_timings, write  # noqa: E402
 from tests.support.mounts import ENTRY, sh  # noqa: E402
 from tests.support.netns import Hosts  # noqa: E402
 
@@ -201,7 +201,7 @@ def measure(args, configs, entry):
         for _ in range(args.rounds):
             activations.append(timed(lambda: write(entry, "activate")))
             write(entry, "deactivate")
-        cats, flows = view_timings(entry, hosts, args.rounds, CHANGED_CATS)
+        cats, flows = view_timings(entry, flood_between(hosts), args.rounds, CHANGED_CATS)
     return rates, to_floor, run_times, activations, cats, flows
 
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The tables at scale, on the running kernel: their kernel memory (each map's
 memlock, at the default max-flows and at a million), and what reading 10,000
-flows of two hops costs (cat, JSON, a scrape), beside the offline render of the
-same size (benchmarks/render.py: no kernel) to compare machines by. As root,
+flows of two hops costs (cat, JSON, a scrape): between two namespaces, and
+from 200 namespaces to a hub, every hop named as a container host's are;
+beside the offline render of the same size (benchmarks/render.py: no kernel)
+to compare machines by. As root,
 from a checkout set up by mount.sh or test.sh:
     .venv/bin/python benchmarks/tables.py [--rounds 5]
 and in a guest with 64 possible CPUs on this machine's 2 (lane 2's, under TCG):
@@ -26,10 +28,11 @@ from benchmarks.render import offline_ms  # noqa: E402
 from procfs_fuse.drop_packet.capture.settings import DEFAULT_MAX_FLOWS, MAX_FLOWS, MAX_MAX_FLOWS  # noqa: E402
 from tests.support.kernel_memory import PER_CPU, SHARED, possible_cpus, table_memory  # noqa: E402
 from tests.support.mounts import ENTRY, sh, wait_for  # noqa: E402
-from tests.support.netns import Hosts  # noqa: E402
+from tests.support.netns import Hosts, Spokes  # noqa: E402
 
 FLOWS = 10000
 FLOOD_PORT = 40100  # the floods' source port: each flood meets the same 10,000 flows
+SPOKES = 200  # namespaces of the spread reading: a container host's pods
 CPU_COUNTS = (2, 64, 256)
 MB = 1 << 20
 
@@ -45,17 +48,24 @@ def timed(action):
     return time.perf_counter() - started
 
 
-def view_timings(entry, hosts, rounds, changed_rounds=5):
-    """{case: [seconds]} of reading entry with 10,000 flows of two hops: a cat
-    "first" (the daemon meets the flows), "unchanged" since the last, "changed"
-    (after every flow's counts moved, which the goals count), and "scrape" and
-    "json" (changed); and how many flows the text showed. Leaves it inactive."""
+def flood_between(hosts):
+    """A's flood of one datagram to each of 10,000 ports of B: 10,000 flows of two hops."""
+    return lambda: hosts.finish(hosts.start_peer(hosts.a, "udp-flood", hosts.B_ADDR, FLOWS, FLOOD_PORT), timeout=600)
+
+
+def flood_from_spokes(spokes):
+    """Each spoke's flood to its hub: 10,000 flows of two hops over the spokes' namespaces and the hub's."""
+    return lambda: spokes.flood(FLOWS // len(spokes.spokes), FLOOD_PORT)
+
+
+def view_timings(entry, flood, rounds, changed_rounds=5):
+    """{case: [seconds]} of reading entry with the 10,000 flows of flood()
+    (each time the same ones; every flow's counts move on): a cat "first"
+    (the daemon meets the flows), "unchanged" since the last, "changed" (after
+    every flow's counts moved, which the goals count), and "scrape" and "json"
+    (changed); and how many flows the text showed. Leaves it inactive."""
     write(entry, "%s %d" % (MAX_FLOWS, 4 * FLOWS))  # (flow, hop) entries: two hops each, and room
     write(entry, "activate")
-
-    def flood():  # one datagram to each of 10,000 ports: every flow's counts move on
-        hosts.finish(hosts.start_peer(hosts.a, "udp-flood", hosts.B_ADDR, FLOWS, FLOOD_PORT), timeout=600)
-
     flood()
     cats = {"first": [timed(entry.read_bytes)], "unchanged": [timed(entry.read_bytes) for _ in range(rounds)],
             "changed": []}
@@ -132,14 +142,19 @@ def main():
         cpus = possible_cpus()
         print_memory(memory(entry), cpus)
         with Hosts() as hosts:
-            cats, flows = view_timings(entry, hosts, args.rounds)
+            cats, flows = view_timings(entry, flood_between(hosts), args.rounds)
+        with Spokes(SPOKES) as spokes:
+            spread = view_timings(entry, flood_from_spokes(spokes), args.rounds)
     finally:
         sh("%s/mount.sh -u %s" % (REPO, mountpoint))
     ms = {case: statistics.median(times) * 1000 for case, times in cats.items()}
     offline = offline_ms(args.rounds)
-    print("reading %d flows of 2 hops here, %d possible CPUs (ms, medians): cat %.0f (unchanged %.0f, first %.0f), "
-          "JSON %.0f, scrape %.0f" % (flows, cpus, ms["changed"], ms["unchanged"], ms["first"], ms["json"],
-                                      ms["scrape"]))
+    for where, (timings, count) in (("between two namespaces", (cats, flows)),
+                                    ("from %d namespaces to a hub, each hop named" % SPOKES, spread)):
+        medians = {case: statistics.median(times) * 1000 for case, times in timings.items()}
+        print("reading %d flows of 2 hops %s, %d possible CPUs (ms, medians): cat %.0f (unchanged %.0f, first %.0f), "
+              "JSON %.0f, scrape %.0f" % (count, where, cpus, medians["changed"], medians["unchanged"],
+                                          medians["first"], medians["json"], medians["scrape"]))
     print("the same size rendered offline (benchmarks/render.py, no kernel; compares machines): cat %.0f, JSON %.0f, "
           "scrape %.0f; so the reads cost %.2f, %.2f, %.2f times the offline render"
           % (offline["cat"], offline["json"], offline["scrape"], ms["changed"] / offline["cat"],

@@ -1,6 +1,7 @@
 """Test hosts in network namespaces: A and B joined by a veth pair (Hosts),
 A and C through a forwarding namespace R (Routed), A and B on a Linux bridge
-in namespace H (Bridged), as a container host has them.
+in namespace H (Bridged), as a container host has them; many namespaces
+each joined to one hub (Spokes), as a node's pods are.
 
 Addresses come from the benchmarking ranges 198.18.0.0/15 and 2001:2::/48;
 neighbours are static, so no ARP or ND packet races the test traffic.
@@ -9,15 +10,18 @@ Everything is torn down on exit.
 import itertools
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from procfs_fuse.drop_packet.model.names import in_namespaces
 from tests.support.mounts import sh
 
 PEER = str(Path(__file__).parent / "peer.py")
 HANG_SECONDS = 600  # only bounds a hang; a healthy peer ends long before
 QUIET_SECONDS = 2  # after the sender is done: how long a receiver waits for stragglers
+COMMANDS_A_SHELL = 200  # set-up commands joined into one bash -c: its argument must stay under 128 KiB
 
 
 class Namespaces:
@@ -32,8 +36,10 @@ class Namespaces:
         raise NotImplementedError
 
     def __enter__(self):
+        commands = ["ip netns add %s" % ns for ns in self.names] + self.commands()
         try:
-            sh(" && ".join(["ip netns add %s" % ns for ns in self.names] + self.commands()), check=True)
+            for first in range(0, len(commands), COMMANDS_A_SHELL):
+                sh(" && ".join(commands[first:first + COMMANDS_A_SHELL]), check=True)
         except BaseException:
             self.__exit__()
             raise
@@ -155,6 +161,53 @@ class Bridged(Namespaces):
                 *up(a, self.a_dev), *up(h, self.ha_dev, self.hb_dev, self.bridge), *up(b, self.b_dev),
                 neighbour(a, self.a_dev, self.B_ADDR, self.B_MAC),
                 neighbour(b, self.b_dev, self.A_ADDR, self.A_MAC)]
+
+
+class Spokes(Namespaces):
+    """A hub namespace and `count` spokes, each joined to the hub by a veth of
+    its own (eth0 in every spoke, as in every pod; a /30 each of 198.19.0.0/16)."""
+
+    def __init__(self, count):
+        super().__init__()
+        assert count <= 256  # a byte of the MAC addresses
+        self.hub = "dps-hub-%d" % self.tag
+        self.spokes = ["dps-%d-%d" % (n, self.tag) for n in range(count)]
+        self.names = (self.hub, *self.spokes)
+
+    @staticmethod
+    def addresses(n):
+        """(spoke's, hub's) address of spoke n."""
+        subnet = "198.19.%d.%%d" % (n // 64)
+        return subnet % (4 * (n % 64) + 2), subnet % (4 * (n % 64) + 1)
+
+    def commands(self):
+        commands = []
+        for n, spoke in enumerate(self.spokes):
+            (mine, hubs), hub_dev = self.addresses(n), "dps%d" % n
+            mac, hub_mac = "02:00:c6:13:%02x:02" % n, "02:00:c6:13:%02x:01" % n
+            commands += [veth(self.hub, hub_dev, hub_mac, spoke, "eth0", mac),
+                         "ip -n %s addr add %s/30 dev eth0" % (spoke, mine),
+                         "ip -n %s addr add %s/30 dev %s" % (self.hub, hubs, hub_dev),
+                         *up(spoke, "eth0"), "ip -n %s link set %s up" % (self.hub, hub_dev),
+                         neighbour(spoke, "eth0", hubs, hub_mac), neighbour(self.hub, hub_dev, mine, mac)]
+        return commands + up(self.hub)
+
+    def flood(self, per_spoke, sport):
+        """From every spoke, one datagram to each of per_spoke ports of its hub
+        address (nothing listens there), from sport: the same flows each time."""
+        hub_address = {os.stat("/run/netns/" + spoke).st_ino: self.addresses(n)[1]
+                       for n, spoke in enumerate(self.spokes)}
+
+        def send():
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:  # made in the spoke: its socket
+                sender.bind(("", sport))
+                dest = hub_address[os.stat("/proc/thread-self/ns/net").st_ino]
+                for port in range(10000, 10000 + per_spoke):
+                    sender.sendto(b"f", (dest, port))
+            return True
+
+        sent = in_namespaces(["/run/netns/" + spoke for spoke in self.spokes], send)
+        assert all(sent.values()), "a spoke could not send"
 
 
 class Hosts(Namespaces):
