@@ -141,10 +141,10 @@ class Snapshot:
 
     def hop_counts(self):
         """{Hop: [count per stage]}, summed over the flows seen there."""
-        totals = {}
+        at_hop = {}  # {Hop: [counts of each entry there]}: summed column by column, in C
         for _first, _flow, hop, counts in self.seen:
-            totals[hop] = list(map(add, totals[hop], counts)) if hop in totals else list(counts)
-        return totals
+            at_hop.setdefault(hop, []).append(counts)
+        return {hop: list(map(sum, zip(*rows))) for hop, rows in at_hop.items()}
 
 
 _HOP_AND_COUNTS = itemgetter(2, 3)  # of a Seen

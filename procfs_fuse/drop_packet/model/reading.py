@@ -124,12 +124,14 @@ class Reading:
 
     @cached_property
     def drops_apart(self):
-        """((Drop, ...) that are loss, (Drop, ...) that are not: not_lost.py)."""
-        lost, not_lost = [], []
-        for drop in self.drops:
-            spared = why_not_lost(drop.reason, drop.location, drop.flow.daddr if drop.flow else None)
-            (not_lost if spared else lost).append(drop)
-        return tuple(lost), tuple(not_lost)
+        """({(reason, location, Hop): count} of the drops that are loss, the
+        same of those that are not (not_lost.py)); Hop None where unattributed:
+        10,000 drops of a flood sum to a few such sites."""
+        lost, not_lost = {}, {}
+        for flow, hop, reason, location, count in self.drops:
+            apart = not_lost if why_not_lost(reason, location, flow.daddr if flow else None) else lost
+            apart[reason, location, hop] = apart.get((reason, location, hop), 0) + count
+        return lost, not_lost
 
     @property
     def host_drops(self):
@@ -148,11 +150,11 @@ class Reading:
         return sum(drop.count for drop in self.drops if drop.flow is None)
 
 
-def _by_site(drops):
-    """[((reason, location), count)] of Drops, most first."""
+def _by_site(at_hops):
+    """[((reason, location), count)] of {(reason, location, Hop): count}, most first."""
     sites = defaultdict(int)
-    for drop in drops:
-        sites[drop.reason, drop.location] += drop.count
+    for (reason, location, _hop), count in at_hops.items():
+        sites[reason, location] += count
     return by_count(sites)
 
 

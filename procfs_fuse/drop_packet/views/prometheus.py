@@ -58,9 +58,9 @@ def render(reading):
     _family(lines, "flows", "gauge", "Flows counted.", [({}, len({seen.flow.sort_key for seen in reading.snapshot.seen}))])
     drops, not_lost = ({}, {})  # {(reason, location, hop labels...): count}, of loss and of drops not loss
     for by_key, apart in zip((drops, not_lost), reading.drops_apart):
-        for drop in apart:
-            key = (drop.reason, drop.location) + (_hop_labels(reading.names[drop.hop]) if drop.hop else NO_HOP)
-            by_key[key] = by_key.get(key, 0) + drop.count
+        for (reason, location, hop), n in apart.items():
+            key = (reason, location) + (_hop_labels(reading.names[hop]) if hop else NO_HOP)
+            by_key[key] = by_key.get(key, 0) + n
     _family(lines, "drops_total", "counter", "Packets the kernel freed as drops (skb:kfree_skb), by reason, place "
             "and hop, host-wide (unattributed ones included, at netns=\"-\"); not those that are not loss.",
             [(dict(reason=key[0], location=key[1], **dict(key[2:])), n) for key, n in sorted(drops.items())])
