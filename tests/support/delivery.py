@@ -72,10 +72,13 @@ class Delivery:
         lines = list(lines)
         if not lines:  # no kprobe watched (and where there are no kprobes, no file to open)
             return
-        with open(Path(TRACEFS) / "kprobe_events", "a") as f:
+        # os.write, not open(..., "a"): Python seeks an appended file, and 6.1's kprobe_events refuses seeks
+        fd = os.open(Path(TRACEFS) / "kprobe_events", os.O_WRONLY | os.O_APPEND)
+        try:
             for line in lines:
-                f.write(line + "\n")
-                f.flush()  # one definition a write
+                os.write(fd, (line + "\n").encode())  # one definition a write
+        finally:
+            os.close(fd)
 
     def __enter__(self):
         self._stats_were = STATS.read_text().strip()
