@@ -51,8 +51,8 @@ def run_counts(programs):
 
 
 class Delivery:
-    """A window (with ...:) over which skipped() says, per tracepoint, how many
-    hits the kernel ran the program watching it for none. Events outside the
+    """A window (with ...:) over which skipped() says, per tracepoint or
+    kprobe, how many hits the kernel ran the program watching it for none. Events outside the
     window are counted only by run_cnt, so a hit is called skipped only where
     tracefs saw more hits than the program ran: never wrongly."""
 
@@ -93,7 +93,7 @@ class Delivery:
         return self
 
     def skipped(self):
-        """{"category:event": hits tracefs saw that the kernel ran no program for}, those above 0.
+        """{"category/event": hits tracefs saw that the kernel ran no program for}, those above 0.
         Closes the window (tracefs first, then the runs)."""
         (self._instance / "tracing_on").write_text("0")
         overrun = sum(int(line.split()[1]) for cpu in (self._instance / "per_cpu").iterdir()
