@@ -26,7 +26,7 @@ def watched(hooks, group):
     stages a report's hooks ({stage: "tracepoint net:net_dev_queue (...)"})
     attach to tracepoints and kprobes: a kprobe's are those of an event
     GROUP/FUNCTION of tracefs's own on the same function."""
-    attached = {stage: text.split(" (")[0] for stage, text in hooks.items()}
+    attached = {stage: text.split(" (")[0].split(",")[0] for stage, text in hooks.items()}  # less ", approximate"
     found = {}
     for row in TABLE:
         for candidate in row.candidates:
@@ -87,15 +87,18 @@ class Delivery:
         self._instance.mkdir()
         (self._instance / "buffer_size_kb").write_text("32768")  # a CPU's: a transfer's events and room
         (self._instance / "tracing_on").write_text("0")
-        self._events(True)
-        self._runs_before = run_counts(self.watched)  # before tracefs counts: a hit between is a run only
+        self._events(True)  # a kprobe event counts its hits while enabled somewhere
+        # the runs first, then the hits: a hit between is a run only
+        self._runs_before = run_counts(self.watched)
+        self._kprobe_hits_before = self._kprobe_hits()
         (self._instance / "tracing_on").write_text("1")
         return self
 
     def skipped(self):
-        """{"category/event": hits tracefs saw that the kernel ran no program for}, those above 0.
-        Closes the window (tracefs first, then the runs)."""
+        """{"category/event": hits the kernel ran no program for}, those above 0.
+        Closes the window (the hits first, then the runs)."""
         (self._instance / "tracing_on").write_text("0")
+        kprobe_hits = self._kprobe_hits()
         overrun = sum(int(line.split()[1]) for cpu in (self._instance / "per_cpu").iterdir()
                       for line in (cpu / "stats").read_text().splitlines() if line.startswith("overrun:"))
         assert overrun == 0, "the tracefs buffer lost events: make it bigger"
@@ -105,9 +108,24 @@ class Delivery:
             fields = line.split(": ", 2)
             if not line.startswith("#") and len(fields) == 3 and fields[1] in by_name:
                 hits[by_name[fields[1]]] += 1
+        hits.update({event: n - self._kprobe_hits_before[event] for event, n in kprobe_hits.items()})
         runs = run_counts(self.watched)
-        short = {event: hits[event] - (runs[name] - self._runs_before[name]) for name, event in self.watched.items()}
-        return {event: n for event, n in short.items() if n > 0}
+        self.counts = {event: (hits[event], runs[name] - self._runs_before[name])  # (hits, runs)
+                       for name, event in self.watched.items()}
+        return {event: hit - ran for event, (hit, ran) in self.counts.items() if hit > ran}
+
+    def _kprobe_hits(self):
+        """{"GROUP/FUNCTION": hits} of our kprobe events: kprobe_profile's, which counts a hit
+        the kprobe ran its handlers for (nhit) or could not (nmissed: a kprobe was running on
+        that CPU), as tracefs's buffer would not (its own recursion guard drops events)."""
+        if not self._kprobes:
+            return {}
+        hits = {}
+        for line in (Path(TRACEFS) / "kprobe_profile").read_text().splitlines():
+            name, nhit, nmissed = line.split()
+            if name in self._kprobes:
+                hits["%s/%s" % (self._group, name)] = int(nhit) + int(nmissed)
+        return hits
 
     def __exit__(self, *exc):
         self._events(False)
