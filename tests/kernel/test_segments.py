@@ -119,6 +119,7 @@ def assert_rate_limited_counts(flow, a, b, tcp, qdisc, names):
     assert b["stages"]["ETH_RECV"] == b["stages"]["RECV_SKB"] == b["stages"]["TCP_V4_RCV"] == a["stages"]["SEND_SKB"]
     assert flow["verdict"].startswith("%d of %d lost in netns %s, dev %s, after QUEUE_XMIT: QDISC_DROP at " % (
         lost, a["stages"]["QUEUE_XMIT"], *names))
+    assert "(the tbf qdisc dropped them " in flow["verdict"]  # its kind: A's root qdisc
 
 
 def test_a_rate_limited_queue_drops_segments_of_gso_packets(f):

@@ -4,8 +4,8 @@ import struct
 import pytest
 
 from procfs_fuse.drop_packet.model.devices import (IFLA_IFNAME, IFLA_STATS64, LINK_COUNTERS, NLMSG_DONE, NLMSG_ERROR,
-                                             RTM_NEWLINK, Link, changes, link_dump_request, parse_links,
-                                             parse_softnet)
+                                             RTM_NEWLINK, RTM_NEWQDISC, TCA_KIND, TC_H_ROOT, Link, changes,
+                                             link_dump_request, parse_links, parse_root_qdiscs, parse_softnet)
 
 
 def attribute(kind, value):
@@ -36,6 +36,19 @@ def test_a_link_dump_gives_each_devices_name_and_drop_counters():
     with pytest.raises(OSError, match="RTM_GETLINK"):
         parse_links(message(NLMSG_ERROR, struct.pack("=i", -1)))
     assert struct.unpack_from("=IHH", link_dump_request()) == (32, 18, 0x301)  # RTM_GETLINK, request | dump
+
+
+def newqdisc(ifindex, parent, kind):
+    body = struct.pack("=BxxxiIII", 0, ifindex, 0x80010000, parent, 1) + attribute(TCA_KIND, kind.encode() + b"\0")
+    return message(RTM_NEWQDISC, body)
+
+
+def test_a_qdisc_dump_gives_each_devices_root_qdisc():
+    data = newqdisc(1, TC_H_ROOT, "noqueue") + newqdisc(7, TC_H_ROOT, "tbf") + newqdisc(7, 0x80010001, "bfifo")
+    assert parse_root_qdiscs(data) == ({1: "noqueue", 7: "tbf"}, False)  # a child (tbf's bfifo) is not the root
+    assert parse_root_qdiscs(message(NLMSG_DONE, struct.pack("=i", 0))) == ({}, True)
+    with pytest.raises(OSError, match="RTM_GETQDISC"):
+        parse_root_qdiscs(message(NLMSG_ERROR, struct.pack("=i", -1)))
 
 
 def test_softnet_stat_by_cpu_number_where_the_kernel_prints_it():

@@ -174,7 +174,7 @@ def test_every_drop_reason_of_a_kernel_has_a_hint_or_the_verdict_says_none_is_kn
     names = reason_names((DATA / ("kfree_skb_%s.format" % kernel)).read_text())
     assert len(names) > 60 and "NETFILTER_DROP" in names.values()
     for reason in names.values():
-        text = verdict(4, [(HopName("host", "lo"), ("RECV_SKB",), (4,), [((reason, "f+0x1"), 1)])], True)
+        text = verdict(4, [(HopName("host", "lo"), ("RECV_SKB",), (4,), [((reason, "f+0x1"), 1)], None)], True)
         why = hint(reason, "f+0x1")
         if reason == "MAX":  # the enum's end, not a reason
             assert why is None and text.endswith("(no hint is known for MAX)")

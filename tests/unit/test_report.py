@@ -163,14 +163,15 @@ def test_loopback_is_one_hop_with_both_sides_and_events_show_where_they_happened
         "  (no change since the counts started)\n")
 
 
-def at(name, stages, drops):
-    """A hop as verdict() takes it: where, its path stages' names and counts, its drops most first."""
-    return (name, tuple(stages), tuple(stages.values()), by_count(drops))
+def at(name, stages, drops, qdisc=None):
+    """A hop as verdict() takes it: where, its path stages' names and counts, its drops most
+    first, the kind of its device's root qdisc."""
+    return (name, tuple(stages), tuple(stages.values()), by_count(drops), qdisc)
 
 
-def verdict_of(stages, drops):
+def verdict_of(stages, drops, qdisc=None):
     """The verdict of a flow seen at one hop."""
-    return verdict(max(stages.values(), default=0), [at(HopName("host", "lo"), stages, drops)], True)
+    return verdict(max(stages.values(), default=0), [at(HopName("host", "lo"), stages, drops, qdisc)], True)
 
 
 def test_verdict_names_the_last_stage_that_saw_everything():
@@ -178,6 +179,16 @@ def test_verdict_names_the_last_stage_that_saw_everything():
     assert verdict_of(sent, Counter({("QDISC_DROP", "tbf_enqueue+0x1"): 100})) == (
         "100 of 1000 lost in netns host, dev lo, after QUEUE_XMIT: QDISC_DROP at tbf_enqueue+0x1 "
         "(the queueing discipline dropped them (queue full or over its rate); see tc -s qdisc)")
+
+
+def test_the_verdict_names_the_qdisc_that_dropped_where_its_kind_is_known():
+    sent = {"QUEUE_XMIT": 1000, "SEND_SKB": 900}
+    assert verdict_of(sent, Counter({("QDISC_DROP", "__dev_queue_xmit+0xdd1"): 100}), "tbf") == (
+        "100 of 1000 lost in netns host, dev lo, after QUEUE_XMIT: QDISC_DROP at __dev_queue_xmit+0xdd1 "
+        "(the tbf qdisc dropped them (queue full or over its rate); see tc -s qdisc)")
+    # another reason at that hop keeps its own hint
+    assert verdict_of({"RECV_SKB": 10}, Counter({("NO_SOCKET", "__udp4_lib_rcv+0x1"): 10}), "tbf").endswith(
+        "(nothing listens on that UDP port; see ss -lnu (nstat UdpNoPorts))")
 
 
 def test_verdict_with_several_reasons_and_unknown_ones():

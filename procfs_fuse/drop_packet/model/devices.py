@@ -15,10 +15,12 @@ SOFTNET_COUNTERS = {"dropped": 1, "time_squeeze": 2}  # columns of /proc/net/sof
 SOFTNET_CPU_COLUMN = 12  # the CPU's number, where the kernel prints it (4.x+: lines skip offline CPUs)
 
 RTM_GETLINK, RTM_NEWLINK, NLMSG_DONE, NLMSG_ERROR = 18, 16, 3, 2
+RTM_GETQDISC, RTM_NEWQDISC, TCA_KIND, TC_H_ROOT = 38, 36, 1, 0xFFFFFFFF
 NLM_F_REQUEST, NLM_F_DUMP = 1, 0x300
 IFLA_IFNAME, IFLA_STATS64 = 3, 23
 _NLMSG = struct.Struct("=IHHII")      # len, type, flags, seq, pid
 _IFINFO = struct.Struct("=BxHiII")    # family, type, index, flags, change
+_TCMSG = struct.Struct("=BxxxiIII")   # family, ifindex, handle, parent, info
 _RTA = struct.Struct("=HH")           # len, type
 
 
@@ -29,15 +31,20 @@ class Link:
     counters: dict  # {name in LINK_COUNTERS: value}
 
 
+def dump_request(kind, header, seq=1):
+    """A netlink dump request of that message type, its body a header of any family (ifinfomsg, tcmsg)."""
+    body = header.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    return _NLMSG.pack(_NLMSG.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
 def link_dump_request(seq=1):
     """An RTM_GETLINK dump request."""
-    body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
-    return _NLMSG.pack(_NLMSG.size + len(body), RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    return dump_request(RTM_GETLINK, _IFINFO, seq)
 
 
-def parse_links(data):
-    """([Link] of the RTM_NEWLINK messages in data, done): netlink messages as received."""
-    links, at, done = [], 0, False
+def _messages(data, kind_wanted, what):
+    """([the bodies of data's messages of that type], done): netlink messages as received."""
+    bodies, at, done = [], 0, False
     while at + _NLMSG.size <= len(data):
         length, kind, _flags, _seq, _pid = _NLMSG.unpack_from(data, at)
         if length < _NLMSG.size:
@@ -46,39 +53,73 @@ def parse_links(data):
             done = True
         elif kind == NLMSG_ERROR:
             error = -struct.unpack_from("=i", data, at + _NLMSG.size)[0]
-            raise OSError(error, "RTM_GETLINK: %s" % os.strerror(error))
-        elif kind == RTM_NEWLINK:
-            links.append(_link(data[at + _NLMSG.size:at + length]))
+            raise OSError(error, "%s: %s" % (what, os.strerror(error)))
+        elif kind == kind_wanted:
+            bodies.append(data[at + _NLMSG.size:at + length])
         at += (length + 3) & ~3
-    return links, done
+    return bodies, done
 
 
-def _link(message):
-    _family, _type, index, _flags, _change = _IFINFO.unpack_from(message)
-    name, counters, at = "", {}, _IFINFO.size
+def _attributes(message, at):
+    """(type, value) of the route attributes of message from offset at."""
     while at + _RTA.size <= len(message):
         length, kind = _RTA.unpack_from(message, at)
         if length < _RTA.size:
             break
-        value = message[at + _RTA.size:at + length]
+        yield kind, message[at + _RTA.size:at + length]
+        at += (length + 3) & ~3
+
+
+def parse_links(data):
+    """([Link] of the RTM_NEWLINK messages in data, done): netlink messages as received."""
+    bodies, done = _messages(data, RTM_NEWLINK, "RTM_GETLINK")
+    return [_link(body) for body in bodies], done
+
+
+def _link(message):
+    _family, _type, index, _flags, _change = _IFINFO.unpack_from(message)
+    name, counters = "", {}
+    for kind, value in _attributes(message, _IFINFO.size):
         if kind == IFLA_IFNAME:
             name = value.split(b"\0", 1)[0].decode(errors="replace")
         elif kind == IFLA_STATS64:
             words = struct.unpack_from("=%dQ" % (len(value) // 8), value)
             counters = {counter: words[i] for counter, i in LINK_COUNTERS.items() if i < len(words)}
-        at += (length + 3) & ~3
     return Link(index, name, counters)
+
+
+def parse_root_qdiscs(data):
+    """({ifindex: kind} of the root qdiscs among the RTM_NEWQDISC messages in data, done)."""
+    bodies, done = _messages(data, RTM_NEWQDISC, "RTM_GETQDISC")
+    roots = {}
+    for body in bodies:
+        _family, ifindex, _handle, parent, _info = _TCMSG.unpack_from(body)
+        if parent == TC_H_ROOT:
+            roots.update((ifindex, value.split(b"\0", 1)[0].decode(errors="replace"))
+                         for kind, value in _attributes(body, _TCMSG.size) if kind == TCA_KIND)
+    return roots, done
+
+
+def _dump(request, parse):
+    """What parse finds in the answer to a netlink dump request, in the calling thread's network namespace."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as s:
+        s.sendall(request)
+        found, done = [], False
+        while not done:
+            batch, done = parse(s.recv(1 << 16))
+            found.append(batch)
+        return found
 
 
 def links():
     """[Link] of the calling thread's network namespace, by netlink."""
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE) as s:
-        s.sendall(link_dump_request())
-        found, done = [], False
-        while not done:
-            batch, done = parse_links(s.recv(1 << 16))
-            found += batch
-        return found
+    return [link for batch in _dump(link_dump_request(), parse_links) for link in batch]
+
+
+def root_qdiscs():
+    """{ifindex: kind} of the root qdiscs of the calling thread's network namespace (none: noqueue)."""
+    return {ifindex: kind for batch in _dump(dump_request(RTM_GETQDISC, _TCMSG), parse_root_qdiscs)
+            for ifindex, kind in batch.items()}
 
 
 def parse_softnet(text):

@@ -129,14 +129,14 @@ def last_full_stage(seen):
 
 
 @lru_cache(maxsize=4096)
-def cause_text(site, more):
-    """The verdict's `REASON at LOCATION [and N more] (hint)`."""
+def cause_text(site, more, qdisc=None):
+    """The verdict's `REASON at LOCATION [and N more] (hint)`; qdisc: the root qdisc's kind at its hop."""
     reason, location = site
     if site == EVICTED:
         text, why = "reason not kept", "the drops table evicted it: see tables:"
     else:
         text = "%s at %s" % site
-        why = hint(reason, location) or "no hint is known for %s" % reason
+        why = hint(reason, location, qdisc) or "no hint is known for %s" % reason
     if more:
         text += " and %d more" % more
     return text + " (%s)" % why
@@ -145,7 +145,7 @@ def cause_text(site, more):
 def verdict(sent, dropping, drops_traced):
     """One line a newcomer can act on. sent: the most any path stage of the
     flow's first hop saw; dropping: [(HopName, path stage names, their counts,
-    [((reason, location), count)] most first)] of the hops that dropped some,
+    [((reason, location), count)] most first, its root qdisc's kind or None)] of the hops that dropped some,
     in the order the flow passed them (the names its measured path stages
     shown, in PATH_ORDER)."""
     if not drops_traced:
@@ -153,27 +153,28 @@ def verdict(sent, dropping, drops_traced):
     if not dropping:
         return NO_DROPS
     if len(dropping) == 1:  # most flows: one hop dropped them
-        (name, names, seen, ranked), = dropping
+        (name, names, seen, ranked, qdisc), = dropping
     else:
         total = Counter()
         for hop in dropping:
             total.update(dict(hop[3]))
         ranked = by_count(total)
         # the hop that dropped most of the main reason's (the first such)
-        name, names, seen, _sites = max(dropping, key=lambda hop: dict(hop[3]).get(ranked[0][0], 0))
+        name, names, seen, _sites, qdisc = max(dropping, key=lambda hop: dict(hop[3]).get(ranked[0][0], 0))
     dropped = ranked[0][1] if len(ranked) == 1 else sum(n for _site, n in ranked)
     full = last_full_stage(seen)
     after = ", after %s" % names[full] if full >= 0 else ""
     return "%d of %d lost in %s%s: %s" % (dropped, max(sent, dropped), name.text, after,
-                                          cause_text(ranked[0][0], len(ranked) - 1))
+                                          cause_text(ranked[0][0], len(ranked) - 1, qdisc))
 
 
-def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest, after_nat=None):
+def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest, after_nat=None, qdiscs=None):
     """verdict() of a flow to dest, of its hops ((Hop, counts), ...), the
     HopRows each shows, its drop sites {Hop: {(reason, location): count}} and
     names {Hop: HopName}; drops that are not loss (not_lost.py) are left out
     of it, and where they are all there is, the verdict says why they are not.
-    after_nat: {Hop: words} of the hops after a translation (nat.after_nat).
+    after_nat: {Hop: words} of the hops after a translation (nat.after_nat);
+    qdiscs: {Hop: the kind of its device's root qdisc}, where it dropped as a qdisc does.
     drops_evicted: the drops table evicted entries, so a hop's DROPPED count
     over its drops is put at EVICTED (were none evicted, such a difference is
     a read between the two counts' adds)."""
@@ -196,7 +197,8 @@ def flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, dest, af
             name = names[hop]
             if after_nat and hop in after_nat:
                 name = Named("%s (%s)" % (name.text, after_nat[hop]))
-            dropping.append((name, hop_rows.path_names, hop_rows.path_counts(counts), by_count(lost)))
+            dropping.append((name, hop_rows.path_names, hop_rows.path_counts(counts), by_count(lost),
+                             qdiscs.get(hop) if qdiscs else None))
     if spared and not dropping and drops_traced:
         return "not lost: " + max(spared, key=spared.get)  # the first of the most
     return verdict(max(rows[0].path_counts(hops[0][1]), default=0), dropping, drops_traced)

@@ -2,6 +2,7 @@
 has them: capture/reasons.py), and where the place decides the cause."""
 
 # What a newcomer should check, per reason (names as the kernel prints them).
+QDISC_DROPPED = "dropped them (queue full or over its rate); see tc -s qdisc"
 HINTS = {
     "NOT_SPECIFIED": "the kernel gave no reason; the location says which code freed them",
     "NO_SOCKET": "nothing listens on that port, or the socket is bound elsewhere; see ss -lntu",
@@ -47,7 +48,7 @@ HINTS = {
     "TC_EGRESS": "a tc filter or action on egress dropped them; see tc -s filter",
     "TC_INGRESS": "a tc filter or action on ingress dropped them; see tc -s filter",
     "SECURITY_HOOK": "a security module (SELinux, AppArmor, a BPF LSM) refused them",
-    "QDISC_DROP": "the queueing discipline dropped them (queue full or over its rate); see tc -s qdisc",
+    "QDISC_DROP": "the queueing discipline " + QDISC_DROPPED,
     "CPU_BACKLOG": "the per-CPU input backlog was full; see net.core.netdev_max_backlog",
     "XDP": "an XDP program dropped them; see ip link (xdp) and bpftool net",
     "TAP_FILTER": "a tap device's filter dropped them",
@@ -97,7 +98,7 @@ HINTS = {
 }
 # Reasons that share a cause share a hint.
 HINT_PREFIXES = {
-    "QDISC_": "the queueing discipline dropped them (queue full or over its rate); see tc -s qdisc",
+    "QDISC_": "the queueing discipline " + QDISC_DROPPED,
     "FQ_": "the fq qdisc dropped them (a flow or band over its limit, or too far in the future); "
            "see tc -s qdisc",
     "CAKE_": "the cake qdisc dropped them (a flood); see tc -s qdisc",
@@ -127,8 +128,11 @@ PLACE_HINTS = {
 }
 
 
-def hint(reason, location=""):
-    """What to check for drops of this reason at this location ("function+0xoff"), or None."""
+def hint(reason, location="", qdisc=None):
+    """What to check for drops of this reason at this location ("function+0xoff"), or None.
+    qdisc: the kind of the root qdisc of the device they were dropped at, where known."""
+    if qdisc and reason.startswith("QDISC_"):
+        return "the %s qdisc %s" % (qdisc, QDISC_DROPPED)
     found = PLACE_HINTS.get((reason, location.split("+")[0]))
     if found:
         return found

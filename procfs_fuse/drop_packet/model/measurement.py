@@ -39,4 +39,8 @@ class Measurement:
             softnet = devices.changes(devices.parse_softnet(self._softnet()), self._start[1])
         else:
             names = self.names.resolve(hops) if hops else {}
-        return reading_of(snapshot, active, filters, max_flows, last_error, hooks, self.since, names, changed, softnet)
+        # the verdict names the qdisc that dropped (its kind): asked only where one did
+        qdisc_hops = {drop.hop for drop in snapshot.drops if drop.hop and drop.reason.startswith("QDISC_")}
+        qdiscs = self.names.root_qdiscs(qdisc_hops) if qdisc_hops else {}
+        return reading_of(snapshot, active, filters, max_flows, last_error, hooks, self.since, names, changed, softnet,
+                          qdiscs)

@@ -193,6 +193,14 @@ class HopNames:
         return {inode: (name, self._host_devices() if path is None else entered[path] if path else {})
                 for inode, (name, path) in places.items()}
 
+    def root_qdiscs(self, hops):
+        """{Hop: the kind of its device's root qdisc} of these hops: a netlink dump in each namespace."""
+        places = self._places(sorted({hop.netns for hop in hops}), self._named())
+        entered = in_namespaces(sorted({path for _name, path in places.values() if path}), devices.root_qdiscs)
+        kinds = {inode: devices.root_qdiscs() if path is None else entered.get(path) or {}
+                 for inode, (_name, path) in places.items() if path != ""}  # "": gone
+        return {hop: kinds[hop.netns][hop.ifindex] for hop in hops if hop.ifindex in kinds.get(hop.netns, {})}
+
     def resolve(self, hops):
         """{Hop: HopName} of these hops."""
         return self.survey(hops, every_named=False)[0]

@@ -71,6 +71,7 @@ class Reading:
     names: dict = field(default_factory=NamesByHop)  # {Hop: HopName}
     devices: list = field(default_factory=list)  # [Device] whose counters moved, by hop
     softnet: dict = field(default_factory=dict)  # {cpu: {counter: change}}: /proc/net/softnet_stat's that moved
+    qdiscs: dict = field(default_factory=dict)  # {Hop: its device's root qdisc's kind}, of hops with QDISC_ drops
 
     @property
     def attached(self):
@@ -108,7 +109,7 @@ class Reading:
                 verdict = no_drops
             else:
                 verdict = flow_verdict(hops, rows, sites, names, drops_traced, drops_evicted, flow.daddr,
-                                       after_nat(hops, nats) if nats else None)
+                                       after_nat(hops, nats) if nats else None, self.qdiscs)
             flows.append(FlowReading(flow, hops, rows, sites, verdict, nats))
         return flows
 
@@ -159,10 +160,11 @@ def _by_site(at_hops):
 
 
 def reading_of(snapshot, active, filters, max_flows, last_error=None, hooks=None, since=None, names=None,
-               devices=None, softnet=None):
+               devices=None, softnet=None, qdiscs=None):
     """The Reading of a Snapshot. names: {Hop: HopName}; devices: {Hop:
     {counter: change}} of the device counters that moved; softnet: {cpu:
-    {counter: change}}."""
+    {counter: change}}; qdiscs: {Hop: root qdisc kind}."""
     names = NamesByHop(names or {})
     changed = [Device(hop, names[hop], counters) for hop, counters in sorted((devices or {}).items())]
-    return Reading(active, filters, max_flows, last_error, hooks, since, snapshot, names, changed, softnet or {})
+    return Reading(active, filters, max_flows, last_error, hooks, since, snapshot, names, changed, softnet or {},
+                   qdiscs or {})
