@@ -66,7 +66,9 @@ class Delivery:
 
     def _events(self, enable):
         for event in set(self.watched.values()):
-            (self._instance / "events" / event / "enable").write_text("1" if enable else "0")
+            switch = self._instance / "events" / event / "enable"
+            if enable or switch.exists():  # leaving: only what was made
+                switch.write_text("1" if enable else "0")
 
     def _kprobe_events(self, lines):
         lines = list(lines)
@@ -82,16 +84,20 @@ class Delivery:
 
     def __enter__(self):
         self._stats_were = STATS.read_text().strip()
-        STATS.write_text("1")
-        self._kprobe_events("p:%s/%s %s" % (self._group, function, function) for function in self._kprobes)
-        self._instance.mkdir()
-        (self._instance / "buffer_size_kb").write_text("32768")  # a CPU's: a transfer's events and room
-        (self._instance / "tracing_on").write_text("0")
-        self._events(True)  # a kprobe event counts its hits while enabled somewhere
-        # the runs first, then the hits: a hit between is a run only
-        self._runs_before = run_counts(self.watched)
-        self._kprobe_hits_before = self._kprobe_hits()
-        (self._instance / "tracing_on").write_text("1")
+        try:  # what a failure here made is undone (the sysctl too), as on leaving the window
+            STATS.write_text("1")
+            self._kprobe_events("p:%s/%s %s" % (self._group, function, function) for function in self._kprobes)
+            self._instance.mkdir()
+            (self._instance / "buffer_size_kb").write_text("32768")  # a CPU's: a transfer's events and room
+            (self._instance / "tracing_on").write_text("0")
+            self._events(True)  # a kprobe event counts its hits while enabled somewhere
+            # the runs first, then the hits: a hit between is a run only
+            self._runs_before = run_counts(self.watched)
+            self._kprobe_hits_before = self._kprobe_hits()
+            (self._instance / "tracing_on").write_text("1")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def skipped(self):
@@ -128,7 +134,10 @@ class Delivery:
         return hits
 
     def __exit__(self, *exc):
-        self._events(False)
-        self._instance.rmdir()
-        self._kprobe_events("-:%s/%s" % (self._group, function) for function in self._kprobes)
+        if self._instance.exists():
+            self._events(False)
+            self._instance.rmdir()
+        made = Path(TRACEFS) / "events" / self._group
+        self._kprobe_events("-:%s/%s" % (self._group, function) for function in self._kprobes
+                            if (made / function).exists())
         STATS.write_text(self._stats_were)
