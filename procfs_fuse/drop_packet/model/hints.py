@@ -128,10 +128,15 @@ PLACE_HINTS = {
 }
 
 
+def is_qdisc_drop(reason):
+    """Whether a queueing discipline dropped them (reasons QDISC_*): the verdict names its kind."""
+    return reason.startswith("QDISC_")
+
+
 def hint(reason, location="", qdisc=None):
     """What to check for drops of this reason at this location ("function+0xoff"), or None.
     qdisc: the kind of the root qdisc of the device they were dropped at, where known."""
-    if qdisc and reason.startswith("QDISC_"):
+    if qdisc and is_qdisc_drop(reason):
         return "the %s qdisc %s" % (qdisc, QDISC_DROPPED)
     found = PLACE_HINTS.get((reason, location.split("+")[0]))
     if found:

@@ -4,6 +4,7 @@ started), and the Reading made of them (reading.py)."""
 import time
 
 from . import devices
+from .hints import is_qdisc_drop
 from .names import HopNames
 from .reading import reading_of
 
@@ -40,7 +41,7 @@ class Measurement:
         else:
             names = self.names.resolve(hops) if hops else {}
         # the verdict names the qdisc that dropped (its kind): asked only where one did
-        qdisc_hops = {drop.hop for drop in snapshot.drops if drop.hop and drop.reason.startswith("QDISC_")}
+        qdisc_hops = {drop.hop for drop in snapshot.drops if drop.hop and is_qdisc_drop(drop.reason)}
         qdiscs = self.names.root_qdiscs(qdisc_hops) if qdisc_hops else {}
         return reading_of(snapshot, active, filters, max_flows, last_error, hooks, self.since, names, changed, softnet,
                           qdiscs)
