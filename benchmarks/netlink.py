@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyroute2 import IPRoute, NetNS  # noqa: E402
 
-from procfs_fuse.drop_packet.model.names import devices_in, in_namespaces  # noqa: E402
+from procfs_fuse.drop_packet.model.devices import devices_in, in_namespaces  # noqa: E402
 
 
 def timed(rounds, read):

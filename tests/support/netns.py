@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from procfs_fuse.drop_packet.model.names import in_namespaces
+from procfs_fuse.drop_packet.model.devices import in_namespaces
 from tests.support.mounts import sh
 
 PEER = str(Path(__file__).parent / "peer.py")

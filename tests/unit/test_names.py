@@ -34,9 +34,12 @@ def links(**names_by_index):
 
 def names(tree):
     devices = {str(tree / "netns" / "mhA"): links(i2="vA"), str(tree / "proc" / "42" / "ns" / "net"): links(i3="eth0")}
+    qdiscs = {str(tree / "netns" / "mhA"): {2: "tbf"}, str(tree / "proc" / "42" / "ns" / "net"): {3: "htb"}}
     return HopNames(proc=str(tree / "proc"), netns_dirs=(str(tree / "netns"), str(tree / "missing")),
                     devices=lambda paths: {path: devices.get(path, {}) for path in paths},
                     host_devices=lambda: links(i1="lo"),
+                    qdiscs=lambda paths: {path: qdiscs.get(path, {}) for path in paths},
+                    host_qdiscs=lambda: {1: "noqueue"},
                     node=NodeFiles(str(tree / "node")))  # the node's kubelet and Docker files, where a test makes them
 
 
@@ -51,6 +54,12 @@ def test_a_namespace_by_its_ip_netns_name_then_as_host_then_by_a_process_then_by
         Hop(200, 3): HopName("pid 42 nginx", "eth0"),  # the lowest pid living there
         Hop(300, 5): HopName("net:[300]", None),  # nothing names it any more
     }
+
+
+def test_the_root_qdisc_of_each_hop_in_its_namespace_where_it_has_one(tree):
+    mh_a = os.stat(tree / "netns" / "mhA").st_ino
+    hops = [Hop(mh_a, 2), Hop(mh_a, 9), Hop(100, 1), Hop(200, 3), Hop(300, 5)]
+    assert names(tree).root_qdiscs(hops) == {Hop(mh_a, 2): "tbf", Hop(100, 1): "noqueue", Hop(200, 3): "htb"}
 
 
 def test_a_deleted_namespace_is_named_by_its_inode_from_then_on(tree):

@@ -9,11 +9,9 @@ by its name in its namespace; None where there is none or it is gone. A
 namespace that is deleted keeps its counts, and its workload's name if it
 had one, else its inode's from then on.
 """
-import ctypes
 import errno
 import os
 import re
-import threading
 
 from . import devices, workloads
 from ..errors import ErrnoError
@@ -22,8 +20,6 @@ from .diagnosis import HopName
 
 NETNS_DIRS = ("/run/netns", "/run/docker/netns", "/var/run/docker/netns")
 HOST = "host"
-CLONE_NEWNET = 0x40000000
-_LIBC = ctypes.CDLL(None, use_errno=True)  # setns: Python has os.setns only from 3.12
 _INODE_NAME = re.compile(r"net:\[(\d+)\]$")
 _PID_NAME = re.compile(r"pid (\d+)( .*)?$")
 _WORKLOAD_NAME = re.compile(r"(?:pod (?P<pod_namespace>[^/]+)/(?P<pod>.+)|container (?P<container>.+))$")
@@ -39,50 +35,16 @@ def inode_name(inode):
     return "net:[%d]" % inode
 
 
-def in_namespaces(paths, function):
-    """{path: function()'s result} in each network namespace of paths (nsfs
-    files), run in one thread that enters them in turn (setns moves only
-    the calling thread; a thread each cost twice the dump, measured); None
-    where it cannot enter (gone meanwhile). The thread ends with the batch,
-    so it holds no namespace after it."""
-    results = {}
-
-    def run():
-        for path in paths:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    if _LIBC.setns(fd, CLONE_NEWNET):
-                        raise OSError(ctypes.get_errno(), "setns %s" % path)
-                finally:
-                    os.close(fd)
-                results[path] = function()
-            except OSError:
-                results[path] = None
-
-    thread = threading.Thread(target=run, name="dp-netns")
-    thread.start()
-    thread.join()
-    return results
-
-
-def devices_in(paths):
-    """{path: {ifindex: Link}} of the network namespaces at paths."""
-    found = in_namespaces(paths, devices.links)  # a path it did not reach has none
-    return {path: {link.ifindex: link for link in found.get(path) or ()} for path in paths}
-
-
-def own_devices():
-    return {link.ifindex: link for link in devices.links()}
-
-
 class HopNames:
     """Hop -> HopName, over the namespaces of one moment (resolve())."""
 
-    def __init__(self, proc="/proc", netns_dirs=NETNS_DIRS, devices=devices_in, host_devices=own_devices,
+    def __init__(self, proc="/proc", netns_dirs=NETNS_DIRS, devices=devices.devices_in,
+                 host_devices=devices.own_devices, qdiscs=devices.qdiscs_in, host_qdiscs=devices.root_qdiscs,
                  node=workloads.NodeFiles()):
+        """devices, qdiscs: {path: what is in the namespace at each path}; host_*: the daemon's own."""
         self._proc, self._dirs, self._node = proc, netns_dirs, node
         self._devices, self._host_devices = devices, host_devices
+        self._qdiscs, self._host_qdiscs = qdiscs, host_qdiscs
         self._pid_of = {}  # inode -> the pid last found living in it
         self._workload_of = {}  # inode -> its workload's name, kept once its namespace is gone
         self._looked_up = set()  # inodes whose workload was looked up (when they were new)
@@ -118,8 +80,9 @@ class HopNames:
             named[host] = (HOST, None)  # None: the daemon's own, no need to enter it
         return named
 
-    def _process_in(self, inodes):
-        """{inode: pid} of a process living in each of these namespaces, where one does."""
+    def _process_in(self, inodes, remember):
+        """{inode: pid} of a process living in each of these namespaces, where one does;
+        remember: they are all the namespaces of a survey (so the cache forgets gone ones)."""
         found = {}
         for inode in inodes:  # the one found last time, if it still lives there
             pid = self._pid_of.get(inode)
@@ -135,7 +98,8 @@ class HopNames:
                     missing.discard(inode)
                     if not missing:
                         break
-        self._pid_of = found
+        if remember:
+            self._pid_of = found
         return found
 
     def _comm(self, pid):
@@ -160,14 +124,14 @@ class HopNames:
             if uid in known:
                 self._workload_of[inode] = "pod %s/%s" % known[uid]
 
-    def _places(self, inodes, named):
+    def _places(self, inodes, named, remember=True):
         """{inode: (name, the nsfs path to enter: None for the daemon's own, "" for a gone one)}."""
         host = {inode for inode, (name, _path) in named.items() if name == HOST}
         # the node's files are read when a namespace is new to us, not at every survey
         new = [i for i in inodes if i not in self._looked_up and i not in host]
         known = workloads.pods(self._node) if new else {}
         # a process in each: the unnamed ones' name, and for a new one where the node runs pods, its pod
-        processes = self._process_in([i for i in inodes if i not in named or (known and i in new)])
+        processes = self._process_in([i for i in inodes if i not in named or (known and i in new)], remember)
         if new:
             self._look_up_workloads({i: pid for i, pid in processes.items() if i in new}, known)
             self._looked_up.update(new)
@@ -184,22 +148,27 @@ class HopNames:
                 places[inode] = (self._workload_of[inode], places[inode][1])
         return places
 
+    @staticmethod
+    def _in_each(places, in_paths, own):
+        """{inode: own() in the daemon's namespace, in_paths(paths)[path] in an
+        entered one, None in a gone one} of places (_places)."""
+        paths = sorted({path for _name, path in places.values() if path})
+        entered = in_paths(paths) if paths else {}
+        return {inode: own() if path is None else entered.get(path) if path else None
+                for inode, (_name, path) in places.items()}
+
     def namespaces(self, inodes, named=None):
         """{inode: (name, {ifindex: devices.Link})} of these namespaces: a gone
         one by its workload's last name or its inode, without devices."""
         places = self._places(inodes, self._named() if named is None else named)
-        paths = [path for _name, path in places.values() if path]
-        entered = self._devices(paths) if paths else {}
-        return {inode: (name, self._host_devices() if path is None else entered[path] if path else {})
-                for inode, (name, path) in places.items()}
+        found = self._in_each(places, self._devices, self._host_devices)
+        return {inode: (name, found[inode] or {}) for inode, (name, _path) in places.items()}
 
     def root_qdiscs(self, hops):
         """{Hop: the kind of its device's root qdisc} of these hops: a netlink dump in each namespace."""
-        places = self._places(sorted({hop.netns for hop in hops}), self._named())
-        entered = in_namespaces(sorted({path for _name, path in places.values() if path}), devices.root_qdiscs)
-        kinds = {inode: devices.root_qdiscs() if path is None else entered.get(path) or {}
-                 for inode, (_name, path) in places.items() if path != ""}  # "": gone
-        return {hop: kinds[hop.netns][hop.ifindex] for hop in hops if hop.ifindex in kinds.get(hop.netns, {})}
+        places = self._places(sorted({hop.netns for hop in hops}), self._named(), remember=False)
+        kinds = self._in_each(places, self._qdiscs, self._host_qdiscs)
+        return {hop: kinds[hop.netns][hop.ifindex] for hop in hops if hop.ifindex in (kinds[hop.netns] or {})}
 
     def resolve(self, hops):
         """{Hop: HopName} of these hops."""
