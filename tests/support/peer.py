@@ -18,6 +18,7 @@
                                     TSval TS) from a raw socket
   tcp-close-early PORT N            take N connections, closing each at once
   tcp-late-data DST PORT N SPORT    N connections from SPORT, each sending 100 bytes after the peer's FIN
+                                    and closing after its reset
   tcp-pingpong DST PORT N SPORT     N round trips of a 100-byte message
   tcp-refused DST PORT N SPORT      N connects that must be refused
   mld-join DEV GROUP                join an IPv6 group on DEV (MLD reports go out), until a line on stdin
@@ -237,13 +238,18 @@ def tcp_close_early(port, count):
 
 
 def tcp_late_data(dst, port, count, sport):
-    """count connections from sport, each sending 100 bytes after the peer's FIN came."""
+    """count connections from sport, each sending 100 bytes after the peer's FIN came,
+    then closing once the peer's reset came: a FIN sent before it would reach the
+    peer's listener (the connection is gone there), one more drop, a race."""
     ready()
     for _ in range(count):
         s = tcp_client(dst, sport)
         s.connect((dst, port))
         assert s.recv(1) == b""  # the peer's FIN
         s.send(b"d" * 100)
+        reset = select.poll()
+        reset.register(s, 0)  # no events asked: it wakes on an error (the reset) or a hang-up only
+        assert reset.poll(HANG_SECONDS * 1000), "no reset from the peer"
         s.close()
 
 
