@@ -272,12 +272,18 @@ static __always_inline struct dp_memo *dp_memo_of(void *dev)
 }
 
 /* 1 if memo holds the outcome of a packet of memo tag and daddr/ports
- * words at dev, under generation. */
+ * words at dev, carrying conntrack entry ct (0: none), under generation.
+ * A packet with an entry takes only a memo of that entry: a translated
+ * header handed to another flow is caught where its entry translates it.
+ * One without takes any: its header decides through the translations
+ * recorded, which the memo's entry recorded (or the epoch moved). So a
+ * packet a veth scrubbed on its way (its entry gone at net_dev_xmit) does
+ * not replace the memo its own QUEUE_XMIT made, every packet, each time. */
 static __always_inline int dp_memo_holds(const struct dp_memo *memo, __u32 generation, __u64 tag, __u64 words,
 					  void *dev, __u64 ct)
 {
 	return memo && generation && memo->dp_tag[0] == tag && memo->dp_tag[1] == words &&
-	       memo->dp_dev == (__u64)dev && memo->dp_generation == generation && memo->dp_ct == ct &&
+	       memo->dp_dev == (__u64)dev && memo->dp_generation == generation && (memo->dp_ct == ct || !ct) &&
 	       memo->dp_nat_epoch == dp_the_config()->dp_nat_epoch;
 }
 
