@@ -276,9 +276,9 @@ static __always_inline struct dp_memo *dp_memo_of(void *dev)
  * A packet with an entry takes only a memo of that entry: a translated
  * header handed to another flow is caught where its entry translates it.
  * One without takes any: its header decides through the translations
- * recorded, which the memo's entry recorded (or the epoch moved). So a
- * packet a veth scrubbed on its way (its entry gone at net_dev_xmit) does
- * not replace the memo its own QUEUE_XMIT made, every packet, each time. */
+ * recorded, which the memo's entry recorded (or the epoch moved). So where
+ * a veth scrubbed the entry (net_dev_xmit runs after), a packet's SEND_SKB
+ * takes the memo its QUEUE_XMIT made instead of replacing it every packet. */
 static __always_inline int dp_memo_holds(const struct dp_memo *memo, __u32 generation, __u64 tag, __u64 words,
 					  void *dev, __u64 ct)
 {

@@ -1,7 +1,8 @@
 """Drops no freed packet shows: device counters (netlink link statistics, in
-each network namespace, entered with setns) and the per-CPU softnet backlog (/proc/net/softnet_stat),
-as changes since the measurement started. Read at `cat` time, never sampled
-in the background. Parsing is pure (canned bytes in the tests)."""
+each network namespace, entered with setns) and the per-CPU softnet backlog
+(/proc/net/softnet_stat), as changes since the measurement started. Read at
+`cat` time, never sampled in the background. Parsing is pure (canned bytes
+in the tests)."""
 import ctypes
 import os
 import socket
