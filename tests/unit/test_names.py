@@ -36,9 +36,9 @@ def names(tree):
     devices = {str(tree / "netns" / "mhA"): links(i2="vA"), str(tree / "proc" / "42" / "ns" / "net"): links(i3="eth0")}
     qdiscs = {str(tree / "netns" / "mhA"): {2: "tbf"}, str(tree / "proc" / "42" / "ns" / "net"): {3: "htb"}}
     return HopNames(proc=str(tree / "proc"), netns_dirs=(str(tree / "netns"), str(tree / "missing")),
-                    devices=lambda paths: {path: devices.get(path, {}) for path in paths},
+                    devices=lambda paths: {path: devices.get(path) for path in paths},  # None: not entered
                     host_devices=lambda: links(i1="lo"),
-                    qdiscs=lambda paths: {path: qdiscs.get(path, {}) for path in paths},
+                    qdiscs=lambda paths: {path: qdiscs.get(path) for path in paths},
                     host_qdiscs=lambda: {1: "noqueue"},
                     node=NodeFiles(str(tree / "node")))  # the node's kubelet and Docker files, where a test makes them
 

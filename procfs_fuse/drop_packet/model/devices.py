@@ -116,9 +116,9 @@ def _dump(request, parse):
         return found
 
 
-def links():
-    """[Link] of the calling thread's network namespace, by netlink."""
-    return [link for batch in _dump(link_dump_request(), parse_links) for link in batch]
+def own_devices():
+    """{ifindex: Link} of the calling thread's network namespace, by netlink."""
+    return {link.ifindex: link for batch in _dump(link_dump_request(), parse_links) for link in batch}
 
 
 def root_qdiscs():
@@ -178,15 +178,10 @@ def in_namespaces(paths, function):
 
 
 def devices_in(paths):
-    """{path: {ifindex: Link}} of the network namespaces at paths."""
-    found = in_namespaces(paths, links)  # a path it did not reach has none
-    return {path: {link.ifindex: link for link in found.get(path) or ()} for path in paths}
-
-
-def own_devices():
-    return {link.ifindex: link for link in links()}
+    """{path: own_devices() there, None where it could not enter} of the network namespaces at paths."""
+    return in_namespaces(paths, own_devices)
 
 
 def qdiscs_in(paths):
-    """{path: {ifindex: its root qdisc's kind}} of the network namespaces at paths."""
-    return {path: found or {} for path, found in in_namespaces(paths, root_qdiscs).items()}
+    """{path: root_qdiscs() there, None where it could not enter} of the network namespaces at paths."""
+    return in_namespaces(paths, root_qdiscs)

@@ -41,7 +41,8 @@ class HopNames:
     def __init__(self, proc="/proc", netns_dirs=NETNS_DIRS, devices=devices.devices_in,
                  host_devices=devices.own_devices, qdiscs=devices.qdiscs_in, host_qdiscs=devices.root_qdiscs,
                  node=workloads.NodeFiles()):
-        """devices, qdiscs: {path: what is in the namespace at each path}; host_*: the daemon's own."""
+        """devices, qdiscs: {path: what is in the namespace at each path, None where it
+        could not enter}; host_*: the daemon's own."""
         self._proc, self._dirs, self._node = proc, netns_dirs, node
         self._devices, self._host_devices = devices, host_devices
         self._qdiscs, self._host_qdiscs = qdiscs, host_qdiscs
